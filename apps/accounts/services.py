@@ -1,0 +1,57 @@
+"""Account actions: API tokens and role membership."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import Group
+from django.db import transaction
+from django.utils import timezone
+
+from apps.accounts.models import ApiToken
+from apps.accounts.roles import ALL_ROLES
+from apps.audit.services import audit_record
+
+
+def api_token_create(*, user, name: str, created_by=None) -> tuple[ApiToken, str]:
+    """Create a token and return it with its raw value, which is never stored."""
+    raw, key_hash = ApiToken.generate()
+    with transaction.atomic():
+        token = ApiToken.objects.create(user=user, name=name, key_hash=key_hash, prefix=raw[:10])
+        audit_record(
+            actor=created_by or user, action="api_token.create", target_type="api_token",
+            target_id=token.pk, after={"user": user.get_username(), "name": name},
+        )
+    return token, raw
+
+
+def api_token_revoke(*, token: ApiToken, revoked_by) -> None:
+    """Revoke a token; requests carrying it are refused from now on."""
+    with transaction.atomic():
+        updated = ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
+            revoked_at=timezone.now()
+        )
+        if updated:
+            audit_record(actor=revoked_by, action="api_token.revoke", target_type="api_token",
+                         target_id=token.pk)
+
+
+def roles_ensure_groups() -> None:
+    """Create the role groups if missing (migrations do this; tests that flush call it)."""
+    for name in ALL_ROLES:
+        Group.objects.get_or_create(name=name)
+
+
+def user_set_roles(*, user, roles: set[str], changed_by=None) -> None:
+    """Replace the user's Slipway roles; other groups are left alone."""
+    unknown = set(roles) - ALL_ROLES
+    if unknown:
+        raise ValueError(f"unknown roles: {sorted(unknown)}")
+    with transaction.atomic():
+        before = sorted(user.groups.filter(name__in=ALL_ROLES).values_list("name", flat=True))
+        user.groups.remove(*Group.objects.filter(name__in=ALL_ROLES))
+        user.groups.add(*Group.objects.filter(name__in=roles))
+        user.__dict__.pop("_slipway_roles", None)
+        audit_record(
+            actor=changed_by, system_actor=None if changed_by else "setup",
+            action="user.roles", target_type="user", target_id=user.pk,
+            before={"roles": before}, after={"roles": sorted(roles)},
+        )

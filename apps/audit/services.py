@@ -1,0 +1,61 @@
+"""Writing to the audit log. The only way rows get into AuditEvent."""
+
+from __future__ import annotations
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from apps.audit.chain import GENESIS, row_digest
+from apps.audit.middleware import current_request_id
+from apps.audit.models import AuditEvent
+
+# Arbitrary constant naming the audit chain's advisory lock on PostgreSQL.
+_AUDIT_CHAIN_LOCK = 0x51_1B_A7_A0
+
+
+def audit_record(
+    *,
+    actor=None,
+    system_actor: str | None = None,
+    action: str,
+    target_type: str,
+    target_id,
+    before=None,
+    after=None,
+) -> AuditEvent:
+    """Append one event to the chain, inside the caller's transaction.
+
+    Must run inside ``transaction.atomic`` so the event commits or rolls back together
+    with the change it describes. Appends are serialised (advisory lock on PostgreSQL,
+    IMMEDIATE transactions on SQLite) because each row hashes the one before it; callers
+    record their event last so the lock is held only until their commit.
+    """
+    if not connection.in_atomic_block:
+        raise RuntimeError("audit_record must be called inside transaction.atomic()")
+    if (actor is None) == (system_actor is None):
+        raise ValueError("give exactly one of actor (a user) or system_actor (a name)")
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_AUDIT_CHAIN_LOCK])
+    prev_hash = (
+        AuditEvent.objects.order_by("-id").values_list("hash", flat=True).first() or GENESIS
+    )
+    fields = {
+        "created_at": timezone.now(),
+        "actor_label": actor.get_username() if actor is not None else f"system:{system_actor}",
+        "action": action,
+        "target_type": target_type,
+        "target_id": str(target_id),
+        "before": before,
+        "after": after,
+        "request_id": current_request_id(),
+    }
+    actor_id = actor.pk if actor is not None else None
+    digest = row_digest(prev_hash=prev_hash, actor_id=actor_id, **fields)
+    return AuditEvent.objects.create(actor_id=actor_id, prev_hash=prev_hash, hash=digest, **fields)
+
+
+def audit_record_standalone(**kwargs) -> AuditEvent:
+    """Record an event that has no other write to ride with (e.g. a CSV export)."""
+    with transaction.atomic():
+        return audit_record(**kwargs)

@@ -1,0 +1,299 @@
+"""Services, environments, releases and approvals."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+
+from apps.accounts.roles import Role
+from apps.gitops.runtimes import RUNTIME_CHOICES, Runtime
+from apps.releases.validators import validate_dns1123_label
+
+REVIEWER_ROLE_CHOICES = [
+    (Role.PRODUCT_REVIEWER.value, Role.PRODUCT_REVIEWER.label),
+    (Role.COMPLIANCE_REVIEWER.value, Role.COMPLIANCE_REVIEWER.label),
+]
+
+
+class Service(models.Model):
+    """A model-serving workload: one MLflow registered model, served one way."""
+
+    name = models.CharField(max_length=63, unique=True, validators=[validate_dns1123_label])
+    description = models.TextField(blank=True)
+    owner_team = models.CharField(max_length=100)
+    registered_model = models.CharField(
+        max_length=256, help_text="the MLflow registered model this service serves"
+    )
+    runtime = models.CharField(max_length=32, choices=RUNTIME_CHOICES, default=Runtime.CUSTOM)
+    default_config = models.JSONField(
+        default=dict, blank=True,
+        help_text="serving configuration (image, replicas, resources, ...) for every environment",
+    )
+    runbook_url = models.URLField(blank=True)
+    # Service-level objectives; an environment may override them (ServiceEnvironment).
+    slo_p95_latency_ms = models.FloatField(null=True, blank=True, validators=[MinValueValidator(0)])
+    slo_error_rate = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(0), MaxValueValidator(1)],
+        help_text="fraction of requests, e.g. 0.01 for 1%",
+    )
+    slo_cost_per_day = models.FloatField(null=True, blank=True, validators=[MinValueValidator(0)])
+    slo_drift_psi = models.FloatField(null=True, blank=True, validators=[MinValueValidator(0)])
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Environment(models.Model):
+    """A stage releases go through (staging, prod), with its approval policy."""
+
+    name = models.CharField(max_length=63, unique=True, validators=[validate_dns1123_label])
+    order = models.PositiveIntegerField(default=0, help_text="position in the promotion path")
+    promotes_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="promotes_to",
+        help_text="releases reach this environment by promotion from that one",
+    )
+    min_soak_minutes = models.PositiveIntegerField(
+        default=0, help_text="how long a release must have been live in the source environment",
+    )
+    is_production = models.BooleanField(
+        default=False, help_text="production: images must be pinned by digest",
+    )
+    config_overrides = models.JSONField(
+        default=dict, blank=True, help_text="serving configuration applied to every service here",
+    )
+    auto_rollback = models.BooleanField(
+        default=False, help_text="roll back automatically on a sustained SLO breach after a release",
+    )
+    bake_minutes = models.PositiveIntegerField(
+        default=30, help_text="how long after going live the auto-rollback guard watches",
+    )
+
+    class Meta:
+        ordering = ["order", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ApprovalRule(models.Model):
+    """Releases into ``environment`` need ``min_count`` approvals from people in ``role``."""
+
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="approval_rules")
+    role = models.CharField(max_length=32, choices=REVIEWER_ROLE_CHOICES)
+    min_count = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1)])
+
+    class Meta:
+        ordering = ["environment", "role"]
+        constraints = [
+            models.UniqueConstraint(fields=["environment", "role"], name="approval_rule_unique"),
+            models.CheckConstraint(condition=Q(min_count__gte=1), name="approval_rule_min_count"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.environment}: {self.min_count} x {self.role}"
+
+
+class ServiceEnvironment(models.Model):
+    """A service in one environment: its overrides and what Argo CD last said about it."""
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="targets")
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="targets")
+    config_overrides = models.JSONField(default=dict, blank=True)
+    slo_p95_latency_ms = models.FloatField(null=True, blank=True, validators=[MinValueValidator(0)])
+    slo_error_rate = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(0), MaxValueValidator(1)]
+    )
+    slo_cost_per_day = models.FloatField(null=True, blank=True, validators=[MinValueValidator(0)])
+    slo_drift_psi = models.FloatField(null=True, blank=True, validators=[MinValueValidator(0)])
+    # Last observation of the Argo CD Application <service>-<environment>.
+    sync_status = models.CharField(max_length=32, blank=True)
+    health_status = models.CharField(max_length=32, blank=True)
+    synced_revision = models.CharField(max_length=64, blank=True)
+    status_message = models.TextField(blank=True)
+    status_observed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["service__name", "environment__order"]
+        constraints = [
+            models.UniqueConstraint(fields=["service", "environment"], name="service_environment_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.service.name}-{self.environment.name}"
+
+    @property
+    def application_name(self) -> str:
+        """The Argo CD Application the ApplicationSet generates for this folder."""
+        return f"{self.service.name}-{self.environment.name}"
+
+    def slo(self) -> dict[str, float | None]:
+        """Effective SLO thresholds: this environment's override, else the service's."""
+        names = ("p95_latency_ms", "error_rate", "cost_per_day", "drift_psi")
+        return {
+            name: (
+                getattr(self, f"slo_{name}")
+                if getattr(self, f"slo_{name}") is not None
+                else getattr(self.service, f"slo_{name}")
+            )
+            for name in names
+        }
+
+
+class ReleaseState(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    PENDING_APPROVAL = "pending_approval", "Waiting for approval"
+    APPROVED = "approved", "Approved"
+    DEPLOYING = "deploying", "Deploying"
+    LIVE = "live", "Live"
+    REJECTED = "rejected", "Rejected"
+    CANCELLED = "cancelled", "Cancelled"
+    FAILED = "failed", "Failed"
+    SUPERSEDED = "superseded", "Superseded"
+    ROLLED_BACK = "rolled_back", "Rolled back"
+
+
+RELEASE_FINAL_STATES = frozenset(
+    {
+        ReleaseState.REJECTED,
+        ReleaseState.CANCELLED,
+        ReleaseState.FAILED,
+        ReleaseState.SUPERSEDED,
+        ReleaseState.ROLLED_BACK,
+    }
+)
+# A release in one of these states is on its way to the cluster; one per target at a time.
+RELEASE_IN_FLIGHT_STATES = frozenset({ReleaseState.APPROVED, ReleaseState.DEPLOYING})
+# The legal transitions; the service functions check against this table.
+RELEASE_TRANSITIONS: dict[str, frozenset[str]] = {
+    ReleaseState.DRAFT: frozenset({ReleaseState.PENDING_APPROVAL, ReleaseState.APPROVED,
+                                   ReleaseState.CANCELLED}),
+    ReleaseState.PENDING_APPROVAL: frozenset(
+        {ReleaseState.APPROVED, ReleaseState.REJECTED, ReleaseState.CANCELLED}
+    ),
+    ReleaseState.APPROVED: frozenset(
+        {ReleaseState.DEPLOYING, ReleaseState.CANCELLED, ReleaseState.FAILED}
+    ),
+    ReleaseState.DEPLOYING: frozenset({ReleaseState.LIVE, ReleaseState.FAILED}),
+    ReleaseState.LIVE: frozenset({ReleaseState.SUPERSEDED, ReleaseState.ROLLED_BACK}),
+    **{state: frozenset() for state in RELEASE_FINAL_STATES},
+}
+
+
+class ReleaseKind(models.TextChoices):
+    DEPLOY = "deploy", "Deploy"
+    PROMOTION = "promotion", "Promotion"
+    ROLLBACK = "rollback", "Rollback"
+
+
+class Release(models.Model):
+    """A model version with its serving configuration, for one service in one environment.
+
+    Immutable once submitted: what reviewers approve (``digest``, the digest of the
+    rendered manifests in ``rendered_files``) is exactly what gets committed. A change
+    means a new release. Only the state columns move after submission.
+    """
+
+    uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False,
+                           help_text="the Release-Id trailer in the GitOps repository")
+    service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="releases")
+    environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="releases")
+    model_version = models.ForeignKey(
+        "registry.ModelVersion", on_delete=models.PROTECT, related_name="releases"
+    )
+    config = models.JSONField(default=dict, help_text="resolved serving configuration snapshot")
+    rendered_files = models.JSONField(default=dict, help_text="file name -> YAML text, as committed")
+    digest = models.CharField(max_length=64, help_text="sha256 of the rendered manifests")
+    kind = models.CharField(max_length=16, choices=ReleaseKind.choices, default=ReleaseKind.DEPLOY)
+    state = models.CharField(
+        max_length=20, choices=ReleaseState.choices, default=ReleaseState.DRAFT, db_index=True
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="requested_releases"
+    )
+    reason = models.TextField(blank=True)
+    promoted_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="promotions",
+        help_text="the release, live in the source environment, that this one promotes",
+    )
+    rollback_target = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="restored_by",
+        help_text="the earlier good release whose manifests this rollback commits again",
+    )
+    rolled_back_release = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="rolled_back_by",
+        help_text="the release that was live when this rollback was requested",
+    )
+    break_glass = models.BooleanField(
+        default=False, help_text="approvals skipped by on-call, with the written reason",
+    )
+    idempotency_key = models.CharField(max_length=128, null=True, blank=True)
+    commit_sha = models.CharField(max_length=40, blank=True)
+    status_message = models.TextField(blank=True, help_text="latest word from git or Argo CD")
+    created_at = models.DateTimeField(auto_now_add=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    approved_at = models.DateTimeField(null=True, blank=True)
+    deploy_started_at = models.DateTimeField(null=True, blank=True)
+    live_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["service", "environment", "state"]),
+            models.Index(fields=["state", "created_at"]),
+        ]
+        constraints = [
+            # The database itself guarantees at most one live release per target.
+            models.UniqueConstraint(
+                fields=["service", "environment"], condition=Q(state="live"),
+                name="one_live_release_per_target",
+            ),
+            models.UniqueConstraint(
+                fields=["requested_by", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="release_idempotency_key_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.service.name} {self.model_version} -> {self.environment.name}"
+
+    @property
+    def is_final(self) -> bool:
+        return self.state in RELEASE_FINAL_STATES
+
+
+class ApprovalDecision(models.TextChoices):
+    APPROVE = "approve", "Approved"
+    REJECT = "reject", "Rejected"
+
+
+class Approval(models.Model):
+    """One reviewer's decision on one release, bound to the digest they saw."""
+
+    release = models.ForeignKey(Release, on_delete=models.PROTECT, related_name="approvals")
+    approver = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
+                                 related_name="approvals")
+    role = models.CharField(max_length=32, choices=REVIEWER_ROLE_CHOICES)
+    decision = models.CharField(max_length=16, choices=ApprovalDecision.choices)
+    comment = models.TextField(blank=True)
+    digest = models.CharField(max_length=64, help_text="the release digest this decision is about")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            # One person, one decision per release: fills at most one slot.
+            models.UniqueConstraint(fields=["release", "approver"], name="one_decision_per_person"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.approver} {self.decision} #{self.release_id} as {self.role}"

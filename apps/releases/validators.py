@@ -1,0 +1,22 @@
+import re
+
+from django.core.exceptions import ValidationError
+
+# RFC 1123 label, the form Kubernetes requires for namespaces and most object names.
+_DNS1123_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+def validate_dns1123_label(value: str) -> None:
+    """Reject anything that is not a DNS-1123 label.
+
+    Service and environment names become folder names in the GitOps repository and
+    Kubernetes object names, so this is also what keeps ``..``, ``/``, NUL, look-alike
+    unicode letters and ``.git`` out of written paths.
+    """
+    if not isinstance(value, str) or not _DNS1123_LABEL.fullmatch(value):
+        raise ValidationError(
+            "%(value)r is not a valid name: use 1 to 63 lowercase letters a-z, digits and "
+            "'-', starting and ending with a letter or digit (e.g. 'churn-model').",
+            code="invalid_dns1123",
+            params={"value": value},
+        )

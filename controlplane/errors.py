@@ -1,0 +1,29 @@
+"""Domain errors raised by service functions, shared by every app.
+
+Views and API views translate them: forms show the message, the API answers with the
+matching status code (controlplane.api.exception_handler). Messages are sentences a
+person can act on: what is wrong and what to do instead.
+"""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Bad input: 400."""
+
+    def __init__(self, message: str, *, field_errors: dict[str, list[str]] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field_errors = field_errors or {}
+
+
+class Conflict(DomainError):
+    """The action does not fit the object's current state (illegal transition, race): 409."""
+
+
+class Forbidden(DomainError):
+    """The actor's role does not allow the action: 403."""
+
+
+class NotFound(DomainError):
+    """The object does not exist or is not visible: 404."""

@@ -1,0 +1,300 @@
+"""Slipway settings, read from environment variables.
+
+Every variable is documented in the README's configuration table. Defaults give the
+embedded set-up (SQLite and a filesystem Celery broker under ``var/``), so
+``make demo`` needs no services; production sets ``DATABASE_URL`` and
+``CELERY_BROKER_URL`` (see docker-compose.yml and deploy/).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from controlplane.env import env_bool, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("SLIPWAY_VAR_DIR", str(BASE_DIR / "var"))).resolve()
+
+DEBUG = env_bool("DEBUG", False)
+SECRET_KEY = env_str("SECRET_KEY", "") or None
+if SECRET_KEY is None:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is required when DEBUG is off. Set SECRET_KEY (or SECRET_KEY_FILE), "
+            "or set DEBUG=1 for local development."
+        )
+    SECRET_KEY = "insecure-development-key-only-used-with-DEBUG=1"  # noqa: S105
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+# The demo and the tests say plainly that the cluster and metrics are simulated.
+DEMO_MODE = env_bool("SLIPWAY_DEMO", False)
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "apps.audit",
+    "apps.accounts",
+    "apps.registry",
+    "apps.gitops",
+    "apps.releases",
+    "apps.metrics",
+    "apps.dashboards",
+]
+
+MIDDLEWARE = [
+    "apps.audit.middleware.RequestIdMiddleware",
+    "controlplane.middleware.BodySizeLimitMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "controlplane.urls"
+WSGI_APPLICATION = "controlplane.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "apps.accounts.context_processors.roles",
+                "controlplane.context_processors.deployment",
+            ],
+        },
+    },
+]
+
+# --- database -------------------------------------------------------------------------
+_default_db_url = f"sqlite:///{VAR_DIR / 'slipway.sqlite3'}"
+DATABASE_URL = env_str("DATABASE_URL", _default_db_url)
+try:
+    _db = dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))
+except ValueError as exc:
+    raise ImproperlyConfigured(f"DATABASE_URL is not a database URL: {exc}") from exc
+if _db["ENGINE"] == "django.db.backends.sqlite3":
+    # IMMEDIATE makes every transaction take the write lock up front, so two writers
+    # queue instead of both reading the same audit-chain head and one failing on upgrade.
+    _db["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 30}
+    _db["CONN_MAX_AGE"] = 0
+    Path(_db["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+elif _db["ENGINE"] == "django.db.backends.postgresql":
+    _db.setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+    _db["CONN_HEALTH_CHECKS"] = True
+DATABASES = {"default": _db}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- auth -----------------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+# --- i18n / static --------------------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("TIME_ZONE", "UTC")
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+# plotly.js ships inside the plotly wheel; it is served from there, never from a CDN.
+STATICFILES_FINDERS = [
+    "django.contrib.staticfiles.finders.FileSystemFinder",
+    "django.contrib.staticfiles.finders.AppDirectoriesFinder",
+    "apps.dashboards.staticfinders.PlotlyJsFinder",
+]
+WHITENOISE_USE_FINDERS = DEBUG
+
+# --- request limits -------------------------------------------------------------------
+# Bodies above this are refused with 413 before any view parses them.
+MAX_REQUEST_BODY_BYTES = env_int("MAX_REQUEST_BODY_BYTES", 256 * 1024, minimum=1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 200
+
+# --- security -------------------------------------------------------------------------
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+if env_bool("SECURE_PROXY_SSL_HEADER", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+
+# --- API ------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "apps.accounts.authentication.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 50,
+    "EXCEPTION_HANDLER": "controlplane.api.exception_handler",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Slipway API",
+    "DESCRIPTION": "Releases, approvals, promotion and rollback of ML models, for CI pipelines.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- Celery ---------------------------------------------------------------------------
+_broker_dir = VAR_DIR / "broker"
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    for sub in ("queue", "processed"):
+        (_broker_dir / sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir / "queue"),
+        "data_folder_out": str(_broker_dir / "queue"),
+        "processed_folder": str(_broker_dir / "processed"),
+        "store_processed": False,
+    }
+else:
+    # A task is redelivered if not acked within the visibility timeout; it must be
+    # longer than the longest task (CELERY_TASK_TIME_LIMIT) or a slow deploy would run twice.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60),
+    }
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 600, minimum=10)
+CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 30 if CELERY_TASK_TIME_LIMIT > 60 else None
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+if CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_timeout", 10**9) <= CELERY_TASK_TIME_LIMIT:
+    raise ImproperlyConfigured(
+        "CELERY_VISIBILITY_TIMEOUT must be longer than CELERY_TASK_TIME_LIMIT, "
+        "or a running task is delivered again to another worker."
+    )
+CELERY_BEAT_SCHEDULE: dict = {}  # filled by the apps' schedule entries below
+
+# --- audit ----------------------------------------------------------------------------
+# The audit chain is keyed (HMAC) with a secret the database does not hold, so someone
+# who can write to the database cannot recompute a consistent chain after editing a row.
+AUDIT_CHAIN_KEY = env_str("AUDIT_CHAIN_KEY", "") or f"audit-chain:{SECRET_KEY}"
+
+# --- releases -------------------------------------------------------------------------
+# Reasons and comments are free text from people; cap them so a paste cannot bloat rows.
+RELEASE_TEXT_MAX_LENGTH = env_int("RELEASE_TEXT_MAX_LENGTH", 4000, minimum=100)
+
+# --- GitOps repository ----------------------------------------------------------------
+# Where manifests are committed. The embedded default is a local bare repository made
+# from gitops-repo-template/ by `make demo`. Credentials never live in the database:
+# an SSH key file, or an HTTPS token (GITOPS_HTTPS_TOKEN or GITOPS_HTTPS_TOKEN_FILE).
+GITOPS_REPO_URL = env_str("GITOPS_REPO_URL", "")
+GITOPS_BRANCH = env_str("GITOPS_BRANCH", "main")
+GITOPS_WORKDIR = Path(env_str("GITOPS_WORKDIR", str(VAR_DIR / "gitops-clone")))
+GITOPS_AUTHOR_NAME = env_str("GITOPS_AUTHOR_NAME", "Slipway")
+GITOPS_AUTHOR_EMAIL = env_str("GITOPS_AUTHOR_EMAIL", "slipway@localhost")
+GITOPS_SSH_KEY_FILE = env_str("GITOPS_SSH_KEY_FILE", "")
+GITOPS_HTTPS_TOKEN = env_str("GITOPS_HTTPS_TOKEN", "")
+GITOPS_PUSH_MAX_ATTEMPTS = env_int("GITOPS_PUSH_MAX_ATTEMPTS", 8, minimum=1)
+GITOPS_TIMEOUT_SECONDS = env_int("GITOPS_TIMEOUT_SECONDS", 60, minimum=1)
+
+# --- cluster: Argo CD and Kubernetes ---------------------------------------------------
+# CLUSTER_BACKEND: "kubernetes" reads Argo CD Application objects through the Kubernetes
+# API; "demo" is the demo cluster simulator (make demo), and the UI says so.
+CLUSTER_BACKEND = env_str("CLUSTER_BACKEND", "demo" if DEMO_MODE else "kubernetes")
+KUBE_API_URL = env_str("KUBE_API_URL", "")  # with KUBE_TOKEN; else KUBECONFIG or in-cluster
+KUBE_TOKEN = env_str("KUBE_TOKEN", "")
+KUBE_CA_FILE = env_str("KUBE_CA_FILE", "")
+KUBE_VERIFY_TLS = env_bool("KUBE_VERIFY_TLS", True)
+KUBECONFIG = env_str("KUBECONFIG", "")
+ARGOCD_NAMESPACE = env_str("ARGOCD_NAMESPACE", "argocd")
+ARGOCD_API_URL = env_str("ARGOCD_API_URL", "")  # optional: ask Argo CD to refresh now
+ARGOCD_TOKEN = env_str("ARGOCD_TOKEN", "")
+ARGOCD_VERIFY_TLS = env_bool("ARGOCD_VERIFY_TLS", True)
+CLUSTER_TIMEOUT_SECONDS = env_int("CLUSTER_TIMEOUT_SECONDS", 10, minimum=1)
+# A release that is not Synced+Healthy this long after its commit is marked failed.
+ROLLOUT_TIMEOUT_SECONDS = env_int("ROLLOUT_TIMEOUT_SECONDS", 900, minimum=10)
+STATUS_POLL_SECONDS = env_int("STATUS_POLL_SECONDS", 10, minimum=1)
+
+# --- MLflow model registry -------------------------------------------------------------
+MLFLOW_TRACKING_URI = env_str("MLFLOW_TRACKING_URI", f"sqlite:///{VAR_DIR / 'mlflow' / 'mlflow.db'}")
+MLFLOW_UI_URL = env_str("MLFLOW_UI_URL", "")  # links to runs on the model card when set
+MLFLOW_TIMEOUT_SECONDS = env_int("MLFLOW_TIMEOUT_SECONDS", 10, minimum=1)
+REGISTRY_SYNC_SECONDS = env_int("REGISTRY_SYNC_SECONDS", 60, minimum=5)
+
+# --- metrics -------------------------------------------------------------------------
+# METRICS_BACKEND: "prometheus" (PROMETHEUS_URL) or "demo" (the simulator).
+METRICS_BACKEND = env_str("METRICS_BACKEND", "demo" if DEMO_MODE else "prometheus")
+PROMETHEUS_URL = env_str("PROMETHEUS_URL", "http://127.0.0.1:9090")
+PROMETHEUS_TIMEOUT_SECONDS = env_int("PROMETHEUS_TIMEOUT_SECONDS", 10, minimum=1)
+METRICS_POLL_SECONDS = env_int("METRICS_POLL_SECONDS", 30, minimum=5)
+
+# --- logging --------------------------------------------------------------------------
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "apps.audit.middleware.RequestIdLogFilter"}},
+    "formatters": {
+        "json": {"()": "controlplane.logging.JsonFormatter"},
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["request_id"],
+            "formatter": env_str("LOG_FORMAT", "plain" if DEBUG else "json"),
+        }
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "git": {"level": "WARNING"},
+        "urllib3": {"level": "WARNING"},
+    },
+}

@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+
+from tests import factories
+
+pytest_plugins = [
+    "tests.fixtures.git",
+    "tests.fixtures.kube",
+    "tests.fixtures.mlflow",
+    "tests.fixtures.prometheus",
+]
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``postgres`` need row locks and real concurrency: skip them (saying
+    why) when the suite is on SQLite; under REQUIRE_SERVICES=1 the suite is never on
+    SQLite (tests/settings.py fails first)."""
+    from django.conf import settings
+
+    if settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
+        return
+    skip = pytest.mark.skip(reason="needs PostgreSQL on 127.0.0.1:5432 (suite is on SQLite)")
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def people(db):
+    """Every named person, by username."""
+    return {name: factories.make_user(name) for name in factories.PEOPLE}
+
+
+@pytest.fixture
+def alice(people):
+    return people["alice"]
+
+
+@pytest.fixture
+def pat(people):
+    return people["pat"]
+
+
+@pytest.fixture
+def carol(people):
+    return people["carol"]
+
+
+@pytest.fixture
+def otto(people):
+    return people["otto"]
+
+
+@pytest.fixture
+def ada(people):
+    return people["ada"]
+
+
+@pytest.fixture
+def environments(db):
+    return factories.make_environments()
+
+
+@pytest.fixture
+def staging(environments):
+    return environments[0]
+
+
+@pytest.fixture
+def prod(environments):
+    return environments[1]
+
+
+@pytest.fixture
+def service(db):
+    return factories.make_service()
+
+
+@pytest.fixture
+def model_versions(service):
+    return [factories.make_model_version(service.registered_model, v) for v in (1, 2, 3)]
+
+
+@pytest.fixture
+def on_postgres():
+    return connection.vendor == "postgresql"

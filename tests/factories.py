@@ -1,0 +1,86 @@
+"""Readable test data: named people with roles, environments with policies, services.
+
+alice is the ML engineer, pat the product reviewer, carol the compliance reviewer,
+otto is on call, ada the admin; bob is a second ML engineer and paula a second product
+reviewer; dual holds both reviewer roles (to test "one person, one slot").
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+
+from apps.accounts.roles import Role
+from apps.registry.models import ModelVersion
+from apps.releases.models import ApprovalRule, Environment, Service
+
+PEOPLE = {
+    "alice": {Role.ML_ENGINEER},
+    "bob": {Role.ML_ENGINEER},
+    "pat": {Role.PRODUCT_REVIEWER},
+    "paula": {Role.PRODUCT_REVIEWER},
+    "carol": {Role.COMPLIANCE_REVIEWER},
+    "otto": {Role.ONCALL},
+    "ada": {Role.ADMIN},
+    "dual": {Role.PRODUCT_REVIEWER, Role.COMPLIANCE_REVIEWER},
+    "nobody": set(),
+}
+PASSWORD = "correct-horse-battery"
+
+
+def make_user(username: str, roles=None):
+    roles = PEOPLE.get(username, set()) if roles is None else roles
+    user, created = get_user_model().objects.get_or_create(
+        username=username, defaults={"email": f"{username}@example.com"}
+    )
+    if created:
+        user.set_password(PASSWORD)
+        user.save()
+    for role in roles:
+        group, _ = Group.objects.get_or_create(name=role)
+        user.groups.add(group)
+        if role == Role.ADMIN:
+            user.is_staff = True
+            user.save(update_fields=["is_staff"])
+    return user
+
+
+def make_environments():
+    staging, _ = Environment.objects.get_or_create(name="staging", defaults={"order": 1})
+    prod, _ = Environment.objects.get_or_create(
+        name="prod",
+        defaults={"order": 2, "promotes_from": staging, "min_soak_minutes": 60,
+                  "is_production": True},
+    )
+    ApprovalRule.objects.get_or_create(environment=prod, role=Role.PRODUCT_REVIEWER)
+    ApprovalRule.objects.get_or_create(environment=prod, role=Role.COMPLIANCE_REVIEWER)
+    return staging, prod
+
+
+DEFAULT_CONFIG = {
+    "image": "registry.example.com/churn-model@sha256:" + "a" * 64,
+    "port": 8080,
+    "replicas": {"min": 2, "max": 6},
+    "resources": {"cpu": "500m", "memory": "1Gi"},
+}
+
+
+def make_service(name: str = "churn-model", *, registered_model: str | None = None, **fields):
+    defaults = {
+        "owner_team": "growth-ml",
+        "registered_model": registered_model or name,
+        "runtime": "custom",
+        "default_config": DEFAULT_CONFIG,
+        "slo_p95_latency_ms": 250.0,
+        "slo_error_rate": 0.01,
+    }
+    defaults.update(fields)
+    service, _ = Service.objects.get_or_create(name=name, defaults=defaults)
+    return service
+
+
+def make_model_version(name: str = "churn-model", version: int = 1, **fields):
+    defaults = {"run_id": f"run{version:04d}", "source": f"models:/{name}/{version}"}
+    defaults.update(fields)
+    mv, _ = ModelVersion.objects.get_or_create(name=name, version=version, defaults=defaults)
+    return mv
