@@ -8,6 +8,7 @@ embedded set-up (SQLite and a filesystem Celery broker under ``var/``), so
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import dj_database_url
@@ -80,6 +81,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "apps.accounts.context_processors.roles",
+                "apps.releases.context_processors.navigation",
                 "controlplane.context_processors.deployment",
             ],
         },
@@ -178,6 +180,7 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Releases, approvals, promotion and rollback of ML models, for CI pipelines.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
@@ -218,7 +221,6 @@ if CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_timeout", 10**9) <= CELERY_TA
         "CELERY_VISIBILITY_TIMEOUT must be longer than CELERY_TASK_TIME_LIMIT, "
         "or a running task is delivered again to another worker."
     )
-CELERY_BEAT_SCHEDULE: dict = {}  # filled by the apps' schedule entries below
 
 # --- audit ----------------------------------------------------------------------------
 # The audit chain is keyed (HMAC) with a secret the database does not hold, so someone
@@ -239,6 +241,7 @@ GITOPS_WORKDIR = Path(env_str("GITOPS_WORKDIR", str(VAR_DIR / "gitops-clone")))
 GITOPS_AUTHOR_NAME = env_str("GITOPS_AUTHOR_NAME", "Slipway")
 GITOPS_AUTHOR_EMAIL = env_str("GITOPS_AUTHOR_EMAIL", "slipway@localhost")
 GITOPS_SSH_KEY_FILE = env_str("GITOPS_SSH_KEY_FILE", "")
+GITOPS_SSH_KNOWN_HOSTS_FILE = env_str("GITOPS_SSH_KNOWN_HOSTS_FILE", "")  # pins host keys
 GITOPS_HTTPS_TOKEN = env_str("GITOPS_HTTPS_TOKEN", "")
 GITOPS_PUSH_MAX_ATTEMPTS = env_int("GITOPS_PUSH_MAX_ATTEMPTS", 8, minimum=1)
 GITOPS_TIMEOUT_SECONDS = env_int("GITOPS_TIMEOUT_SECONDS", 60, minimum=1)
@@ -262,10 +265,17 @@ ROLLOUT_TIMEOUT_SECONDS = env_int("ROLLOUT_TIMEOUT_SECONDS", 900, minimum=10)
 STATUS_POLL_SECONDS = env_int("STATUS_POLL_SECONDS", 10, minimum=1)
 
 # --- MLflow model registry -------------------------------------------------------------
-MLFLOW_TRACKING_URI = env_str("MLFLOW_TRACKING_URI", f"sqlite:///{VAR_DIR / 'mlflow' / 'mlflow.db'}")
+MLFLOW_TRACKING_URI = env_str(
+    "MLFLOW_TRACKING_URI", f"sqlite:///{VAR_DIR / 'mlflow' / 'mlflow.db'}"
+)
 MLFLOW_UI_URL = env_str("MLFLOW_UI_URL", "")  # links to runs on the model card when set
 MLFLOW_TIMEOUT_SECONDS = env_int("MLFLOW_TIMEOUT_SECONDS", 10, minimum=1)
 REGISTRY_SYNC_SECONDS = env_int("REGISTRY_SYNC_SECONDS", 60, minimum=5)
+# MLflow moves some things without bumping a model's timestamp (version tags, metrics
+# logged after registration); a full re-read this often catches them.
+REGISTRY_FULL_RESYNC_SECONDS = env_int("REGISTRY_FULL_RESYNC_SECONDS", 86400, minimum=300)
+# MLflow 3 sends usage telemetry unless told not to; a control plane phones no one home.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 # --- metrics -------------------------------------------------------------------------
 # METRICS_BACKEND: "prometheus" (PROMETHEUS_URL) or "demo" (the simulator).
@@ -273,6 +283,26 @@ METRICS_BACKEND = env_str("METRICS_BACKEND", "demo" if DEMO_MODE else "prometheu
 PROMETHEUS_URL = env_str("PROMETHEUS_URL", "http://127.0.0.1:9090")
 PROMETHEUS_TIMEOUT_SECONDS = env_int("PROMETHEUS_TIMEOUT_SECONDS", 10, minimum=1)
 METRICS_POLL_SECONDS = env_int("METRICS_POLL_SECONDS", 30, minimum=5)
+
+# --- periodic tasks (Celery beat) ---------------------------------------------------------
+# Each entry expires after one period: a backlog of stale polls is dropped, not replayed.
+CELERY_BEAT_SCHEDULE = {
+    "releases.follow_rollouts": {
+        "task": "releases.follow_rollouts",
+        "schedule": float(STATUS_POLL_SECONDS),
+        "options": {"expires": float(STATUS_POLL_SECONDS)},
+    },
+    "registry.sync": {
+        "task": "registry.sync",
+        "schedule": float(REGISTRY_SYNC_SECONDS),
+        "options": {"expires": float(REGISTRY_SYNC_SECONDS)},
+    },
+    "registry.retry_alias_updates": {
+        "task": "registry.retry_alias_updates",
+        "schedule": 30.0,
+        "options": {"expires": 30.0},
+    },
+}
 
 # --- logging --------------------------------------------------------------------------
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")

@@ -49,8 +49,12 @@ def make_environments():
     staging, _ = Environment.objects.get_or_create(name="staging", defaults={"order": 1})
     prod, _ = Environment.objects.get_or_create(
         name="prod",
-        defaults={"order": 2, "promotes_from": staging, "min_soak_minutes": 60,
-                  "is_production": True},
+        defaults={
+            "order": 2,
+            "promotes_from": staging,
+            "min_soak_minutes": 60,
+            "is_production": True,
+        },
     )
     ApprovalRule.objects.get_or_create(environment=prod, role=Role.PRODUCT_REVIEWER)
     ApprovalRule.objects.get_or_create(environment=prod, role=Role.COMPLIANCE_REVIEWER)
@@ -84,3 +88,35 @@ def make_model_version(name: str = "churn-model", version: int = 1, **fields):
     defaults.update(fields)
     mv, _ = ModelVersion.objects.get_or_create(name=name, version=version, defaults=defaults)
     return mv
+
+
+def release_to_live(release, *, commit_sha: str | None = None):
+    """Drive an approved release through the deploy transitions, as the deploy task and
+    the Argo CD status poll would, without a cluster."""
+    from apps.releases import services
+
+    sha = commit_sha or (f"{release.pk:x}".rjust(8, "0") * 5)[:40]
+    services.release_deploy_started(release=release, commit_sha=sha)
+    return services.release_mark_live(release=release)
+
+
+def live_release(service, environment, version: int, *, requester, approvers=()):
+    """Create, submit, approve and take live a release of ``version``."""
+    from apps.releases import services
+
+    mv = make_model_version(service.registered_model, version)
+    if environment.promotes_from_id is None:
+        release, _ = services.release_create(
+            actor=requester,
+            service=service,
+            environment=environment,
+            model_version=mv,
+            reason=f"ship v{version}",
+        )
+        release = services.release_submit(actor=requester, release=release)
+    else:
+        raise ValueError("use promote_to_live for environments reached by promotion")
+    for approver in approvers:
+        release = services.release_approve(actor=approver, release=release)
+    release.refresh_from_db()
+    return release_to_live(release)

@@ -12,7 +12,7 @@ import tempfile
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")
 os.environ.setdefault("SLIPWAY_VAR_DIR", tempfile.mkdtemp(prefix="slipway-test-var-"))
 
-from tests.services import postgres_url  # noqa: E402
+from tests.services import postgres_url
 
 _database_url = os.environ.get("TEST_DATABASE_URL") or postgres_url() or "sqlite://:memory:"
 os.environ["DATABASE_URL"] = _database_url

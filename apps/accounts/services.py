@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 from django.db import transaction
 from django.utils import timezone
 
 from apps.accounts.models import ApiToken
-from apps.accounts.roles import ALL_ROLES
+from apps.accounts.roles import ALL_ROLES, Role
 from apps.audit.services import audit_record
 
 
@@ -17,8 +17,11 @@ def api_token_create(*, user, name: str, created_by=None) -> tuple[ApiToken, str
     with transaction.atomic():
         token = ApiToken.objects.create(user=user, name=name, key_hash=key_hash, prefix=raw[:10])
         audit_record(
-            actor=created_by or user, action="api_token.create", target_type="api_token",
-            target_id=token.pk, after={"user": user.get_username(), "name": name},
+            actor=created_by or user,
+            action="api_token.create",
+            target_type="api_token",
+            target_id=token.pk,
+            after={"user": user.get_username(), "name": name},
         )
     return token, raw
 
@@ -30,14 +33,31 @@ def api_token_revoke(*, token: ApiToken, revoked_by) -> None:
             revoked_at=timezone.now()
         )
         if updated:
-            audit_record(actor=revoked_by, action="api_token.revoke", target_type="api_token",
-                         target_id=token.pk)
+            audit_record(
+                actor=revoked_by,
+                action="api_token.revoke",
+                target_type="api_token",
+                target_id=token.pk,
+            )
+
+
+# Django model permissions each role gets (the admin pages and the audit log use them).
+_SETUP_APPS = ("releases", "registry", "accounts")
+_AUDIT_READERS = {Role.ADMIN, Role.COMPLIANCE_REVIEWER}
 
 
 def roles_ensure_groups() -> None:
-    """Create the role groups if missing (migrations do this; tests that flush call it)."""
-    for name in ALL_ROLES:
-        Group.objects.get_or_create(name=name)
+    """Create the role groups and give them their model permissions. Runs after every
+    migrate (AccountsConfig.ready connects it to post_migrate), so a fresh database
+    always has the roles."""
+    groups = {name: Group.objects.get_or_create(name=name)[0] for name in ALL_ROLES}
+    view_audit = Permission.objects.filter(
+        content_type__app_label="audit", codename="view_auditevent"
+    )
+    setup = Permission.objects.filter(content_type__app_label__in=_SETUP_APPS)
+    groups[Role.ADMIN].permissions.add(*setup, *view_audit)
+    for role in _AUDIT_READERS:
+        groups[role].permissions.add(*view_audit)
 
 
 def user_set_roles(*, user, roles: set[str], changed_by=None) -> None:
@@ -51,7 +71,11 @@ def user_set_roles(*, user, roles: set[str], changed_by=None) -> None:
         user.groups.add(*Group.objects.filter(name__in=roles))
         user.__dict__.pop("_slipway_roles", None)
         audit_record(
-            actor=changed_by, system_actor=None if changed_by else "setup",
-            action="user.roles", target_type="user", target_id=user.pk,
-            before={"roles": before}, after={"roles": sorted(roles)},
+            actor=changed_by,
+            system_actor=None if changed_by else "setup",
+            action="user.roles",
+            target_type="user",
+            target_id=user.pk,
+            before={"roles": before},
+            after={"roles": sorted(roles)},
         )

@@ -14,7 +14,10 @@ class AuditEvent(models.Model):
     created_at = models.DateTimeField(db_index=True)
     # PROTECT: users are deactivated, never deleted, so who-did-what stays answerable.
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
         related_name="+",
     )
     actor_label = models.CharField(max_length=150, help_text="username, or system:<name>")

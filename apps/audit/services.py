@@ -37,9 +37,7 @@ def audit_record(
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_AUDIT_CHAIN_LOCK])
-    prev_hash = (
-        AuditEvent.objects.order_by("-id").values_list("hash", flat=True).first() or GENESIS
-    )
+    prev_hash = AuditEvent.objects.order_by("-id").values_list("hash", flat=True).first() or GENESIS
     fields = {
         "created_at": timezone.now(),
         "actor_label": actor.get_username() if actor is not None else f"system:{system_actor}",

@@ -1,4 +1,17 @@
-"""The serving runtimes Slipway renders manifests for."""
+"""The serving runtimes Slipway renders manifests for.
+
+What each renders into ``environments/<env>/<service>/`` (plus ``kustomization.yaml``):
+
+- custom, fastapi, bentoml: ``deployment.yaml``, ``service.yaml``, ``hpa.yaml``, ``pdb.yaml``
+  (BentoML defaults: port 3000, probes ``/readyz`` and ``/livez``);
+- kserve-*: ``inferenceservice.yaml`` (serving.kserve.io/v1beta1; ``canary_percent`` becomes
+  ``canaryTrafficPercent``);
+- seldon: ``model.yaml`` (Seldon Core v2, mlops.seldon.io/v1alpha1);
+- batch: ``cronjob.yaml``;
+- streaming: ``deployment.yaml``, ``pdb.yaml``, ``scaledobject.yaml`` (KEDA, Kafka lag).
+
+The configuration each accepts is described in ``apps.gitops.config``.
+"""
 
 from enum import StrEnum
 

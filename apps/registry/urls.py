@@ -1,2 +1,8 @@
+from django.urls import path
+
+from apps.registry import views
+
 app_name = "registry"
-urlpatterns: list = []
+urlpatterns = [
+    path("sync/<str:registered_model>/", views.sync_now, name="sync"),
+]

@@ -30,14 +30,17 @@ class Service(models.Model):
     )
     runtime = models.CharField(max_length=32, choices=RUNTIME_CHOICES, default=Runtime.CUSTOM)
     default_config = models.JSONField(
-        default=dict, blank=True,
+        default=dict,
+        blank=True,
         help_text="serving configuration (image, replicas, resources, ...) for every environment",
     )
     runbook_url = models.URLField(blank=True)
     # Service-level objectives; an environment may override them (ServiceEnvironment).
     slo_p95_latency_ms = models.FloatField(null=True, blank=True, validators=[MinValueValidator(0)])
     slo_error_rate = models.FloatField(
-        null=True, blank=True, validators=[MinValueValidator(0), MaxValueValidator(1)],
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0), MaxValueValidator(1)],
         help_text="fraction of requests, e.g. 0.01 for 1%",
     )
     slo_cost_per_day = models.FloatField(null=True, blank=True, validators=[MinValueValidator(0)])
@@ -57,23 +60,33 @@ class Environment(models.Model):
     name = models.CharField(max_length=63, unique=True, validators=[validate_dns1123_label])
     order = models.PositiveIntegerField(default=0, help_text="position in the promotion path")
     promotes_from = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="promotes_to",
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="promotes_to",
         help_text="releases reach this environment by promotion from that one",
     )
     min_soak_minutes = models.PositiveIntegerField(
-        default=0, help_text="how long a release must have been live in the source environment",
+        default=0,
+        help_text="how long a release must have been live in the source environment",
     )
     is_production = models.BooleanField(
-        default=False, help_text="production: images must be pinned by digest",
+        default=False,
+        help_text="production: images must be pinned by digest",
     )
     config_overrides = models.JSONField(
-        default=dict, blank=True, help_text="serving configuration applied to every service here",
+        default=dict,
+        blank=True,
+        help_text="serving configuration applied to every service here",
     )
     auto_rollback = models.BooleanField(
-        default=False, help_text="roll back automatically on a sustained SLO breach after a release",
+        default=False,
+        help_text="roll back automatically on a sustained SLO breach after a release",
     )
     bake_minutes = models.PositiveIntegerField(
-        default=30, help_text="how long after going live the auto-rollback guard watches",
+        default=30,
+        help_text="how long after going live the auto-rollback guard watches",
     )
 
     class Meta:
@@ -86,7 +99,9 @@ class Environment(models.Model):
 class ApprovalRule(models.Model):
     """Releases into ``environment`` need ``min_count`` approvals from people in ``role``."""
 
-    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="approval_rules")
+    environment = models.ForeignKey(
+        Environment, on_delete=models.CASCADE, related_name="approval_rules"
+    )
     role = models.CharField(max_length=32, choices=REVIEWER_ROLE_CHOICES)
     min_count = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1)])
 
@@ -116,6 +131,9 @@ class ServiceEnvironment(models.Model):
     # Last observation of the Argo CD Application <service>-<environment>.
     sync_status = models.CharField(max_length=32, blank=True)
     health_status = models.CharField(max_length=32, blank=True)
+    health_since = models.DateTimeField(
+        null=True, blank=True, help_text="when health_status last changed"
+    )
     synced_revision = models.CharField(max_length=64, blank=True)
     status_message = models.TextField(blank=True)
     status_observed_at = models.DateTimeField(null=True, blank=True)
@@ -123,7 +141,9 @@ class ServiceEnvironment(models.Model):
     class Meta:
         ordering = ["service__name", "environment__order"]
         constraints = [
-            models.UniqueConstraint(fields=["service", "environment"], name="service_environment_unique"),
+            models.UniqueConstraint(
+                fields=["service", "environment"], name="service_environment_unique"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -173,8 +193,9 @@ RELEASE_FINAL_STATES = frozenset(
 RELEASE_IN_FLIGHT_STATES = frozenset({ReleaseState.APPROVED, ReleaseState.DEPLOYING})
 # The legal transitions; the service functions check against this table.
 RELEASE_TRANSITIONS: dict[str, frozenset[str]] = {
-    ReleaseState.DRAFT: frozenset({ReleaseState.PENDING_APPROVAL, ReleaseState.APPROVED,
-                                   ReleaseState.CANCELLED}),
+    ReleaseState.DRAFT: frozenset(
+        {ReleaseState.PENDING_APPROVAL, ReleaseState.APPROVED, ReleaseState.CANCELLED}
+    ),
     ReleaseState.PENDING_APPROVAL: frozenset(
         {ReleaseState.APPROVED, ReleaseState.REJECTED, ReleaseState.CANCELLED}
     ),
@@ -201,40 +222,69 @@ class Release(models.Model):
     means a new release. Only the state columns move after submission.
     """
 
-    uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False,
-                           help_text="the Release-Id trailer in the GitOps repository")
+    uid = models.UUIDField(
+        default=uuid.uuid4,
+        unique=True,
+        editable=False,
+        help_text="the Release-Id trailer in the GitOps repository",
+    )
     service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="releases")
     environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="releases")
     model_version = models.ForeignKey(
         "registry.ModelVersion", on_delete=models.PROTECT, related_name="releases"
     )
+    config_overrides = models.JSONField(
+        default=dict, blank=True, help_text="this release's own configuration layer, as requested"
+    )
     config = models.JSONField(default=dict, help_text="resolved serving configuration snapshot")
-    rendered_files = models.JSONField(default=dict, help_text="file name -> YAML text, as committed")
+    rendered_files = models.JSONField(
+        default=dict, help_text="file name -> YAML text, as committed"
+    )
     digest = models.CharField(max_length=64, help_text="sha256 of the rendered manifests")
     kind = models.CharField(max_length=16, choices=ReleaseKind.choices, default=ReleaseKind.DEPLOY)
     state = models.CharField(
         max_length=20, choices=ReleaseState.choices, default=ReleaseState.DRAFT, db_index=True
     )
     requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="requested_releases"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="requested_releases",
     )
+    # Set instead of requested_by when the system itself asked (the auto-rollback guard).
+    requested_by_system = models.CharField(max_length=64, blank=True)
     reason = models.TextField(blank=True)
     promoted_from = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="promotions",
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="promotions",
         help_text="the release, live in the source environment, that this one promotes",
     )
     rollback_target = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="restored_by",
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="restored_by",
         help_text="the earlier good release whose manifests this rollback commits again",
     )
     rolled_back_release = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="rolled_back_by",
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="rolled_back_by",
         help_text="the release that was live when this rollback was requested",
     )
     break_glass = models.BooleanField(
-        default=False, help_text="approvals skipped by on-call, with the written reason",
+        default=False,
+        help_text="approvals skipped by on-call, with the written reason",
     )
-    idempotency_key = models.CharField(max_length=128, null=True, blank=True)
+    # NULL, not "": the unique constraint must ignore releases created without a key.
+    idempotency_key = models.CharField(max_length=128, null=True, blank=True)  # noqa: DJ001
     commit_sha = models.CharField(max_length=40, blank=True)
     status_message = models.TextField(blank=True, help_text="latest word from git or Argo CD")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -253,8 +303,18 @@ class Release(models.Model):
         constraints = [
             # The database itself guarantees at most one live release per target.
             models.UniqueConstraint(
-                fields=["service", "environment"], condition=Q(state="live"),
+                fields=["service", "environment"],
+                condition=Q(state="live"),
                 name="one_live_release_per_target",
+            ),
+            # One rollback under way per target: a double click or two people at once
+            # cannot start two.
+            models.UniqueConstraint(
+                fields=["service", "environment"],
+                condition=Q(
+                    kind="rollback", state__in=["pending_approval", "approved", "deploying"]
+                ),
+                name="one_rollback_in_flight_per_target",
             ),
             models.UniqueConstraint(
                 fields=["requested_by", "idempotency_key"],
@@ -270,6 +330,12 @@ class Release(models.Model):
     def is_final(self) -> bool:
         return self.state in RELEASE_FINAL_STATES
 
+    @property
+    def requester_label(self) -> str:
+        if self.requested_by_id is not None:
+            return self.requested_by.get_username()
+        return f"system:{self.requested_by_system}"
+
 
 class ApprovalDecision(models.TextChoices):
     APPROVE = "approve", "Approved"
@@ -280,8 +346,9 @@ class Approval(models.Model):
     """One reviewer's decision on one release, bound to the digest they saw."""
 
     release = models.ForeignKey(Release, on_delete=models.PROTECT, related_name="approvals")
-    approver = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
-                                 related_name="approvals")
+    approver = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="approvals"
+    )
     role = models.CharField(max_length=32, choices=REVIEWER_ROLE_CHOICES)
     decision = models.CharField(max_length=16, choices=ApprovalDecision.choices)
     comment = models.TextField(blank=True)

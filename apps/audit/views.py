@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+from datetime import datetime, time
+
+from django import forms
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.paginator import Paginator
+from django.http import StreamingHttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+
+from apps.audit.export import audit_csv_rows
+from apps.audit.selectors import audit_event_list
+from apps.audit.services import audit_record_standalone
+
+
+class AuditFilterForm(forms.Form):
+    actor = forms.CharField(required=False, max_length=150)
+    action = forms.CharField(required=False, max_length=64, help_text="prefix, e.g. release.")
+    target = forms.CharField(required=False, max_length=130, help_text="e.g. release:42")
+    since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+    def filters(self) -> dict:
+        data = self.cleaned_data
+        tz = timezone.get_current_timezone()
+        return {
+            "actor": data.get("actor", ""),
+            "action": data.get("action", ""),
+            "target": data.get("target", ""),
+            "since": datetime.combine(data["since"], time.min, tz) if data.get("since") else None,
+            "until": datetime.combine(data["until"], time.max, tz) if data.get("until") else None,
+        }
+
+
+def _filtered(request):
+    form = AuditFilterForm(request.GET or None)
+    events = audit_event_list(**form.filters()) if form.is_valid() else audit_event_list()
+    return form, events
+
+
+@login_required
+@permission_required("audit.view_auditevent", raise_exception=True)
+@require_GET
+def audit_list(request):
+    form, events = _filtered(request)
+    page = Paginator(events.select_related(None), 100).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "audit/audit_list.html",
+        {
+            "nav": "audit",
+            "form": form,
+            "page": page,
+            "query": query.urlencode(),
+        },
+    )
+
+
+@login_required
+@permission_required("audit.view_auditevent", raise_exception=True)
+@require_GET
+def audit_export(request):
+    _form, events = _filtered(request)
+    # Exports are themselves audited: who took a copy of the log, and which part.
+    audit_record_standalone(
+        actor=request.user,
+        action="audit.export",
+        target_type="audit",
+        target_id="csv",
+        after={"filters": request.GET.dict()},
+    )
+    response = StreamingHttpResponse(
+        audit_csv_rows(events.order_by("id").iterator(chunk_size=2000)), content_type="text/csv"
+    )
+    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+    response["Content-Disposition"] = f'attachment; filename="slipway-audit-{stamp}.csv"'
+    return response

@@ -1,0 +1,662 @@
+"""Commit rendered manifests to the GitOps repository, once per release.
+
+One persistent working clone per worker (no clone per commit). Every git call is a
+plain ``git`` subprocess with a timeout, started in its own process group so a timeout
+kills git's helpers too; nothing stays running between calls (GitPython's persistent
+``cat-file`` processes are exactly what a long-running worker must not accumulate).
+
+For each release, under the repository lock: fetch, look for a commit carrying this
+``Release-Id`` trailer on the remote branch (a redelivered task finds it and stops),
+hard-reset to the remote branch, replace the release folder's contents, commit with
+trailers, push. A rejected push (someone else pushed first, or a hook said no) starts
+again from the fetch after a capped, jittered backoff; nothing is ever force-pushed, so
+outside commits are kept.
+
+Credentials: an SSH key file (``GIT_SSH_COMMAND``) or an HTTPS token sent as an
+``http.<url>.extraHeader`` through ``GIT_CONFIG_*`` environment variables — never in the
+URL, the command line or the working clone's config — and every message is redacted.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import logging
+import os
+import random
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
+
+from apps.gitops.errors import (
+    GitCommandError,
+    GitOpsError,
+    GitPushRejected,
+    GitRemoteUnavailable,
+    UnsafePathError,
+    UnsafeRemoteError,
+)
+from apps.gitops.locks import file_lock, local_lock, repository_lock
+from apps.gitops.names import is_plain
+from apps.gitops.paths import check_file_name, release_folder, resolve_inside
+from apps.gitops.redact import Redactor, redact_url
+
+logger = logging.getLogger("apps.gitops.git")
+
+REQUIRED_TRAILER = "Release-Id"
+_SCP_LIKE = re.compile(r"[A-Za-z0-9._-]+@[A-Za-z0-9][A-Za-z0-9.-]*:[^\s]+")
+_BRANCH = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,199}")
+_TRAILER_KEY = re.compile(r"[A-Z][A-Za-z0-9-]{0,62}")
+_SHA = re.compile(r"[0-9a-f]{7,64}")
+# Indirection so tests can record backoff sleeps without slowing down.
+_sleep = time.sleep
+# How much older than ``since`` a commit may look and still be searched: clocks differ.
+_SINCE_MARGIN = timedelta(days=1)
+
+
+def check_remote_url(url: object) -> str:
+    """Return ``url`` if Slipway may talk to it, else raise ``UnsafeRemoteError``.
+
+    Allowed: https://, ssh://, git://, file:// and scp-like ``user@host:path``. Refused:
+    transport helpers (``ext::``, ``fd::`` run commands), plain http (a token would
+    travel in clear), credentials in the URL, and anything git could read as an option.
+    """
+    if not isinstance(url, str) or not url:
+        raise UnsafeRemoteError("The GitOps repository URL is empty.")
+    shown = redact_url(url) if is_plain(url) else repr(url)
+    if not is_plain(url) or any(ch.isspace() for ch in url) or url.startswith("-"):
+        raise UnsafeRemoteError(f"The GitOps repository URL {shown} contains unsafe characters.")
+    if re.match(r"[A-Za-z][A-Za-z0-9+.-]*::", url):
+        raise UnsafeRemoteError(
+            f"{shown} uses a git transport helper ('::'), which can run commands; refused."
+        )
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme:
+        if scheme not in ("https", "ssh", "git", "file"):
+            raise UnsafeRemoteError(
+                f"{shown} uses {scheme}://, which Slipway does not allow; use https://, "
+                "ssh://, git://, file:// or user@host:path."
+            )
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises ValueError on a malformed port
+        except ValueError:
+            raise UnsafeRemoteError(f"{shown} is not a valid URL.") from None
+        if parts.password is not None or (scheme == "https" and parts.username):
+            raise UnsafeRemoteError(
+                f"{shown} carries credentials; put the token in GITOPS_HTTPS_TOKEN "
+                "(or GITOPS_HTTPS_TOKEN_FILE) instead."
+            )
+        if scheme == "file":
+            if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
+                raise UnsafeRemoteError(f"{shown} must be file:///absolute/path.")
+        elif not parts.hostname or parts.hostname.startswith("-"):
+            raise UnsafeRemoteError(f"{shown} has no valid host name.")
+        return url
+    if _SCP_LIKE.fullmatch(url):
+        return url
+    raise UnsafeRemoteError(
+        f"{shown} is not a URL Slipway accepts; use https://, ssh://, git://, file:// or "
+        "user@host:path."
+    )
+
+
+@dataclass(frozen=True)
+class GitRemote:
+    """Where and how to push. Built from settings by ``GitWriter.from_settings``."""
+
+    url: str
+    branch: str
+    workdir: Path
+    author_name: str
+    author_email: str
+    ssh_key_file: str = ""
+    https_token: str = field(default="", repr=False)
+    timeout: int = 60  # seconds, for each git command
+    max_attempts: int = 8  # pushes per commit_release call before GitPushRejected
+    ssh_known_hosts_file: str = ""  # pinned host keys; empty: ssh's usual known_hosts
+    https_username: str = "x-access-token"  # GitHub's; GitLab accepts any user name
+    backoff_base: float = 0.5  # seconds before the second attempt; doubles each time
+    backoff_cap: float = 10.0
+
+    def __post_init__(self) -> None:
+        check_remote_url(self.url)
+        if (
+            not _BRANCH.fullmatch(self.branch)
+            or ".." in self.branch
+            or self.branch.endswith((".lock", "/", "."))
+        ):
+            raise GitOpsError(f"{self.branch!r} is not a branch name Slipway will push to.")
+        for what, value in (("author name", self.author_name), ("author email", self.author_email)):
+            if not value or not is_plain(value) or any(ch in value for ch in "<>"):
+                raise GitOpsError(f"The git {what} must be one line of text without '<' or '>'.")
+        if self.max_attempts < 1 or self.timeout < 1:
+            raise GitOpsError("max_attempts and timeout must be at least 1.")
+        object.__setattr__(self, "workdir", Path(self.workdir))
+
+
+@dataclass(frozen=True)
+class CommitOutcome:
+    sha: str
+    created: bool  # False: a commit with this Release-Id was already on the remote
+    push_attempts: int  # pushes made by this call (0 when the commit already existed)
+
+
+@dataclass(frozen=True)
+class _Result:
+    returncode: int
+    stdout: bytes
+    stderr: str  # redacted
+
+    @property
+    def text(self) -> str:
+        return self.stdout.decode("utf-8", errors="replace")
+
+
+class GitWriter:
+    """Writes release folders to one GitOps repository; see the module docstring."""
+
+    def __init__(
+        self, remote: GitRemote, *, lock: Callable[[], AbstractContextManager] | None = None
+    ):
+        self.remote = remote
+        self._lock = lock or (
+            lambda: repository_lock(
+                remote.url, lock_dir=remote.workdir.parent, timeout=remote.timeout * 10
+            )
+        )
+        basic = ""
+        if remote.https_token:
+            basic = base64.b64encode(
+                f"{remote.https_username}:{remote.https_token}".encode()
+            ).decode("ascii")
+        self._redact = Redactor([remote.https_token, basic])
+        self._env = self._build_env(basic)
+        self._prepared = False
+        self._fetched = False
+        self._closed = False
+
+    @classmethod
+    def from_settings(cls) -> GitWriter:
+        from django.conf import settings
+
+        if not settings.GITOPS_REPO_URL:
+            raise GitOpsError("GITOPS_REPO_URL is not set: Slipway has no GitOps repository.")
+        remote = GitRemote(
+            url=settings.GITOPS_REPO_URL,
+            branch=settings.GITOPS_BRANCH,
+            workdir=Path(settings.GITOPS_WORKDIR),
+            author_name=settings.GITOPS_AUTHOR_NAME,
+            author_email=settings.GITOPS_AUTHOR_EMAIL,
+            ssh_key_file=settings.GITOPS_SSH_KEY_FILE,
+            https_token=settings.GITOPS_HTTPS_TOKEN,
+            timeout=settings.GITOPS_TIMEOUT_SECONDS,
+            max_attempts=settings.GITOPS_PUSH_MAX_ATTEMPTS,
+            ssh_known_hosts_file=settings.GITOPS_SSH_KNOWN_HOSTS_FILE,
+        )
+        return cls(remote)
+
+    def __enter__(self) -> GitWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Nothing stays running between calls; this only marks the writer unusable."""
+        self._closed = True
+
+    # --- public operations ------------------------------------------------------------
+    def current_files(
+        self, environment: str, service: str, *, fetch: bool = True
+    ) -> dict[str, str]:
+        """The files in ``environments/<env>/<service>/`` on the remote branch.
+
+        With ``fetch=False``, as of the last fetch (no network; for pages that must not
+        wait on the git host).
+        """
+        folder = release_folder(environment, service)
+        with self._workdir_lock():
+            self._prepare()
+            exists = self._fetch() if fetch else self._remote_ref_exists()
+            if not exists:
+                return {}
+            return self._read_folder(folder)
+
+    def find_release_commit(
+        self, release_id: str, *, since: datetime | None = None, fetch: bool = True
+    ) -> str | None:
+        """The commit on the remote branch whose ``Release-Id`` trailer is ``release_id``.
+
+        ``since`` (e.g. when the release was approved) bounds the search to recent
+        history, which keeps it fast on repositories with long histories.
+        """
+        release_id = _check_release_id(release_id)
+        with self._workdir_lock():
+            self._prepare()
+            exists = self._fetch() if fetch else self._remote_ref_exists()
+            return self._find_release(release_id, since) if exists else None
+
+    def commit_release(
+        self,
+        *,
+        environment: str,
+        service: str,
+        files: Mapping[str, str],
+        message: str,
+        trailers: Mapping[str, str | Sequence[str]],
+        since: datetime | None = None,
+    ) -> CommitOutcome:
+        """Make (or find) this release's commit on the remote branch; see the module doc.
+
+        Raises ``GitRemoteUnavailable`` when the remote cannot be reached and
+        ``GitPushRejected`` when every push attempt was rejected (both retryable).
+        """
+        self._check_open()
+        folder = release_folder(environment, service)
+        files = _check_files(files)
+        release_id = _check_release_id(_single(trailers.get(REQUIRED_TRAILER)))
+        body = _commit_message(message, {**trailers, REQUIRED_TRAILER: release_id})
+        attempts = 0
+        rejection = ""
+        for attempt in range(1, self.remote.max_attempts + 1):
+            with self._lock(), self._workdir_lock():
+                self._prepare()
+                exists = self._fetch()
+                found = self._find_release(release_id, since) if exists else None
+                if found:
+                    logger.info(
+                        "Release %s is already commit %s on the remote; not committing again.",
+                        release_id,
+                        found,
+                    )
+                    return CommitOutcome(sha=found, created=False, push_attempts=attempts)
+                self._reset(exists)
+                self._write_folder(folder, files)
+                sha = self._commit(folder, body)
+                attempts += 1
+                rejection = self._push(sha)
+                if rejection is None:
+                    logger.info("Pushed release %s as %s (attempt %d).", release_id, sha, attempt)
+                    return CommitOutcome(sha=sha, created=True, push_attempts=attempts)
+            logger.warning(
+                "Push of release %s rejected (attempt %d of %d): %s",
+                release_id,
+                attempt,
+                self.remote.max_attempts,
+                rejection,
+            )
+            if attempt < self.remote.max_attempts:
+                # Outside the locks: other releases (and readers) are not held up while
+                # this one waits out a busy or frozen remote.
+                _sleep(self._backoff(attempt))
+        raise GitPushRejected(
+            f"{redact_url(self.remote.url)} rejected the push {attempts} times; last reason: "
+            f"{rejection}"
+        )
+
+    def is_ancestor(self, commit: str, descendant: str) -> bool:
+        """True when ``commit`` is ``descendant`` or one of its ancestors.
+
+        Fetches once if ``descendant`` is not known locally yet (Argo CD may have synced
+        a newer commit than this clone has seen).
+        """
+        for value in (commit, descendant):
+            if not isinstance(value, str) or not _SHA.fullmatch(value):
+                raise GitOpsError(f"{value!r} is not a commit id.")
+        with self._workdir_lock():
+            self._prepare()
+            for fetch_first in (False, True):
+                if fetch_first:
+                    self._fetch()
+                result = self._git("merge-base", "--is-ancestor", commit, descendant, check=False)
+                if result.returncode in (0, 1):
+                    return result.returncode == 0
+            return False
+
+    # --- steps ------------------------------------------------------------------------
+    def _prepare(self) -> None:
+        """Create the working clone once (git init + origin), and keep origin's URL right."""
+        self._check_open()
+        if self._prepared:
+            return
+        workdir = self.remote.workdir
+        if not (workdir / ".git").is_dir():
+            workdir.mkdir(parents=True, exist_ok=True)
+            if any(workdir.iterdir()):
+                raise GitCommandError(
+                    f"{workdir} exists and is not a git working clone; refusing to use it."
+                )
+            self._git("init", "-q", "-b", self.remote.branch)
+        current = self._git("config", "--get", "remote.origin.url", check=False).text.strip()
+        if not current:
+            self._git("remote", "add", "origin", self.remote.url)
+        elif current != self.remote.url:
+            self._git("remote", "set-url", "origin", self.remote.url)
+        self._prepared = True
+
+    def _fetch(self) -> bool:
+        """Fetch the branch; False when the remote has no such branch yet (a new repo)."""
+        branch = self.remote.branch
+        result = self._git(
+            "fetch",
+            "-q",
+            "--no-tags",
+            "--no-write-fetch-head",
+            "origin",
+            f"+refs/heads/{branch}:refs/remotes/origin/{branch}",
+            check=False,
+            remote=True,
+            # The first fetch of a new clone brings the whole history: give it longer.
+            timeout=self.remote.timeout * (1 if self._fetched else 10),
+        )
+        if result.returncode == 0:
+            self._fetched = True
+            return True
+        if "couldn't find remote ref" in result.stderr:
+            self._git("update-ref", "-d", f"refs/remotes/origin/{branch}", check=False)
+            return False
+        raise GitRemoteUnavailable(
+            f"Cannot fetch from {redact_url(self.remote.url)}: {_last_line(result.stderr)}"
+        )
+
+    def _remote_ref_exists(self) -> bool:
+        ref = f"refs/remotes/origin/{self.remote.branch}"
+        return self._git("rev-parse", "-q", "--verify", ref, check=False).returncode == 0
+
+    def _find_release(self, release_id: str, since: datetime | None) -> str | None:
+        args = [
+            "log",
+            "-F",
+            f"--grep={REQUIRED_TRAILER}: {release_id}",
+            f"--format=%H%x00%(trailers:key={REQUIRED_TRAILER},valueonly,separator=%x01)",
+        ]
+        if since is not None:
+            args.append(f"--since={(since - _SINCE_MARGIN).isoformat()}")
+        args += [f"refs/remotes/origin/{self.remote.branch}", "--"]
+        found = None
+        for line in self._git(*args).text.splitlines():
+            sha, _, values = line.partition("\x00")
+            if release_id in (v.strip() for v in values.split("\x01")):
+                found = sha  # log is newest first: keep the oldest, the original commit
+        return found
+
+    def _reset(self, remote_branch_exists: bool) -> None:
+        branch = self.remote.branch
+        if remote_branch_exists:
+            self._git("checkout", "-q", "-f", "-B", branch, f"refs/remotes/origin/{branch}")
+        else:
+            # An empty remote: start an unborn branch so the commit becomes its root.
+            self._git("symbolic-ref", "HEAD", f"refs/heads/{branch}")
+            self._git("update-ref", "-d", f"refs/heads/{branch}", check=False)
+            self._git("read-tree", "--empty")
+        self._git("clean", "-q", "-ffdx")
+
+    def _write_folder(self, folder: PurePosixPath, files: Mapping[str, str]) -> None:
+        """Replace the folder's contents with exactly ``files`` (stale files go)."""
+        root = self.remote.workdir
+        target = resolve_inside(root, folder)
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+        resolve_inside(root, folder.parent)  # re-check the parents before creating
+        target.mkdir(parents=True)
+        for name, text in sorted(files.items()):
+            path = resolve_inside(root, folder / name)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            fd = os.open(path, flags, 0o644)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(text.encode("utf-8"))
+
+    def _commit(self, folder: PurePosixPath, body: str) -> str:
+        self._git("add", "-A", "--", str(folder))
+        # --allow-empty: re-deploying identical files still gets its own commit and
+        # trailer, which is how a redelivered task recognises the work as done.
+        self._git(
+            "commit",
+            "-q",
+            "--allow-empty",
+            "--no-verify",
+            "--cleanup=whitespace",
+            "-F",
+            "-",
+            input=body.encode("utf-8"),
+        )
+        return self._git("rev-parse", "HEAD").text.strip()
+
+    def _push(self, sha: str) -> str | None:
+        """Push ``sha`` to the branch; None on success, the rejection reason otherwise."""
+        result = self._git(
+            "push",
+            "--porcelain",
+            "origin",
+            f"{sha}:refs/heads/{self.remote.branch}",
+            check=False,
+            remote=True,
+        )
+        if result.returncode == 0:
+            return None
+        rejected = [line for line in self._redact(result.text).splitlines() if line.startswith("!")]
+        if rejected:
+            reason = rejected[0].split("\t")[-1]
+            hook_said = [
+                line.removeprefix("remote:").strip()
+                for line in result.stderr.splitlines()
+                if line.startswith("remote:")
+            ]
+            hook_said = [line for line in hook_said if line]
+            return reason + (f" ({' '.join(hook_said)[:300]})" if hook_said else "")
+        raise GitRemoteUnavailable(
+            f"Cannot push to {redact_url(self.remote.url)}: {_last_line(result.stderr)}"
+        )
+
+    def _read_folder(self, folder: PurePosixPath) -> dict[str, str]:
+        ref = f"refs/remotes/origin/{self.remote.branch}"
+        listing = self._git("ls-tree", "-z", ref, "--", f"{folder}/").stdout
+        blobs: list[tuple[str, str]] = []
+        for entry in listing.split(b"\x00"):
+            if not entry:
+                continue
+            meta, _, path = entry.decode("utf-8", errors="replace").partition("\t")
+            mode, kind, object_id = meta.split()
+            if kind == "blob" and mode in ("100644", "100755"):  # no links, no subfolders
+                blobs.append((PurePosixPath(path).name, object_id))
+        if not blobs:
+            return {}
+        # One cat-file for all blobs; it exits when its input closes.
+        batch = self._git(
+            "cat-file", "--batch", input="".join(f"{oid}\n" for _, oid in blobs).encode()
+        ).stdout
+        files: dict[str, str] = {}
+        position = 0
+        for name, _ in blobs:
+            header_end = batch.index(b"\n", position)
+            size = int(batch[position:header_end].split()[2])
+            start = header_end + 1
+            files[name] = batch[start : start + size].decode("utf-8", errors="replace")
+            position = start + size + 1
+        return files
+
+    # --- plumbing ---------------------------------------------------------------------
+    def _backoff(self, attempt: int) -> float:
+        ceiling = min(self.remote.backoff_cap, self.remote.backoff_base * 2 ** (attempt - 1))
+        # Jitter, so writers rejected together do not retry together (not security).
+        return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311
+
+    @contextlib.contextmanager
+    def _workdir_lock(self) -> Iterator[None]:
+        """Serialise use of the working clone between threads and processes of a host."""
+        workdir = self.remote.workdir
+        lock = local_lock(f"workdir:{workdir}")
+        lock.acquire()
+        try:
+            with file_lock(
+                workdir.parent / f".{workdir.name}.lock", timeout=self.remote.timeout * 10
+            ):
+                yield
+        finally:
+            lock.release()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise GitOpsError("This GitWriter was closed.")
+
+    def _build_env(self, basic_credentials: str) -> dict[str, str]:
+        # Start from a clean slate: GIT_DIR, GIT_WORK_TREE or a stray GIT_SSH_COMMAND
+        # in the worker's environment must not redirect what we do.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+        env.update(
+            {
+                "GIT_TERMINAL_PROMPT": "0",  # never wait for a password on a terminal
+                "GIT_ASKPASS": "/bin/false",
+                "SSH_ASKPASS": "/bin/false",
+                "GIT_ALLOW_PROTOCOL": "https:ssh:git:file",
+                "LC_ALL": "C",  # stable English messages to classify errors by
+                "GIT_AUTHOR_NAME": self.remote.author_name,
+                "GIT_AUTHOR_EMAIL": self.remote.author_email,
+                "GIT_COMMITTER_NAME": self.remote.author_name,
+                "GIT_COMMITTER_EMAIL": self.remote.author_email,
+            }
+        )
+        config = {
+            "core.hooksPath": "/dev/null",  # no local hook may run inside the worker
+            "commit.gpgSign": "false",
+            "gc.autoDetach": "false",  # no background gc outliving the command
+            "maintenance.auto": "false",
+            "protocol.ext.allow": "never",
+            "protocol.fd.allow": "never",
+            "core.fsmonitor": "false",
+            "advice.detachedHead": "false",
+        }
+        if basic_credentials and self.remote.url.lower().startswith("https://"):
+            parts = urlsplit(self.remote.url)
+            scope = f"https://{parts.netloc}/"
+            config[f"http.{scope}.extraHeader"] = f"Authorization: Basic {basic_credentials}"
+        for index, (key, value) in enumerate(config.items()):
+            env[f"GIT_CONFIG_KEY_{index}"] = key
+            env[f"GIT_CONFIG_VALUE_{index}"] = value
+        env["GIT_CONFIG_COUNT"] = str(len(config))
+        ssh = [
+            "ssh",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            f"ConnectTimeout={self.remote.timeout}",
+            "-o",
+            "StrictHostKeyChecking=yes",
+        ]
+        if self.remote.ssh_known_hosts_file:
+            ssh += ["-o", f"UserKnownHostsFile={self.remote.ssh_known_hosts_file}"]
+        if self.remote.ssh_key_file:
+            ssh += ["-i", self.remote.ssh_key_file, "-o", "IdentitiesOnly=yes"]
+        env["GIT_SSH_COMMAND"] = shlex.join(ssh)
+        env["GIT_SSH_VARIANT"] = "ssh"
+        return env
+
+    def _git(
+        self,
+        *args: str,
+        input: bytes | None = None,
+        check: bool = True,
+        remote: bool = False,
+        timeout: float | None = None,
+    ) -> _Result:
+        """Run one git command in the working clone, killing its process group on timeout.
+
+        ``remote`` marks commands that talk to the remote: their timeouts mean the
+        remote is unavailable; a local command timing out is a local failure.
+        """
+        command = ["git", "-C", str(self.remote.workdir), *args]
+        process = subprocess.Popen(  # noqa: S603 - fixed git argv, no shell
+            command,
+            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=self._env,
+            start_new_session=True,  # its own process group: helpers die with it
+        )
+        try:
+            stdout, stderr = process.communicate(input, timeout=timeout or self.remote.timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+            message = f"git {args[0]} took longer than {timeout or self.remote.timeout} s"
+            if remote:
+                raise GitRemoteUnavailable(
+                    f"{message} talking to {redact_url(self.remote.url)}."
+                ) from None
+            raise GitCommandError(f"{message}.") from None
+        result = _Result(
+            process.returncode, stdout, self._redact(stderr.decode("utf-8", errors="replace"))
+        )
+        if check and result.returncode != 0:
+            if remote:
+                raise GitRemoteUnavailable(
+                    f"git {args[0]} failed for {redact_url(self.remote.url)}: "
+                    f"{_last_line(result.stderr)}"
+                )
+            raise GitCommandError(f"git {args[0]} failed: {_last_line(result.stderr)}")
+        return result
+
+
+# --- input checks ----------------------------------------------------------------------
+def _check_files(files: Mapping[str, str]) -> dict[str, str]:
+    if not files:
+        raise GitOpsError("No files to write: a release always writes its manifests.")
+    checked = {}
+    for name, text in files.items():
+        check_file_name(name)
+        if not isinstance(text, str):
+            raise UnsafePathError(f"The content of {name} must be text.")
+        checked[name] = text
+    return checked
+
+
+def _single(value: str | Sequence[str] | None) -> str | None:
+    if isinstance(value, str) or value is None:
+        return value
+    return value[0] if len(value) == 1 else None
+
+
+def _check_release_id(value: object) -> str:
+    """The canonical form of a release UUID (the trailer is searched for verbatim)."""
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, str) and is_plain(value):
+        with contextlib.suppress(ValueError):
+            return str(uuid.UUID(value))
+    raise GitOpsError(f"The {REQUIRED_TRAILER} trailer must be one release UUID, not {value!r}.")
+
+
+def _commit_message(message: str, trailers: Mapping[str, str | Sequence[str]]) -> str:
+    """Subject and body (control characters dropped), a blank line, then the trailers."""
+    if not isinstance(message, str) or not message.strip():
+        raise GitOpsError("The commit message is empty.")
+    text = "".join(ch for ch in message if ch in "\n\t" or is_plain(ch)).strip()
+    lines = []
+    for key, value in trailers.items():
+        if not _TRAILER_KEY.fullmatch(key):
+            raise GitOpsError(f"{key!r} is not a trailer name (e.g. 'Approved-By').")
+        values = [value] if isinstance(value, str) else list(value)
+        for item in values:
+            if not isinstance(item, str) or not item.strip() or not is_plain(item):
+                raise GitOpsError(f"The {key} trailer value must be one line of text.")
+            lines.append(f"{key}: {item.strip()}")
+    return f"{text}\n\n" + "\n".join(lines) + "\n"
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1][:500] if lines else "no output"

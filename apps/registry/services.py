@@ -1,0 +1,1019 @@
+"""Registry actions: mirror the MLflow registry into Slipway, and keep MLflow's aliases in
+step with what is live.
+
+MLflow is the source of truth. The sync only ever adds and updates rows: a version that
+disappears upstream is marked ``deleted_upstream_at`` (and can no longer be released), and
+when MLflow is down, slow or answers garbage the last good data stays as it was, with the
+failure recorded for the UI to call the data stale. MLflow calls never run inside a
+database transaction: each model is read first, then written in one short transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import logging
+import math
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import partial
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from apps.audit.services import audit_record
+from apps.registry.client import (
+    RELEASE_TAG,
+    SCORE_BASELINE_PATH,
+    ModelVersionInfo,
+    RegisteredModelInfo,
+    RegistryClient,
+    RegistryError,
+    RegistryNotFound,
+    RegistryRejected,
+    RegistryUnavailable,
+)
+from apps.registry.models import (
+    AliasUpdate,
+    AliasUpdateState,
+    ModelVersion,
+    ModelVersionStatus,
+    RegisteredModel,
+    RegistrySyncState,
+)
+from controlplane.errors import Conflict, DomainError
+
+logger = logging.getLogger(__name__)
+
+SYNC_ACTOR = "registry-sync"
+ALIAS_ACTOR = "registry-alias"
+
+# Alias updates: first retry after 30 s, doubling to at most 30 min; after this many
+# attempts (about a day of MLflow being down) the update is marked failed.
+ALIAS_RETRY_BASE_SECONDS = 30
+ALIAS_RETRY_MAX_SECONDS = 1800
+ALIAS_MAX_ATTEMPTS = 60
+# While an attempt runs, the sweeper leaves the update alone for this long.
+ALIAS_ATTEMPT_LEASE_SECONDS = 120
+# A forced refresh (the button) re-reads the details of this many newest versions; the
+# periodic full read covers the rest.
+FORCED_DETAILS_NEWEST = 25
+# MLflow's alias rule (mlflow.utils.validation._validate_model_alias_name), checked early
+# so a bad name is the caller's error now rather than a failed update later.
+_ALIAS_RE = re.compile(r"^[\w\-]{1,255}$")
+_RESERVED_ALIAS_RE = re.compile(r"^(latest|v\d+)$", re.IGNORECASE)
+
+_LISTING_FIELDS = (
+    "run_id",
+    "source",
+    "status",
+    "status_message",
+    "description",
+    "tags",
+    "aliases",
+    "mlflow_user",
+    "current_stage",
+    "model_id",
+    "run_link",
+    "mlflow_created_at",
+    "mlflow_updated_at",
+)
+_DETAIL_FIELDS = (
+    "experiment_id",
+    "run_metrics",
+    "run_params",
+    "signature",
+    "score_baseline",
+    "details_synced_at",
+    "details_note",
+)
+
+
+def full_resync_seconds() -> int:
+    """How often every version's details are read again even if nothing signalled a change.
+
+    MLflow does not move a registered model's ``last_updated_timestamp`` for everything:
+    version tags and descriptions, and metrics logged to a run after registration, change
+    silently. This periodic full read is the backstop; the refresh button forces a read of
+    the listing and of the newest versions' details.
+    """
+    return settings.REGISTRY_FULL_RESYNC_SECONDS
+
+
+# --- results ------------------------------------------------------------------------------
+
+
+@dataclass
+class ModelChange:
+    """What one model's sync changed, for the audit row and the result."""
+
+    created: list[int] = field(default_factory=list)
+    updated: dict[str, list[str]] = field(default_factory=dict)
+    deleted_upstream: list[int] = field(default_factory=list)
+    restored: list[int] = field(default_factory=list)
+    aliases: dict | None = None  # {"before": ..., "after": ...} when they moved
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.created or self.updated or self.deleted_upstream or self.restored or self.aliases
+        )
+
+
+@dataclass
+class SyncResult:
+    """What a sync did. ``ok`` is False when MLflow could not be read (all or some models);
+    the data that could not be read is left as it was."""
+
+    ok: bool = True
+    error: str = ""
+    skipped: bool = False
+    models_seen: int = 0
+    models_read: list[str] = field(default_factory=list)
+    models_unchanged: int = 0
+    models_failed: dict[str, str] = field(default_factory=dict)
+    models_missing: list[str] = field(default_factory=list)
+    models_deleted_upstream: list[str] = field(default_factory=list)
+    versions_created: list[str] = field(default_factory=list)
+    versions_updated: list[str] = field(default_factory=list)
+    versions_deleted_upstream: list[str] = field(default_factory=list)
+    versions_restored: list[str] = field(default_factory=list)
+    details_read: int = 0
+    warnings: list[str] = field(default_factory=list)
+    calls: int = 0
+    duration_seconds: float = 0.0
+
+    @property
+    def changed(self) -> bool:
+        return bool(
+            self.versions_created
+            or self.versions_updated
+            or self.versions_deleted_upstream
+            or self.versions_restored
+            or self.models_deleted_upstream
+        )
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def summary(self) -> str:
+        """One or two sentences for a person (the refresh button's message)."""
+        if self.skipped:
+            return "A registry sync is already running; try again in a minute."
+        parts = []
+        for label, items in (
+            ("new", self.versions_created),
+            ("updated", self.versions_updated),
+            ("deleted in MLflow", self.versions_deleted_upstream),
+            ("back in MLflow", self.versions_restored),
+        ):
+            if items:
+                parts.append(f"{label}: {', '.join(items[:10])}{' …' if len(items) > 10 else ''}")
+        if self.models_deleted_upstream:
+            parts.append(f"models deleted in MLflow: {', '.join(self.models_deleted_upstream)}")
+        text = (
+            ("Changes from MLflow — " + "; ".join(parts) + ".")
+            if parts
+            else ("Up to date with MLflow: nothing changed.")
+        )
+        if self.models_missing:
+            text += f" MLflow has no registered model named {', '.join(self.models_missing)}."
+        if not self.ok:
+            problem = self.error or "; ".join(sorted(set(self.models_failed.values())))
+            text = (
+                (f"MLflow could not be read, so Slipway is showing the last data it had. {problem}")
+                if not parts
+                else f"{text} But: {problem}"
+            )
+        return text
+
+
+# --- sync ---------------------------------------------------------------------------------
+
+
+def registry_sync(
+    *,
+    client: RegistryClient | None = None,
+    model_names: list[str] | None = None,
+    force: bool = False,
+    actor=None,
+) -> SyncResult:
+    """Bring Slipway's mirror of the MLflow registry up to date, incrementally.
+
+    Why incremental: a registry holds thousands of versions and the beat task runs every
+    minute. One paged listing of registered models tells which models moved (their
+    ``last_updated_timestamp``); an unchanged model costs no further call. Aliases, tags
+    and descriptions of registered models come with the listing and are applied for free.
+
+    ``model_names`` limits the sync to those models (the refresh button); ``force`` re-reads
+    them even if MLflow's timestamp did not move: every version's listing fields, and the
+    run metrics, signature and baseline of the newest FORCED_DETAILS_NEWEST versions.
+    ``actor`` is the user who asked (audit rows name them); the beat task passes none.
+    Never raises for MLflow trouble: the result and the sync state record it.
+    """
+    client = client or RegistryClient()
+    started, calls_before = time.monotonic(), client.calls
+    result = SyncResult()
+    if model_names is None:
+        with _try_advisory_lock("registry-sync:all") as acquired:
+            if not acquired:
+                result.skipped = True
+            else:
+                _sync_all(client, force=force, actor=actor, result=result)
+    else:
+        _sync_named(
+            client, list(dict.fromkeys(model_names)), force=force, actor=actor, result=result
+        )
+    result.calls = client.calls - calls_before
+    result.duration_seconds = round(time.monotonic() - started, 3)
+    if model_names is None and not result.skipped:
+        RegistrySyncState.objects.filter(pk=1).update(last_result=_result_digest(result))
+    return result
+
+
+def _sync_all(client: RegistryClient, *, force: bool, actor, result: SyncResult) -> None:
+    now = timezone.now()
+    RegistrySyncState.load()
+    try:
+        listing = client.list_registered_models()
+        _check_unique(listing)
+    except RegistryError as exc:
+        _record_global_failure(exc.message, now, result)
+        return
+    result.models_seen = len(listing)
+    known = {rm.name: rm for rm in RegisteredModel.objects.all()}
+    listed = {info.name for info in listing}
+    active = [rm for rm in known.values() if rm.deleted_upstream_at is None]
+    vanished = [rm for rm in active if rm.name not in listed]
+    if len(active) >= 2 and len(vanished) == len(active):
+        # Every model gone at once is far likelier a wrong MLFLOW_TRACKING_URI (or an
+        # empty store) than a real deletion; marking them all unreleasable would block
+        # every rollback. Refuse and say why.
+        _record_global_failure(
+            f"MLflow at {client.display_uri} lists none of the {len(active)} registered "
+            "models Slipway knows, so none were marked deleted. Check MLFLOW_TRACKING_URI.",
+            now,
+            result,
+        )
+        return
+    for rm in vanished:
+        _mark_model_deleted(rm, actor=actor, result=result)
+    _sync_models(client, listing, known, force=force, actor=actor, result=result)
+    RegistrySyncState.objects.filter(pk=1).update(
+        last_attempt_at=now, last_success_at=now, last_error="", last_error_at=None
+    )
+
+
+def _sync_named(
+    client: RegistryClient, names: list[str], *, force: bool, actor, result: SyncResult
+) -> None:
+    now = timezone.now()
+    listing: list[RegisteredModelInfo] = []
+    for name in names:
+        try:
+            listing.append(client.get_registered_model(name))
+        except RegistryNotFound:
+            rm = RegisteredModel.objects.filter(name=name, deleted_upstream_at__isnull=True).first()
+            if rm is not None:
+                _mark_model_deleted(rm, actor=actor, result=result)
+            else:
+                result.models_missing.append(name)
+        except RegistryError as exc:
+            _record_model_failure(name, exc.message, now, result)
+    result.models_seen = len(listing)
+    known = {rm.name: rm for rm in RegisteredModel.objects.filter(name__in=names)}
+    _sync_models(client, listing, known, force=force, actor=actor, result=result)
+    if result.models_failed and not result.error:
+        result.error = next(iter(result.models_failed.values()))
+
+
+def _sync_models(
+    client: RegistryClient,
+    listing: list[RegisteredModelInfo],
+    known: dict[str, RegisteredModel],
+    *,
+    force: bool,
+    actor,
+    result: SyncResult,
+) -> None:
+    now = timezone.now()
+    owed_details = set(
+        ModelVersion.objects.filter(
+            name__in=[info.name for info in listing],
+            details_synced_at__isnull=True,
+            deleted_upstream_at__isnull=True,
+        )
+        .values_list("name", flat=True)
+        .distinct()
+    )
+    full_read_due_before = now - timedelta(seconds=full_resync_seconds())
+    unchanged: list[RegisteredModelInfo] = []
+    for info in listing:
+        rm = known.get(info.name)
+        moved = (
+            rm is None
+            or rm.deleted_upstream_at is not None
+            or rm.mlflow_updated_at != _when(info.last_updated_timestamp)
+            or rm.mlflow_created_at != _when(info.creation_timestamp)
+        )
+        full_read_due = (
+            rm is not None
+            and rm.fully_read_at is not None
+            and (rm.fully_read_at < full_read_due_before)
+        )
+        if not (moved or force or full_read_due or info.name in owed_details):
+            unchanged.append(info)
+            continue
+        try:
+            _sync_model(
+                client,
+                info,
+                relist=moved or force or full_read_due,
+                details="all" if full_read_due else "newest" if force else "owed",
+                actor=actor,
+                result=result,
+            )
+        except RegistryError as exc:
+            _record_model_failure(info.name, exc.message, timezone.now(), result, create_from=info)
+    _apply_unchanged(unchanged, known, now=now, actor=actor, result=result)
+
+
+def _sync_model(
+    client: RegistryClient,
+    info: RegisteredModelInfo,
+    *,
+    relist: bool,
+    details: str,
+    actor,
+    result: SyncResult,
+) -> None:
+    """Re-read one model: its versions (when ``relist``), then version details: those
+    still ``"owed"``, those plus the newest few (``"newest"``, a forced refresh, kept
+    short so the refresh button answers quickly), or ``"all"`` (the periodic full read)."""
+    result.models_read.append(info.name)
+    warnings: list[str] = []
+    if relist:
+        versions = client.list_model_versions(info.name)
+        if len({v.version for v in versions}) != len(versions):
+            raise RegistryUnavailable(f"MLflow listed a version of {info.name} twice.")
+        for v in versions:
+            if v.status not in ModelVersionStatus.values:
+                raise RegistryUnavailable(
+                    f"MLflow gave {info.name} v{v.version} an unknown status {v.status!r}."
+                )
+        _write_versions(info, versions, actor=actor, result=result, warnings=warnings)
+
+    # Newest first: the versions people release, and the most useful if MLflow fails.
+    targets = list(
+        ModelVersion.objects.filter(name=info.name, deleted_upstream_at__isnull=True).order_by(
+            "-version"
+        )
+    )
+    if details != "all":
+        newest = FORCED_DETAILS_NEWEST if details == "newest" else 0
+        targets = [
+            row for i, row in enumerate(targets) if i < newest or row.details_synced_at is None
+        ]
+    fetched: list[ModelVersion] = []
+    failure: RegistryError | None = None
+    for row in targets:
+        before = _details_snapshot(row) if row.details_synced_at is not None else None
+        try:
+            _read_details(client, row)
+        except RegistryError as exc:
+            failure = exc
+            break
+        fetched.append(row)
+        label = f"{row.name} v{row.version}"
+        changed = before is not None and before != _details_snapshot(row)
+        if changed and label not in result.versions_updated:
+            result.versions_updated.append(label)
+    now = timezone.now()
+    with transaction.atomic():
+        if fetched:
+            ModelVersion.objects.bulk_update(fetched, _DETAIL_FIELDS, batch_size=500)
+        result.details_read += len(fetched)
+        state = {"last_attempt_at": now, "warning": "; ".join(warnings)}
+        if failure is None:
+            state.update(last_success_at=now, last_error="", last_error_at=None)
+            rm = RegisteredModel.objects.get(name=info.name)
+            if details == "all" or rm.fully_read_at is None:
+                state["fully_read_at"] = now
+        RegisteredModel.objects.filter(name=info.name).update(**state)
+    if failure is not None:
+        raise failure
+
+
+def _details_snapshot(row: ModelVersion) -> tuple:
+    return (row.run_metrics, row.run_params, row.signature, row.score_baseline)
+
+
+def _write_versions(
+    info: RegisteredModelInfo,
+    versions: list[ModelVersionInfo],
+    *,
+    actor,
+    result: SyncResult,
+    warnings: list[str],
+) -> None:
+    now = timezone.now()
+    change = ModelChange()
+    with transaction.atomic():
+        rm, _ = RegisteredModel.objects.select_for_update().get_or_create(name=info.name)
+        rows = {row.version: row for row in ModelVersion.objects.filter(name=info.name)}
+        to_create, to_update = [], []
+        for v in versions:
+            fields = _listing_fields(v, info.aliases)
+            row = rows.get(v.version)
+            if row is None:
+                to_create.append(
+                    ModelVersion(name=v.name, version=v.version, synced_at=now, **fields)
+                )
+                change.created.append(v.version)
+                continue
+            if (
+                row.mlflow_created_at
+                and fields["mlflow_created_at"]
+                and row.mlflow_created_at != fields["mlflow_created_at"]
+            ):
+                # The number was reused (model deleted and re-created in MLflow). Releases
+                # point at the old row, so it keeps describing the version they shipped.
+                warnings.append(
+                    f"v{v.version} was re-created in MLflow after being deleted; Slipway keeps "
+                    f"its record of the old v{v.version}, so the new one cannot be released "
+                    "here. Register the model under a new version or name."
+                )
+                if row.deleted_upstream_at is None:
+                    row.deleted_upstream_at, row.aliases = now, []
+                    to_update.append(row)
+                    change.deleted_upstream.append(v.version)
+                continue
+            changed = [name for name, value in fields.items() if getattr(row, name) != value]
+            if row.deleted_upstream_at is not None:
+                row.deleted_upstream_at = None
+                change.restored.append(v.version)
+            if "run_id" in changed:
+                row.details_synced_at = None  # a different run: its details are owed again
+            for name in changed:
+                setattr(row, name, fields[name])
+            if changed or v.version in change.restored:
+                row.synced_at = now
+                to_update.append(row)
+            shown = [name for name in changed if name != "mlflow_updated_at"]
+            if shown:
+                change.updated[str(v.version)] = shown
+        listed = {v.version for v in versions}
+        for version, row in rows.items():
+            if version not in listed and row.deleted_upstream_at is None:
+                row.deleted_upstream_at, row.aliases, row.synced_at = now, [], now
+                to_update.append(row)
+                change.deleted_upstream.append(version)
+        ModelVersion.objects.bulk_create(to_create, batch_size=500)
+        ModelVersion.objects.bulk_update(
+            to_update,
+            [*_LISTING_FIELDS, "deleted_upstream_at", "synced_at", "details_synced_at"],
+            batch_size=500,
+        )
+        change.created.sort()
+        change.deleted_upstream.sort()
+        change.restored.sort()
+        if rm.aliases != info.aliases and rm.mlflow_updated_at is not None:
+            change.aliases = {"before": rm.aliases, "after": info.aliases}
+        was_deleted = rm.deleted_upstream_at is not None
+        rm.description, rm.tags, rm.aliases = info.description, info.tags, info.aliases
+        rm.mlflow_created_at = _when(info.creation_timestamp)
+        rm.mlflow_updated_at = _when(info.last_updated_timestamp)
+        rm.deleted_upstream_at = None
+        rm.save()
+        if change or was_deleted:
+            audit_record(
+                actor=actor,
+                system_actor=None if actor else SYNC_ACTOR,
+                action="registry.sync",
+                target_type="registered_model",
+                target_id=info.name,
+                after={
+                    "created": change.created,
+                    "updated": change.updated,
+                    "deleted_upstream": change.deleted_upstream,
+                    "restored": change.restored,
+                    "aliases": change.aliases,
+                    "model_restored": was_deleted,
+                },
+            )
+    result.versions_created += [f"{info.name} v{n}" for n in change.created]
+    result.versions_updated += [f"{info.name} v{n}" for n in change.updated]
+    result.versions_deleted_upstream += [f"{info.name} v{n}" for n in change.deleted_upstream]
+    result.versions_restored += [f"{info.name} v{n}" for n in change.restored]
+    result.warnings += [f"{info.name}: {w}" for w in warnings]
+
+
+def _listing_fields(v: ModelVersionInfo, model_aliases: dict[str, int]) -> dict:
+    return {
+        "run_id": v.run_id[:64],
+        "source": v.source[:1024],
+        "status": v.status,
+        "status_message": v.status_message,
+        "description": v.description,
+        "tags": v.tags,
+        "aliases": sorted(a for a, n in model_aliases.items() if n == v.version),
+        "mlflow_user": v.user_id[:256],
+        "current_stage": v.current_stage[:32],
+        "model_id": v.model_id[:64],
+        "run_link": v.run_link[:1024],
+        "mlflow_created_at": _when(v.creation_timestamp),
+        "mlflow_updated_at": _when(v.last_updated_timestamp),
+    }
+
+
+def _read_details(client: RegistryClient, row: ModelVersion) -> None:
+    """Read the run's metrics and params, the signature and the score baseline into
+    ``row`` (unsaved). What MLflow says is absent is noted, and earlier values are kept:
+    nothing Slipway once knew about a version is thrown away. RegistryUnavailable
+    propagates so the caller can stop asking a server that is not answering."""
+    notes: list[str] = []
+    run = None
+    if row.run_id:
+        try:
+            run = client.get_run(row.run_id)
+            row.run_metrics, row.run_params = run.metrics, run.params
+            row.experiment_id = run.experiment_id
+        except RegistryNotFound:
+            notes.append("its run no longer exists in MLflow")
+    else:
+        notes.append("it is not linked to a run")
+    if run is not None:
+        try:
+            row.score_baseline = validate_score_baseline(
+                client.read_run_json(run, SCORE_BASELINE_PATH)
+            )
+        except RegistryNotFound:
+            pass  # the artifact is optional
+        except (RegistryRejected, ValueError) as exc:
+            notes.append(f"{SCORE_BASELINE_PATH} is unusable ({exc})")
+    try:
+        row.signature = client.read_model_signature(row.name, row.version, row.source, run=run)
+        if row.signature is None:
+            notes.append("the model was logged without a signature")
+    except RegistryNotFound:
+        notes.append("there is no MLmodel file at its source")
+    except RegistryRejected as exc:
+        notes.append(exc.message)
+    row.details_note = "; ".join(notes)
+    row.details_synced_at = timezone.now()
+
+
+def validate_score_baseline(raw) -> dict:
+    """Check a ``slipway/score_baseline.json`` document and return it normalised.
+
+    Format: ``{"le": [upper bounds, ascending], "counts": [count per bucket]}``; bucket i
+    is (le[i-1], le[i]] and bucket 0 is (-inf, le[0]]; counts are not cumulative.
+    """
+    if not isinstance(raw, dict):
+        raise ValueError("not an object with 'le' and 'counts'")
+    le, counts = raw.get("le"), raw.get("counts")
+    if not isinstance(le, list) or not isinstance(counts, list) or not le:
+        raise ValueError("'le' and 'counts' must be non-empty lists")
+    if len(le) != len(counts):
+        raise ValueError(f"{len(le)} bounds but {len(counts)} counts")
+    bounds = []
+    for bound in le:
+        if (
+            isinstance(bound, bool)
+            or not isinstance(bound, int | float)
+            or not math.isfinite(bound)
+        ):
+            raise ValueError(f"bound {bound!r} is not a finite number")
+        bounds.append(float(bound))
+    if any(b >= c for b, c in itertools.pairwise(bounds)):
+        raise ValueError("bounds are not strictly ascending")
+    clean_counts = []
+    for count in counts:
+        if (
+            isinstance(count, bool)
+            or not isinstance(count, int | float)
+            or count < 0
+            or (not float(count).is_integer())
+        ):
+            raise ValueError(f"count {count!r} is not a non-negative whole number")
+        clean_counts.append(int(count))
+    if sum(clean_counts) == 0:
+        raise ValueError("all counts are zero")
+    return {"le": bounds, "counts": clean_counts}
+
+
+def _apply_unchanged(
+    unchanged: list[RegisteredModelInfo],
+    known: dict[str, RegisteredModel],
+    *,
+    now: datetime,
+    actor,
+    result: SyncResult,
+) -> None:
+    """Models whose timestamp did not move: apply what the listing itself carries
+    (aliases, tags, description; MLflow moves aliases without touching the timestamp) and
+    record that they were checked. No MLflow call."""
+    result.models_unchanged += len(unchanged)
+    for info in unchanged:
+        rm = known[info.name]
+        if (rm.aliases, rm.tags, rm.description) == (info.aliases, info.tags, info.description):
+            continue
+        with transaction.atomic():
+            rm = RegisteredModel.objects.select_for_update().get(pk=rm.pk)
+            before = rm.aliases
+            rm.aliases, rm.tags, rm.description = info.aliases, info.tags, info.description
+            rm.save(update_fields=["aliases", "tags", "description"])
+            if before != info.aliases:
+                moved = _apply_aliases(info.name, info.aliases)
+                result.versions_updated += [f"{info.name} v{n}" for n in moved]
+                audit_record(
+                    actor=actor,
+                    system_actor=None if actor else SYNC_ACTOR,
+                    action="registry.sync",
+                    target_type="registered_model",
+                    target_id=info.name,
+                    after={"aliases": {"before": before, "after": info.aliases}},
+                )
+    if unchanged:
+        RegisteredModel.objects.filter(name__in=[info.name for info in unchanged]).update(
+            last_attempt_at=now, last_success_at=now, last_error="", last_error_at=None
+        )
+
+
+def _apply_aliases(name: str, aliases: dict[str, int]) -> list[int]:
+    """Set each version's ``aliases`` from the model's alias map; return versions changed."""
+    holders = {n for n in aliases.values()}
+    rows = ModelVersion.objects.select_for_update().filter(name=name).exclude(aliases=[])
+    changed = []
+    for row in list(rows) + list(
+        ModelVersion.objects.select_for_update().filter(name=name, version__in=holders, aliases=[])
+    ):
+        wanted = sorted(a for a, n in aliases.items() if n == row.version)
+        if row.aliases != wanted:
+            row.aliases = wanted
+            row.save(update_fields=["aliases"])
+            changed.append(row.version)
+    return sorted(set(changed))
+
+
+def _mark_model_deleted(rm: RegisteredModel, *, actor, result: SyncResult) -> None:
+    now = timezone.now()
+    with transaction.atomic():
+        rm = RegisteredModel.objects.select_for_update().get(pk=rm.pk)
+        if rm.deleted_upstream_at is not None:
+            return
+        versions = list(
+            ModelVersion.objects.filter(name=rm.name, deleted_upstream_at__isnull=True).values_list(
+                "version", flat=True
+            )
+        )
+        ModelVersion.objects.filter(name=rm.name, deleted_upstream_at__isnull=True).update(
+            deleted_upstream_at=now, aliases=[], synced_at=now
+        )
+        rm.deleted_upstream_at, rm.aliases = now, {}
+        rm.last_attempt_at = rm.last_success_at = now
+        rm.last_error, rm.last_error_at = "", None
+        rm.save()
+        audit_record(
+            actor=actor,
+            system_actor=None if actor else SYNC_ACTOR,
+            action="registry.model_deleted_upstream",
+            target_type="registered_model",
+            target_id=rm.name,
+            after={"versions": sorted(versions)},
+        )
+    result.models_deleted_upstream.append(rm.name)
+    result.versions_deleted_upstream += [f"{rm.name} v{n}" for n in sorted(versions)]
+
+
+def _record_model_failure(
+    name: str,
+    message: str,
+    now: datetime,
+    result: SyncResult,
+    *,
+    create_from: RegisteredModelInfo | None = None,
+) -> None:
+    result.ok = False
+    result.models_failed[name] = message
+    updated = RegisteredModel.objects.filter(name=name).update(
+        last_attempt_at=now, last_error=message, last_error_at=now
+    )
+    if not updated and create_from is not None:
+        # Seen in MLflow's listing but never read: a row carries the error for the UI
+        # (with no timestamp, so the next sync reads it in full).
+        RegisteredModel.objects.get_or_create(
+            name=name,
+            defaults={"last_attempt_at": now, "last_error": message, "last_error_at": now},
+        )
+    logger.warning("registry sync: %s: %s", name, message)
+
+
+def _record_global_failure(message: str, now: datetime, result: SyncResult) -> None:
+    result.ok, result.error = False, message
+    RegistrySyncState.load()
+    RegistrySyncState.objects.filter(pk=1).update(
+        last_attempt_at=now, last_error=message, last_error_at=now
+    )
+    logger.warning("registry sync failed: %s", message)
+
+
+def _check_unique(listing: list[RegisteredModelInfo]) -> None:
+    names = [info.name for info in listing]
+    if len(set(names)) != len(names):
+        raise RegistryUnavailable("MLflow listed the same registered model twice.")
+
+
+def _result_digest(result: SyncResult) -> dict:
+    return {
+        "ok": result.ok,
+        "models_seen": result.models_seen,
+        "models_read": len(result.models_read),
+        "models_unchanged": result.models_unchanged,
+        "models_failed": len(result.models_failed),
+        "versions_created": len(result.versions_created),
+        "versions_updated": len(result.versions_updated),
+        "versions_deleted_upstream": len(result.versions_deleted_upstream),
+        "details_read": result.details_read,
+        "calls": result.calls,
+        "duration_seconds": result.duration_seconds,
+    }
+
+
+def _when(millis: int | None) -> datetime | None:
+    """MLflow milliseconds -> an aware datetime, exactly (no float rounding)."""
+    if millis is None:
+        return None
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=millis)
+
+
+# --- aliases --------------------------------------------------------------------------
+
+
+def registry_alias_assign(
+    *, model_version: ModelVersion, alias: str, release_uid, actor_label: str
+) -> AliasUpdate:
+    """Ask for MLflow's ``alias`` to point at ``model_version`` (tagged with the release).
+
+    Why asynchronous: the release is live whatever MLflow says; the alias is for the
+    people and pipelines that load models by alias. So this only records the request and
+    schedules the task after commit; MLflow being down never blocks or fails the caller.
+    A rollback calls this with the older version, which moves the alias back. An older
+    request for the same alias that has not been applied yet is superseded, so a late
+    retry can never move the alias back to a version that is no longer live.
+    """
+    if not _ALIAS_RE.match(alias or "") or _RESERVED_ALIAS_RE.match(alias):
+        raise DomainError(
+            f"{alias!r} cannot be an MLflow alias: use letters, digits, '_' and '-', and not "
+            "'latest' or 'v<number>'."
+        )
+    now = timezone.now()
+    with transaction.atomic():
+        update = AliasUpdate.objects.create(
+            model_version=model_version,
+            alias=alias,
+            release_uid=release_uid,
+            requested_by=(actor_label or "")[:150],
+            # If the task never runs (broker down at commit), the sweeper picks it up then.
+            next_attempt_at=now + timedelta(seconds=ALIAS_RETRY_BASE_SECONDS),
+        )
+        superseded = AliasUpdate.objects.filter(
+            model_version__name=model_version.name,
+            alias=alias,
+            state=AliasUpdateState.PENDING,
+            pk__lt=update.pk,
+        ).update(state=AliasUpdateState.SUPERSEDED, next_attempt_at=None)
+        audit_record(
+            system_actor=ALIAS_ACTOR,
+            action="registry.alias_requested",
+            target_type="model_version",
+            target_id=model_version.pk,
+            after={
+                "model": model_version.name,
+                "version": model_version.version,
+                "alias": alias,
+                "release_uid": str(update.release_uid),
+                "requested_by": actor_label,
+                "superseded": superseded,
+            },
+        )
+        transaction.on_commit(partial(_enqueue_alias_update, update.pk), robust=True)
+    return update
+
+
+def registry_alias_retry(*, alias_update: AliasUpdate, actor) -> AliasUpdate:
+    """Try a failed alias update again (MLflow fixed, alias allowed now...)."""
+    with transaction.atomic():
+        update = AliasUpdate.objects.select_for_update().get(pk=alias_update.pk)
+        if update.state != AliasUpdateState.FAILED:
+            raise Conflict(
+                f"Only a failed alias update can be retried; this one is {update.state}."
+            )
+        if (
+            AliasUpdate.objects.filter(
+                model_version__name=update.model_version.name,
+                alias=update.alias,
+                pk__gt=update.pk,
+            )
+            .exclude(state=AliasUpdateState.FAILED)
+            .exists()
+        ):
+            raise Conflict(f"A newer update of alias {update.alias!r} exists; retry that one.")
+        update.state, update.attempts = AliasUpdateState.PENDING, 0
+        update.next_attempt_at = timezone.now() + timedelta(seconds=ALIAS_RETRY_BASE_SECONDS)
+        update.save(update_fields=["state", "attempts", "next_attempt_at"])
+        audit_record(
+            actor=actor,
+            action="registry.alias_retry",
+            target_type="alias_update",
+            target_id=update.pk,
+            after={"alias": update.alias},
+        )
+        transaction.on_commit(partial(_enqueue_alias_update, update.pk), robust=True)
+    return update
+
+
+def registry_alias_apply(
+    *, alias_update_id: int, client: RegistryClient | None = None
+) -> AliasUpdate | None:
+    """Make one attempt at an alias update (the task's body). Idempotent: an update that
+    is no longer pending is left alone, so a redelivered task does nothing.
+
+    Attempts on the same model and alias are serialised (PostgreSQL advisory lock, held
+    around the MLflow calls and no transaction) and only the newest pending update is
+    applied, so two attempts finishing out of order cannot leave the alias on the older
+    version.
+    """
+    update = AliasUpdate.objects.select_related("model_version").filter(pk=alias_update_id).first()
+    if update is None or update.state != AliasUpdateState.PENDING:
+        return update
+    mv = update.model_version
+    with _try_advisory_lock(f"registry-alias:{mv.name}:{update.alias}") as acquired:
+        now = timezone.now()
+        if not acquired:
+            AliasUpdate.objects.filter(pk=update.pk, state=AliasUpdateState.PENDING).update(
+                next_attempt_at=now + timedelta(seconds=10)
+            )
+            return update
+        newer = (
+            AliasUpdate.objects.filter(
+                model_version__name=mv.name,
+                alias=update.alias,
+                pk__gt=update.pk,
+            )
+            .exclude(state=AliasUpdateState.SUPERSEDED)
+            .exists()
+        )
+        if newer:
+            AliasUpdate.objects.filter(pk=update.pk, state=AliasUpdateState.PENDING).update(
+                state=AliasUpdateState.SUPERSEDED, next_attempt_at=None
+            )
+            update.refresh_from_db()
+            return update
+        claimed = AliasUpdate.objects.filter(pk=update.pk, state=AliasUpdateState.PENDING).update(
+            last_attempt_at=now,
+            next_attempt_at=now + timedelta(seconds=ALIAS_ATTEMPT_LEASE_SECONDS),
+        )
+        if not claimed:
+            update.refresh_from_db()
+            return update
+        client = client or RegistryClient(budget_seconds=settings.MLFLOW_TIMEOUT_SECONDS * 3)
+        try:
+            client.set_alias(mv.name, update.alias, mv.version)
+            client.set_version_tag(mv.name, mv.version, RELEASE_TAG, str(update.release_uid))
+        except RegistryUnavailable as exc:
+            _alias_attempt_failed(update, exc.message, retry=True)
+        except (RegistryNotFound, RegistryRejected) as exc:
+            _alias_attempt_failed(update, f"MLflow refused: {exc.message}", retry=False)
+        else:
+            _alias_attempt_succeeded(update)
+    update.refresh_from_db()
+    return update
+
+
+def _alias_attempt_succeeded(update: AliasUpdate) -> None:
+    mv = update.model_version
+    now = timezone.now()
+    with transaction.atomic():
+        done = AliasUpdate.objects.filter(pk=update.pk, state=AliasUpdateState.PENDING).update(
+            state=AliasUpdateState.DONE,
+            attempts=update.attempts + 1,
+            done_at=now,
+            last_error="",
+            next_attempt_at=None,
+        )
+        if not done:
+            return
+        rm = RegisteredModel.objects.select_for_update().filter(name=mv.name).first()
+        aliases = (
+            dict(rm.aliases)
+            if rm is not None
+            else {
+                a: row.version
+                for row in ModelVersion.objects.filter(name=mv.name).exclude(aliases=[])
+                for a in row.aliases
+            }
+        )
+        before = aliases.get(update.alias)
+        aliases[update.alias] = mv.version
+        if rm is not None:
+            rm.aliases = aliases
+            rm.save(update_fields=["aliases"])
+        _apply_aliases(mv.name, aliases)
+        row = ModelVersion.objects.select_for_update().get(pk=mv.pk)
+        row.tags = {**row.tags, RELEASE_TAG: str(update.release_uid)}
+        row.save(update_fields=["tags"])
+        audit_record(
+            system_actor=ALIAS_ACTOR,
+            action="registry.alias_set",
+            target_type="model_version",
+            target_id=mv.pk,
+            before={"alias": update.alias, "version": before},
+            after={
+                "alias": update.alias,
+                "version": mv.version,
+                "model": mv.name,
+                "release_uid": str(update.release_uid),
+                "attempts": update.attempts + 1,
+            },
+        )
+
+
+def _alias_attempt_failed(update: AliasUpdate, message: str, *, retry: bool) -> None:
+    attempts = update.attempts + 1
+    now = timezone.now()
+    give_up = not retry or attempts >= ALIAS_MAX_ATTEMPTS
+    with transaction.atomic():
+        if give_up:
+            changed = AliasUpdate.objects.filter(
+                pk=update.pk, state=AliasUpdateState.PENDING
+            ).update(
+                state=AliasUpdateState.FAILED,
+                attempts=attempts,
+                last_error=message,
+                next_attempt_at=None,
+            )
+            if changed:
+                mv = update.model_version
+                audit_record(
+                    system_actor=ALIAS_ACTOR,
+                    action="registry.alias_failed",
+                    target_type="model_version",
+                    target_id=mv.pk,
+                    after={
+                        "alias": update.alias,
+                        "version": mv.version,
+                        "model": mv.name,
+                        "release_uid": str(update.release_uid),
+                        "attempts": attempts,
+                        "error": message[:500],
+                    },
+                )
+        else:
+            delay = min(ALIAS_RETRY_BASE_SECONDS * 2 ** (attempts - 1), ALIAS_RETRY_MAX_SECONDS)
+            AliasUpdate.objects.filter(pk=update.pk, state=AliasUpdateState.PENDING).update(
+                attempts=attempts,
+                last_error=message,
+                next_attempt_at=now + timedelta(seconds=delay),
+            )
+    logger.warning(
+        "registry alias %s -> %s: attempt %d failed: %s",
+        update.alias,
+        update.model_version,
+        attempts,
+        message,
+    )
+
+
+def _enqueue_alias_update(alias_update_id: int) -> None:
+    from apps.registry.tasks import registry_set_alias
+
+    registry_set_alias.delay(alias_update_id)
+
+
+# --- locks ------------------------------------------------------------------------------
+
+
+@contextmanager
+def _try_advisory_lock(name: str) -> Iterator[bool]:
+    """A PostgreSQL session advisory lock on ``name``, without waiting: yields whether it
+    was acquired. Not a row lock and not inside a transaction, so holding it around slow
+    MLflow calls blocks only the other holders of the same name. On SQLite (the embedded
+    demo, one worker) there is nobody to exclude and it always yields True."""
+    if connection.vendor != "postgresql":
+        yield True
+        return
+    key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
+        acquired = bool(cursor.fetchone()[0])
+    try:
+        yield acquired
+    finally:
+        if acquired:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [key])

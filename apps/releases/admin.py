@@ -1,0 +1,117 @@
+"""Django admin for setup: services, environments and their approval policies.
+
+Releases and approvals are read-only here: they change only through the release
+actions, which lock, check and audit. Setup changes made here are audited too.
+"""
+
+from django.contrib import admin
+
+from apps.audit.services import audit_record_standalone
+from apps.releases.models import (
+    Approval,
+    ApprovalRule,
+    Environment,
+    Release,
+    Service,
+    ServiceEnvironment,
+)
+
+
+class AuditedAdmin(admin.ModelAdmin):
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        audit_record_standalone(
+            actor=request.user,
+            action=f"{obj._meta.model_name}.{'change' if change else 'create'}",
+            target_type=obj._meta.model_name,
+            target_id=obj.pk,
+            after={"changed": sorted(form.changed_data)},
+        )
+
+    def delete_model(self, request, obj):
+        pk = obj.pk
+        super().delete_model(request, obj)
+        audit_record_standalone(
+            actor=request.user,
+            action=f"{obj._meta.model_name}.delete",
+            target_type=obj._meta.model_name,
+            target_id=pk,
+        )
+
+
+class ApprovalRuleInline(admin.TabularInline):
+    model = ApprovalRule
+    extra = 0
+
+
+@admin.register(Environment)
+class EnvironmentAdmin(AuditedAdmin):
+    list_display = (
+        "name",
+        "order",
+        "promotes_from",
+        "min_soak_minutes",
+        "is_production",
+        "auto_rollback",
+    )
+    inlines = [ApprovalRuleInline]
+
+    def save_formset(self, request, form, formset, change):
+        super().save_formset(request, form, formset, change)
+        if formset.has_changed():
+            rules = [f"{r.min_count}x{r.role}" for r in form.instance.approval_rules.all()]
+            audit_record_standalone(
+                actor=request.user,
+                action="environment.policy",
+                target_type="environment",
+                target_id=form.instance.pk,
+                after={"rules": rules},
+            )
+
+
+@admin.register(Service)
+class ServiceAdmin(AuditedAdmin):
+    list_display = ("name", "owner_team", "registered_model", "runtime")
+    search_fields = ("name", "owner_team", "registered_model")
+    list_filter = ("runtime",)
+
+
+@admin.register(ServiceEnvironment)
+class ServiceEnvironmentAdmin(AuditedAdmin):
+    list_display = ("service", "environment", "sync_status", "health_status", "status_observed_at")
+    readonly_fields = (
+        "sync_status",
+        "health_status",
+        "synced_revision",
+        "status_message",
+        "status_observed_at",
+    )
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Release)
+class ReleaseAdmin(ReadOnlyAdmin):
+    list_display = ("pk", "service", "environment", "model_version", "kind", "state", "created_at")
+    list_filter = ("state", "kind", "environment")
+    list_select_related = ("service", "environment", "model_version")
+
+
+@admin.register(Approval)
+class ApprovalAdmin(ReadOnlyAdmin):
+    list_display = ("release", "approver", "role", "decision", "created_at")
+    list_select_related = (
+        "release__service",
+        "release__environment",
+        "release__model_version",
+        "approver",
+    )

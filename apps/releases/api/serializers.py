@@ -1,0 +1,225 @@
+"""API shapes. Input serializers are small and per action; output serializers are flat."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from rest_framework import serializers
+
+from apps.releases.models import Approval, Environment, Release, Service
+from apps.releases.policy import PolicyProgress
+from apps.releases.selectors import release_policy_progress
+
+_TEXT = {
+    "max_length": settings.RELEASE_TEXT_MAX_LENGTH,
+    "allow_blank": True,
+    "required": False,
+    "default": "",
+}
+
+
+class EnvironmentSerializer(serializers.ModelSerializer):
+    promotes_from = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    approval_rules = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Environment
+        fields = [
+            "name",
+            "order",
+            "promotes_from",
+            "min_soak_minutes",
+            "is_production",
+            "auto_rollback",
+            "bake_minutes",
+            "approval_rules",
+        ]
+
+    def get_approval_rules(self, env) -> list[dict]:
+        return [{"role": r.role, "min_count": r.min_count} for r in env.approval_rules.all()]
+
+
+class ServiceSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Service
+        fields = [
+            "name",
+            "description",
+            "owner_team",
+            "registered_model",
+            "runtime",
+            "default_config",
+            "runbook_url",
+            "slo_p95_latency_ms",
+            "slo_error_rate",
+            "slo_cost_per_day",
+            "slo_drift_psi",
+        ]
+
+
+class ApprovalSerializer(serializers.ModelSerializer):
+    approver = serializers.CharField(source="approver.get_username")
+
+    class Meta:
+        model = Approval
+        fields = ["approver", "role", "decision", "comment", "digest", "created_at"]
+
+
+class RoleProgressSerializer(serializers.Serializer):
+    role = serializers.CharField()
+    required = serializers.IntegerField()
+    approved_by = serializers.ListField(child=serializers.CharField())
+    met = serializers.BooleanField()
+
+
+class PolicyProgressSerializer(serializers.Serializer):
+    met = serializers.BooleanField()
+    rejected = serializers.BooleanField()
+    summary = serializers.CharField()
+    roles = RoleProgressSerializer(many=True)
+
+
+class ReleaseSerializer(serializers.ModelSerializer):
+    service = serializers.CharField(source="service.name")
+    environment = serializers.CharField(source="environment.name")
+    model_name = serializers.CharField(source="model_version.name")
+    model_version = serializers.IntegerField(source="model_version.version")
+    requested_by = serializers.CharField(source="requester_label")
+    release_id = serializers.UUIDField(source="uid")
+    approvals = ApprovalSerializer(many=True)
+    policy = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Release
+        fields = [
+            "id",
+            "release_id",
+            "service",
+            "environment",
+            "model_name",
+            "model_version",
+            "kind",
+            "state",
+            "requested_by",
+            "reason",
+            "config",
+            "digest",
+            "commit_sha",
+            "status_message",
+            "break_glass",
+            "promoted_from",
+            "rollback_target",
+            "rolled_back_release",
+            "created_at",
+            "submitted_at",
+            "approved_at",
+            "deploy_started_at",
+            "live_at",
+            "ended_at",
+            "approvals",
+            "policy",
+        ]
+
+    def get_policy(self, release) -> PolicyProgressSerializer:
+        progress: PolicyProgress = release_policy_progress(release)
+        return PolicyProgressSerializer(
+            {
+                "met": progress.met,
+                "rejected": progress.rejected,
+                "summary": progress.summary,
+                "roles": [
+                    {
+                        "role": r.role,
+                        "required": r.required,
+                        "approved_by": list(r.approved_by),
+                        "met": r.met,
+                    }
+                    for r in progress.roles
+                ],
+            }
+        ).data
+
+
+class ReleaseListSerializer(ReleaseSerializer):
+    class Meta(ReleaseSerializer.Meta):
+        fields = [
+            "id",
+            "release_id",
+            "service",
+            "environment",
+            "model_name",
+            "model_version",
+            "kind",
+            "state",
+            "requested_by",
+            "digest",
+            "commit_sha",
+            "created_at",
+            "live_at",
+        ]
+
+
+class ReleaseCreateSerializer(serializers.Serializer):
+    service = serializers.SlugField(max_length=63)
+    environment = serializers.SlugField(max_length=63)
+    model_version = serializers.IntegerField(
+        min_value=1,
+        max_value=2**31 - 1,
+        help_text="version number in the service's registered model",
+    )
+    config_overrides = serializers.DictField(required=False, default=dict)
+    reason = serializers.CharField(**_TEXT)
+
+
+class ApproveSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(
+        choices=["product-reviewer", "compliance-reviewer"],
+        required=False,
+        allow_null=True,
+        default=None,
+    )
+    comment = serializers.CharField(**_TEXT)
+    digest = serializers.RegexField(
+        r"^[0-9a-f]{64}$",
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="the digest you reviewed; refused if the release differs",
+    )
+
+
+class RejectSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(
+        choices=["product-reviewer", "compliance-reviewer"],
+        required=False,
+        allow_null=True,
+        default=None,
+    )
+    comment = serializers.CharField(max_length=settings.RELEASE_TEXT_MAX_LENGTH)
+
+
+class ReasonSerializer(serializers.Serializer):
+    reason = serializers.CharField(**_TEXT)
+
+
+class PromoteSerializer(serializers.Serializer):
+    environment = serializers.SlugField(
+        max_length=63, required=False, allow_null=True, default=None
+    )
+    reason = serializers.CharField(**_TEXT)
+
+
+class RollbackSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=settings.RELEASE_TEXT_MAX_LENGTH)
+    target = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        default=None,
+        min_value=1,
+        max_value=2**63 - 1,
+        help_text="release id to restore; default: the last good one",
+    )
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    errors = serializers.DictField(required=False)

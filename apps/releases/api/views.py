@@ -1,0 +1,246 @@
+"""Release API for CI pipelines and scripts. Thin: parse, call a service, serialise.
+Domain errors map to 400/403/404/409 in controlplane.api.exception_handler."""
+
+from __future__ import annotations
+
+from django.db.models import Prefetch
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from apps.registry.models import ModelVersion
+from apps.releases import selectors, services
+from apps.releases.api import serializers as s
+from apps.releases.models import ApprovalRule, Environment, Release, Service
+from controlplane.errors import DomainError
+
+_ERRORS = {
+    400: OpenApiResponse(s.ErrorSerializer, description="bad input"),
+    403: OpenApiResponse(s.ErrorSerializer, description="your role does not allow this"),
+    404: OpenApiResponse(s.ErrorSerializer, description="no such release"),
+    409: OpenApiResponse(
+        s.ErrorSerializer, description="not allowed in the release's current state"
+    ),
+}
+
+
+def _field_error(field: str, message: str) -> DomainError:
+    return DomainError(message, field_errors={field: [message]})
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List services"), retrieve=extend_schema(summary="One service")
+)
+class ServiceViewSet(viewsets.ReadOnlyModelViewSet):
+    serializer_class = s.ServiceSerializer
+    queryset = Service.objects.order_by("name")
+    lookup_field = "name"
+    lookup_value_regex = "[a-z0-9-]{1,63}"
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List environments and their approval policies"),
+    retrieve=extend_schema(summary="One environment"),
+)
+class EnvironmentViewSet(viewsets.ReadOnlyModelViewSet):
+    serializer_class = s.EnvironmentSerializer
+    queryset = (
+        Environment.objects.select_related("promotes_from")
+        .prefetch_related(
+            Prefetch("approval_rules", queryset=ApprovalRule.objects.order_by("role"))
+        )
+        .order_by("order", "name")
+    )
+    lookup_field = "name"
+    lookup_value_regex = "[a-z0-9-]{1,63}"
+
+
+_RELEASE_FILTERS = [
+    OpenApiParameter("service", str, description="service name"),
+    OpenApiParameter("environment", str, description="environment name"),
+    OpenApiParameter("state", str, enum=[c[0] for c in Release._meta.get_field("state").choices]),
+    OpenApiParameter("kind", str, enum=[c[0] for c in Release._meta.get_field("kind").choices]),
+]
+
+
+class ReleaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    lookup_value_regex = "[0-9]{1,18}"
+
+    def get_queryset(self):
+        if self.action == "list":
+            params = self.request.query_params
+            return selectors.release_list(
+                service=params.get("service", ""),
+                environment=params.get("environment", ""),
+                state=params.get("state", ""),
+                kind=params.get("kind", ""),
+            )
+        return selectors.release_detail_queryset()
+
+    def get_serializer_class(self):
+        return s.ReleaseListSerializer if self.action == "list" else s.ReleaseSerializer
+
+    def _release(self, pk) -> Release:
+        return get_object_or_404(selectors.release_detail_queryset(), pk=pk)
+
+    def _answer(self, release: Release, code=status.HTTP_200_OK) -> Response:
+        fresh = selectors.release_detail_queryset().get(pk=release.pk)
+        return Response(s.ReleaseSerializer(fresh).data, status=code)
+
+    @extend_schema(summary="List releases, newest first", parameters=_RELEASE_FILTERS)
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(
+        summary="One release with its approvals and policy progress",
+        responses={200: s.ReleaseSerializer, 404: _ERRORS[404]},
+    )
+    def retrieve(self, request, *args, **kwargs):
+        return super().retrieve(request, *args, **kwargs)
+
+    @extend_schema(
+        summary="Create a draft release",
+        description="Send the same Idempotency-Key again to get the same release back (200) "
+        "instead of a second one; a different body with a used key is a 409.",
+        parameters=[OpenApiParameter("Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER)],
+        request=s.ReleaseCreateSerializer,
+        responses={201: s.ReleaseSerializer, 200: s.ReleaseSerializer, **_ERRORS},
+    )
+    def create(self, request):
+        data = _valid(s.ReleaseCreateSerializer, request)
+        key = request.headers.get("Idempotency-Key") or None
+        if key is not None and (len(key) > 128 or not key.isprintable()):
+            raise _field_error(
+                "Idempotency-Key", "Idempotency-Key must be 1-128 printable characters."
+            )
+        service = Service.objects.filter(name=data["service"]).first()
+        if service is None:
+            raise _field_error("service", f"No service named {data['service']!r}.")
+        environment = Environment.objects.filter(name=data["environment"]).first()
+        if environment is None:
+            raise _field_error("environment", f"No environment named {data['environment']!r}.")
+        model_version = ModelVersion.objects.filter(
+            name=service.registered_model, version=data["model_version"]
+        ).first()
+        if model_version is None:
+            raise _field_error(
+                "model_version",
+                f"{service.registered_model!r} has no version {data['model_version']} in "
+                "Slipway's registry mirror; check the version in MLflow or refresh the service.",
+            )
+        release, created = services.release_create(
+            actor=request.user,
+            service=service,
+            environment=environment,
+            model_version=model_version,
+            config_overrides=data["config_overrides"],
+            reason=data["reason"],
+            idempotency_key=key,
+        )
+        return self._answer(release, status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+    @extend_schema(
+        summary="Submit a draft for approval",
+        request=None,
+        responses={200: s.ReleaseSerializer, **_ERRORS},
+    )
+    @action(detail=True, methods=["post"])
+    def submit(self, request, pk=None):
+        return self._answer(services.release_submit(actor=request.user, release=self._release(pk)))
+
+    @extend_schema(
+        summary="Approve, as one of your reviewer roles",
+        request=s.ApproveSerializer,
+        responses={200: s.ReleaseSerializer, **_ERRORS},
+    )
+    @action(detail=True, methods=["post"])
+    def approve(self, request, pk=None):
+        release = self._release(pk)
+        data = _valid(s.ApproveSerializer, request)
+        return self._answer(services.release_approve(actor=request.user, release=release, **data))
+
+    @extend_schema(
+        summary="Reject, with a comment",
+        request=s.RejectSerializer,
+        responses={200: s.ReleaseSerializer, **_ERRORS},
+    )
+    @action(detail=True, methods=["post"])
+    def reject(self, request, pk=None):
+        release = self._release(pk)
+        data = _valid(s.RejectSerializer, request)
+        return self._answer(services.release_reject(actor=request.user, release=release, **data))
+
+    @extend_schema(
+        summary="Cancel a release that has not started deploying",
+        request=s.ReasonSerializer,
+        responses={200: s.ReleaseSerializer, **_ERRORS},
+    )
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        release = self._release(pk)
+        data = _valid(s.ReasonSerializer, request)
+        return self._answer(services.release_cancel(actor=request.user, release=release, **data))
+
+    @extend_schema(
+        summary="Request promotion of this live release to the next environment",
+        parameters=[OpenApiParameter("Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER)],
+        request=s.PromoteSerializer,
+        responses={201: s.ReleaseSerializer, 200: s.ReleaseSerializer, **_ERRORS},
+    )
+    @action(detail=True, methods=["post"])
+    def promote(self, request, pk=None):
+        source = self._release(pk)
+        data = _valid(s.PromoteSerializer, request)
+        environment = None
+        if data["environment"]:
+            environment = Environment.objects.filter(name=data["environment"]).first()
+            if environment is None:
+                raise _field_error("environment", f"No environment named {data['environment']!r}.")
+        promotion, created = services.release_promote(
+            actor=request.user,
+            source=source,
+            environment=environment,
+            reason=data["reason"],
+            idempotency_key=request.headers.get("Idempotency-Key") or None,
+        )
+        return self._answer(promotion, status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+    @extend_schema(
+        summary="Roll back this live release (on-call, break-glass with a reason)",
+        request=s.RollbackSerializer,
+        responses={201: s.ReleaseSerializer, **_ERRORS},
+    )
+    @action(detail=True, methods=["post"])
+    def rollback(self, request, pk=None):
+        live = self._release(pk)
+        data = _valid(s.RollbackSerializer, request)
+        target = None
+        if data["target"]:
+            target = Release.objects.filter(pk=data["target"]).first()
+            if target is None:
+                raise _field_error("target", f"No release #{data['target']}.")
+        rollback = services.release_rollback(
+            actor=request.user,
+            service=live.service,
+            environment=live.environment,
+            reason=data["reason"],
+            target=target,
+            expected_live=live,
+        )
+        return self._answer(rollback, status.HTTP_201_CREATED)
+
+
+def _valid(serializer_class, request) -> dict:
+    if not isinstance(request.data, dict):
+        raise DomainError("The request body must be a JSON object.")
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data

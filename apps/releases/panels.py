@@ -1,0 +1,62 @@
+"""Panels on the release page contributed by other parts of Slipway.
+
+The release page belongs to this app, but some of what reviewers need there comes from
+apps that sit above it (metrics: SLO evidence during soak). Those apps register a panel
+provider here from their AppConfig.ready(), so imports keep running one way
+(metrics -> releases) and this app never imports them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Panel:
+    title: str
+    template: str
+    context: dict = field(default_factory=dict)
+    order: int = 50
+
+
+PanelProvider = Callable[[object], "Panel | None"]
+_providers: list[PanelProvider] = []
+
+
+def register_panel(provider: PanelProvider) -> PanelProvider:
+    if provider not in _providers:
+        _providers.append(provider)
+    return provider
+
+
+def release_panels(release) -> list[Panel]:
+    panels = [panel for provider in _providers if (panel := provider(release)) is not None]
+    return sorted(panels, key=lambda p: p.order)
+
+
+@register_panel
+def model_card_panel(release) -> Panel:
+    """The model card: this version's evidence next to the version live in that environment."""
+    from apps.registry.selectors import model_card
+    from apps.releases.selectors import live_release
+
+    live = live_release(service=release.service, environment=release.environment)
+    compare_to = live.model_version if live is not None and live.pk != release.pk else None
+    return Panel(
+        title="Model",
+        template="registry/_model_card.html",
+        context={"card": model_card(release.model_version, compare_to=compare_to)},
+        order=10,
+    )
+
+
+@register_panel
+def changes_panel(release) -> Panel:
+    """What this release changes in the GitOps repository, loaded after the page (it may
+    need a git fetch, which must not hold up the page)."""
+    return Panel(
+        title="What changes in the GitOps repository",
+        template="releases/_diff_placeholder.html",
+        order=20,
+    )

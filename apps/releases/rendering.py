@@ -1,0 +1,41 @@
+"""From a release's inputs to the manifests it will commit, via the gitops renderers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from apps.gitops.config import merge_config
+from apps.gitops.render import RenderedManifests, RenderRequest, render
+from apps.gitops.runtimes import Runtime
+
+
+def resolve_config(*, service, environment, target, overrides: Mapping) -> dict:
+    """The serving configuration a release gets: service defaults, then the environment's
+    overrides, then this service's overrides in that environment, then the release's own."""
+    return merge_config(
+        service.default_config or {},
+        environment.config_overrides or {},
+        (target.config_overrides if target is not None else None) or {},
+        overrides or {},
+    )
+
+
+def render_release(
+    *, service, environment, model_version, release_uid, config
+) -> RenderedManifests:
+    """Render (and validate) the manifests for one release. Raises the gitops ConfigError /
+    RenderError / ManifestError with messages that name the offending field."""
+    return render(
+        RenderRequest(
+            service=service.name,
+            environment=environment.name,
+            runtime=Runtime(service.runtime),
+            release_id=str(release_uid),
+            model_name=model_version.name,
+            model_version=model_version.version,
+            model_uri=model_version.source
+            or f"models:/{model_version.name}/{model_version.version}",
+            config=config,
+            require_image_digest=environment.is_production,
+        )
+    )

@@ -1,0 +1,57 @@
+"""Celery tasks for releases: thin, named explicitly (names are part of the message
+format: never rename one that may still be queued), ids in, JSON only."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+
+from apps.gitops.errors import GitOpsError
+from controlplane.singleflight import single_flight
+
+log = logging.getLogger(__name__)
+
+RETRY_BACKOFF_CAP_SECONDS = 60
+
+
+@shared_task(
+    name="releases.deploy_pending", bind=True, acks_late=True, max_retries=None, ignore_result=True
+)
+def deploy_pending_task(self):
+    """Commit every approved release to the GitOps repository, in approval order.
+
+    The remote being down is not a failure: the task retries with capped exponential
+    backoff until it is back, and the status poll re-sends it if a message is lost.
+    """
+    from apps.releases.deploy import deploy_pending
+
+    try:
+        deploy_pending()
+    except GitOpsError as exc:
+        if not getattr(exc, "retryable", False):
+            raise
+        countdown = min(RETRY_BACKOFF_CAP_SECONDS, 2 ** min(self.request.retries, 6))
+        log.warning("deploy postponed %ss: %s", countdown, exc)
+        raise self.retry(exc=exc, countdown=countdown) from None
+
+
+@shared_task(name="releases.follow_rollouts", acks_late=True, ignore_result=True)
+def follow_rollouts_task():
+    """Move deploying releases to live or failed from Argo CD's answers; also re-send the
+    deploy task when approved releases wait (a lost message must not strand them)."""
+    from apps.releases.cluster import cluster_reader, repository_writer
+    from apps.releases.models import Release, ReleaseState
+    from apps.releases.rollout import follow_rollouts
+
+    with single_flight("releases.follow_rollouts") as mine:
+        if not mine:
+            return
+        writer = repository_writer()
+        try:
+            follow_rollouts(reader=cluster_reader(), writer=writer)
+        finally:
+            if writer is not None:
+                writer.close()
+    if Release.objects.filter(state=ReleaseState.APPROVED).exists():
+        deploy_pending_task.delay()

@@ -1,0 +1,20 @@
+from django.urls import path
+
+from apps.releases import views
+
+app_name = "releases"
+urlpatterns = [
+    path("releases/", views.release_list, name="list"),
+    path("releases/new/", views.release_create, name="create"),
+    path("releases/<int:pk>/", views.release_detail, name="detail"),
+    path("releases/<int:pk>/status/", views.release_status, name="status"),
+    path("releases/<int:pk>/diff/", views.release_diff, name="diff"),
+    path("releases/<int:pk>/submit/", views.release_submit, name="submit"),
+    path("releases/<int:pk>/decide/", views.release_decide, name="decide"),
+    path("releases/<int:pk>/cancel/", views.release_cancel, name="cancel"),
+    path("releases/<int:pk>/promote/", views.release_promote, name="promote"),
+    path("inbox/", views.inbox, name="inbox"),
+    path("services/", views.service_list, name="services"),
+    path("services/<str:name>/", views.service_detail, name="service"),
+    path("environments/", views.environment_list, name="environments"),
+]

@@ -1,0 +1,339 @@
+"""Release pages. Views stay thin: parse the request, call a selector or a service,
+render. Domain errors become form errors or messages, never 500s."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from apps.accounts.roles import user_roles
+from apps.registry.selectors import releasable_versions
+from apps.releases import permissions, selectors, services
+from apps.releases.forms import (
+    DecisionForm,
+    PromoteForm,
+    ReasonForm,
+    ReleaseCreateForm,
+    ReleaseFilterForm,
+)
+from apps.releases.models import Environment, Release, ReleaseState, Service
+from apps.releases.policy import open_slots_for
+from controlplane.errors import DomainError, Forbidden, NotFound
+
+
+def _get_release(pk: int) -> Release:
+    return get_object_or_404(selectors.release_detail_queryset(), pk=pk)
+
+
+def _domain_error_to_message(request, exc: DomainError) -> None:
+    if isinstance(exc, Forbidden):
+        raise PermissionDenied(exc.message)
+    if isinstance(exc, NotFound):
+        raise Http404(exc.message)
+    messages.error(request, exc.message)
+
+
+@login_required
+@require_GET
+def release_list(request):
+    form = ReleaseFilterForm(request.GET or None)
+    filters = form.cleaned_data if form.is_valid() else {}
+    releases = selectors.release_list(**{k: v for k, v in filters.items() if v})
+    page = Paginator(releases, 50).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "releases/release_list.html",
+        {
+            "nav": "releases",
+            "form": form,
+            "page": page,
+            "services": Service.objects.order_by("name").values_list("name", flat=True),
+            "environments": Environment.objects.order_by("order").values_list("name", flat=True),
+            "can_create": permissions.can_create_release(request.user),
+            "query": request.GET.copy(),
+        },
+    )
+
+
+@login_required
+def release_create(request):
+    if not permissions.can_create_release(request.user):
+        raise PermissionDenied("Only ML engineers and admins create releases.")
+    service_name = request.POST.get("service") or request.GET.get("service") or ""
+    service = Service.objects.filter(name=service_name).first()
+    versions = releasable_versions(service.registered_model) if service else None
+    if request.method == "POST":
+        form = ReleaseCreateForm(request.POST, versions=versions)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                release, _ = services.release_create(
+                    actor=request.user,
+                    service=data["service"],
+                    environment=data["environment"],
+                    model_version=data["model_version"],
+                    config_overrides=data["config_overrides"],
+                    reason=data["reason"],
+                )
+            except DomainError as exc:
+                if isinstance(exc, Forbidden):
+                    raise PermissionDenied(exc.message) from exc
+                form.add_error(None, exc.message)
+            else:
+                messages.success(
+                    request,
+                    f"Draft release #{release.pk} created. Check the "
+                    "changes below, then submit it for approval.",
+                )
+                return redirect("releases:detail", pk=release.pk)
+    else:
+        form = ReleaseCreateForm(initial={"service": service_name}, versions=versions)
+    template = (
+        "releases/_create_form.html"
+        if request.headers.get("HX-Request")
+        else "releases/release_create.html"
+    )
+    return render(request, template, {"nav": "releases", "form": form, "service": service})
+
+
+@login_required
+@require_GET
+def release_detail(request, pk: int):
+    release = _get_release(pk)
+    return render(
+        request,
+        "releases/release_detail.html",
+        {
+            "nav": "releases",
+            **_detail_context(request, release),
+        },
+    )
+
+
+@login_required
+@require_GET
+def release_status(request, pk: int):
+    """The live part of the release page (state, progress, actions), polled by htmx while
+    the release is moving so the page follows it without a reload."""
+    release = _get_release(pk)
+    return render(request, "releases/_release_status.html", _detail_context(request, release))
+
+
+def _detail_context(request, release: Release) -> dict:
+    user = request.user
+    progress = selectors.release_policy_progress(release)
+    decided = any(a.approver_id == user.pk for a in release.approvals.all())
+    is_pending = release.state == ReleaseState.PENDING_APPROVAL
+    can_decide = (
+        is_pending
+        and permissions.can_review(user)
+        and not permissions.is_requester(user, release)
+        and not decided
+    )
+    open_roles = (
+        open_slots_for(user_roles=user_roles(user), progress=progress) if can_decide else []
+    )
+    promotion_targets = []
+    if release.state == ReleaseState.LIVE and permissions.can_promote(user):
+        for env in Environment.objects.filter(promotes_from=release.environment):
+            promotion_targets.append((env, selectors.soak_gate(source=release, target=env)))
+    soak = None
+    if release.promoted_from_id:
+        soak = selectors.soak_gate(
+            source=release.promoted_from,
+            target=release.environment,
+            now=release.submitted_at or release.created_at,
+        )
+    return {
+        "release": release,
+        "progress": progress,
+        "open_roles": open_roles,
+        "can_decide": can_decide and bool(open_roles),
+        "decided": decided,
+        "can_submit": release.state == ReleaseState.DRAFT
+        and permissions.can_submit_or_cancel(user, release),
+        "can_cancel": release.state
+        in (ReleaseState.DRAFT, ReleaseState.PENDING_APPROVAL, ReleaseState.APPROVED)
+        and permissions.can_submit_or_cancel(user, release),
+        "promotion_targets": promotion_targets,
+        "soak": soak,
+        "moving": release.state in (ReleaseState.APPROVED, ReleaseState.DEPLOYING),
+        "extra_panels": _extra_panels(release),
+    }
+
+
+def _extra_panels(release: Release) -> list:
+    """Panels other apps contribute to the release page (model card, metrics, diff)."""
+    from apps.releases.panels import release_panels
+
+    return release_panels(release)
+
+
+@login_required
+@require_GET
+def release_diff(request, pk: int):
+    """The manifest diff for the release page (fetched by htmx after the page loads)."""
+    release = _get_release(pk)
+    comparison = selectors.release_changes(release)
+    return render(request, "releases/_diff.html", {"release": release, "comparison": comparison})
+
+
+@login_required
+@require_POST
+def release_submit(request, pk: int):
+    release = _get_release(pk)
+    try:
+        services.release_submit(actor=request.user, release=release)
+    except DomainError as exc:
+        _domain_error_to_message(request, exc)
+    else:
+        release.refresh_from_db()
+        messages.success(
+            request, f"Release #{release.pk} submitted: {release.get_state_display().lower()}."
+        )
+    return redirect("releases:detail", pk=pk)
+
+
+@login_required
+@require_POST
+def release_decide(request, pk: int):
+    release = _get_release(pk)
+    form = DecisionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
+        return redirect("releases:detail", pk=pk)
+    data = form.cleaned_data
+    try:
+        if data["decision"] == "approve":
+            services.release_approve(
+                actor=request.user,
+                release=release,
+                role=data["role"] or None,
+                comment=data["comment"],
+                digest=data["digest"],
+            )
+            messages.success(request, f"You approved release #{pk}.")
+        else:
+            services.release_reject(
+                actor=request.user,
+                release=release,
+                role=data["role"] or None,
+                comment=data["comment"],
+            )
+            messages.success(request, f"You rejected release #{pk}.")
+    except DomainError as exc:
+        _domain_error_to_message(request, exc)
+    return redirect("releases:detail", pk=pk)
+
+
+@login_required
+@require_POST
+def release_cancel(request, pk: int):
+    release = _get_release(pk)
+    form = ReasonForm(request.POST)
+    reason = form.cleaned_data["reason"] if form.is_valid() else ""
+    try:
+        services.release_cancel(actor=request.user, release=release, reason=reason)
+    except DomainError as exc:
+        _domain_error_to_message(request, exc)
+    else:
+        messages.success(request, f"Release #{pk} cancelled.")
+    return redirect("releases:detail", pk=pk)
+
+
+@login_required
+@require_POST
+def release_promote(request, pk: int):
+    release = _get_release(pk)
+    form = PromoteForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose the environment to promote to.")
+        return redirect("releases:detail", pk=pk)
+    try:
+        promotion, _ = services.release_promote(
+            actor=request.user,
+            source=release,
+            environment=form.cleaned_data["environment"],
+            reason=form.cleaned_data["reason"],
+        )
+    except DomainError as exc:
+        _domain_error_to_message(request, exc)
+        return redirect("releases:detail", pk=pk)
+    messages.success(
+        request,
+        f"Promotion requested: release #{promotion.pk} waits for approval "
+        f"in {promotion.environment.name}.",
+    )
+    return redirect("releases:detail", pk=promotion.pk)
+
+
+@login_required
+@require_GET
+def inbox(request):
+    waiting = selectors.inbox_for(request.user)
+    return render(
+        request,
+        "releases/inbox.html",
+        {
+            "nav": "inbox",
+            "waiting": waiting,
+            "is_reviewer": permissions.can_review(request.user),
+        },
+    )
+
+
+@login_required
+@require_GET
+def service_list(request):
+    live = selectors.live_releases_by_target()
+    environments = list(selectors.environment_list())
+    rows = []
+    for service in selectors.service_list():
+        rows.append((service, [live.get((service.pk, env.pk)) for env in environments]))
+    return render(
+        request,
+        "releases/service_list.html",
+        {
+            "nav": "services",
+            "rows": rows,
+            "environments": environments,
+        },
+    )
+
+
+@login_required
+@require_GET
+def service_detail(request, name: str):
+    service = get_object_or_404(Service, name=name)
+    environments = list(selectors.environment_list())
+    live = selectors.live_releases_by_target()
+    return render(
+        request,
+        "releases/service_detail.html",
+        {
+            "nav": "services",
+            "service": service,
+            "targets": [(env, live.get((service.pk, env.pk))) for env in environments],
+            "recent": selectors.release_list(service=service.name)[:20],
+            "versions": releasable_versions(service.registered_model)[:10],
+            "can_create": permissions.can_create_release(request.user),
+        },
+    )
+
+
+@login_required
+@require_GET
+def environment_list(request):
+    return render(
+        request,
+        "releases/environment_list.html",
+        {
+            "nav": "environments",
+            "environments": selectors.environment_list(),
+        },
+    )

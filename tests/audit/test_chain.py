@@ -1,0 +1,124 @@
+import threading
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection, transaction
+
+from apps.audit.chain import GENESIS
+from apps.audit.models import AuditEvent
+from apps.audit.selectors import audit_chain_verify
+from apps.audit.services import audit_record, audit_record_standalone
+
+
+def _append(n, actor):
+    for i in range(n):
+        audit_record_standalone(
+            actor=actor, action="test.event", target_type="thing", target_id=i, after={"i": i}
+        )
+
+
+def _tamper(sql, params):
+    """Edit the table as a dishonest database user would: around the append-only trigger."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # A superuser can switch triggers off for their session; the chain still tells.
+            cursor.execute("SET LOCAL session_replication_role = replica")
+        cursor.execute(sql, params)
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL session_replication_role = origin")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_record_outside_a_transaction_is_refused(alice):
+    with pytest.raises(RuntimeError, match=r"transaction\.atomic"):
+        audit_record(actor=alice, action="x", target_type="t", target_id=1)
+
+
+def test_rows_link_to_the_previous_hash(alice):
+    _append(3, alice)
+    events = list(AuditEvent.objects.filter(action="test.event").order_by("id"))
+    first = AuditEvent.objects.order_by("id").first()
+    assert first.prev_hash == GENESIS
+    assert events[1].prev_hash == events[0].hash
+    assert events[2].prev_hash == events[1].hash
+    assert len({e.hash for e in events}) == 3
+
+
+def test_audit_verify_passes_on_an_untouched_chain(alice, capsys):
+    _append(5, alice)
+    call_command("audit_verify")
+    assert "audit chain intact" in capsys.readouterr().out
+
+
+def test_audit_verify_names_the_first_edited_row(alice):
+    _append(5, alice)
+    ids = list(AuditEvent.objects.order_by("id").values_list("id", flat=True))
+    victim = ids[2]
+    _tamper("UPDATE audit_auditevent SET after = %s WHERE id = %s", ['{"i": 999}', victim])
+    _checked, broken = audit_chain_verify()
+    assert broken is not None and broken.event_id == victim
+    assert "edited" in broken.reason
+    with pytest.raises(CommandError, match=f"broken at event {victim}"):
+        call_command("audit_verify")
+
+
+def test_a_deleted_row_breaks_the_link_at_the_next_one(alice):
+    _append(5, alice)
+    ids = list(AuditEvent.objects.order_by("id").values_list("id", flat=True))
+    _tamper("DELETE FROM audit_auditevent WHERE id = %s", [ids[1]])
+    _, broken = audit_chain_verify()
+    assert broken.event_id == ids[2]
+    assert "link broken" in broken.reason
+
+
+def test_a_forger_without_the_key_cannot_rehash_an_edited_row(alice):
+    """Recomputing a plain sha256 (what a database user could do) does not verify."""
+    import hashlib
+
+    _append(2, alice)
+    victim = AuditEvent.objects.order_by("id").last()
+    forged = hashlib.sha256(b"forged content").hexdigest()
+    _tamper(
+        "UPDATE audit_auditevent SET actor_label = %s, hash = %s WHERE id = %s",
+        ["mallory", forged, victim.id],
+    )
+    _, broken = audit_chain_verify()
+    assert broken.event_id == victim.id
+
+
+@pytest.mark.postgres
+def test_postgres_refuses_updates_and_deletes(alice):
+    from django.db.utils import DatabaseError
+
+    _append(1, alice)
+    event = AuditEvent.objects.order_by("id").last()
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        AuditEvent.objects.filter(pk=event.pk).update(action="edited")
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        AuditEvent.objects.filter(pk=event.pk).delete()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_appends_keep_one_unbroken_chain(people):
+    alice = people["alice"]
+    errors = []
+
+    def worker():
+        try:
+            _append(10, alice)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    _checked, broken = audit_chain_verify()
+    assert broken is None
+    assert AuditEvent.objects.filter(action="test.event").count() == 40

@@ -1,0 +1,271 @@
+"""Argo CD status through the official kubernetes client, over HTTP, against the kmock
+Kubernetes API double; and the refresh call to Argo CD's REST API."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+import kmock
+import pytest
+
+from apps.gitops.argo import ArgoRefresher, ArgoStatusReader, build_api_client
+from apps.gitops.errors import ClusterError, ClusterUnavailable
+from tests.fixtures.kube import TOKEN, KubeApiDouble
+
+APP = "churn-staging"
+COMMIT = "3f2a9c1d" + "0" * 32
+OLD_COMMIT = "9e8d7c6b" + "0" * 32
+
+
+@pytest.fixture
+def reader(kube_api_client) -> ArgoStatusReader:
+    return ArgoStatusReader(kube_api_client, namespace="argocd", timeout=5)
+
+
+def test_status_moves_from_out_of_sync_to_healthy_to_degraded(kube_api: KubeApiDouble, reader):
+    # Just pushed: Argo CD sees the new commit, not yet applied.
+    kube_api.set_application(APP, sync="OutOfSync", revision=COMMIT, health="Healthy")
+    status = reader.get(APP)
+    assert status.exists and (status.sync_status, status.revision) == ("OutOfSync", COMMIT)
+    assert not status.synced
+
+    # Syncing: new pods are starting.
+    kube_api.set_application(
+        APP,
+        sync="Synced",
+        revision=COMMIT,
+        health="Progressing",
+        phase="Running",
+        message="waiting for healthy state of apps/Deployment/churn",
+    )
+    status = reader.get(APP)
+    assert (status.health_status, status.operation_phase) == ("Progressing", "Running")
+    assert status.synced and not status.healthy and not status.degraded
+
+    # Live.
+    kube_api.set_application(
+        APP,
+        sync="Synced",
+        revision=COMMIT,
+        health="Healthy",
+        phase="Succeeded",
+        message="successfully synced (all tasks run)",
+    )
+    status = reader.get(APP)
+    assert status.synced and status.healthy and not status.degraded
+    assert status.revision == COMMIT
+
+    # Later, the pods crash-loop.
+    kube_api.set_application(
+        APP,
+        sync="Synced",
+        revision=COMMIT,
+        health="Degraded",
+        phase="Succeeded",
+        health_message='Deployment "churn" exceeded its progress deadline',
+    )
+    status = reader.get(APP)
+    assert status.degraded
+    assert status.message == 'Deployment "churn" exceeded its progress deadline'
+
+
+def test_failed_sync_message_comes_first(kube_api, reader):
+    kube_api.set_application(
+        APP,
+        sync="OutOfSync",
+        revision=COMMIT,
+        health="Healthy",
+        phase="Failed",
+        message="one or more objects failed to apply: admission webhook denied",
+        conditions=[{"type": "SyncError", "message": "sync failed"}],
+    )
+    status = reader.get(APP)
+    assert status.degraded
+    assert status.message.startswith("one or more objects failed to apply")
+
+
+def test_comparison_error_condition_is_reported(kube_api, reader):
+    kube_api.set_application(
+        APP,
+        sync="Unknown",
+        revision=OLD_COMMIT,
+        health="Healthy",
+        conditions=[{"type": "ComparisonError", "message": "kustomize build failed"}],
+    )
+    assert reader.get(APP).message == "ComparisonError: kustomize build failed"
+
+
+def test_missing_application(kube_api, reader):
+    status = reader.get("nobody-staging")
+    assert not status.exists and status.sync_status == ""
+
+
+def test_application_in_another_namespace_is_not_seen(kube_api, kube_api_client):
+    kube_api.set_application(APP, namespace="team-argocd", sync="Synced", health="Healthy")
+    assert not ArgoStatusReader(kube_api_client, namespace="argocd").get(APP).exists
+    assert ArgoStatusReader(kube_api_client, namespace="team-argocd").get(APP).exists
+
+
+def test_the_client_sends_the_token_and_reads_the_cr_path(kube_api, reader):
+    kube_api.set_application(APP, sync="Synced", health="Healthy")
+    reader.get(APP)
+    request = kube_api.requests[-1]
+    assert request.headers.get("Authorization") == f"Bearer {TOKEN}"
+    assert request.url.path == f"/apis/argoproj.io/v1alpha1/namespaces/argocd/applications/{APP}"
+
+
+def test_forbidden_is_a_cluster_error_not_a_missing_app(kube_api, reader):
+    kube_api._in_loop(lambda: kube_api.emulator["get", kmock.name(APP)] << 403)
+    with pytest.raises(ClusterError) as caught:
+        reader.get(APP)
+    assert not isinstance(caught.value, ClusterUnavailable)
+    assert "403" in str(caught.value)
+
+
+def test_server_errors_are_retryable(kube_api, reader):
+    kube_api._in_loop(lambda: kube_api.emulator["get", kmock.name(APP)] << 503)
+    with pytest.raises(ClusterUnavailable):
+        reader.get(APP)
+
+
+def test_unreachable_api_is_cluster_unavailable():
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    api_client = build_api_client(url=f"http://127.0.0.1:{port}", token="t")
+    with pytest.raises(ClusterUnavailable):
+        ArgoStatusReader(api_client, timeout=2).get(APP)
+
+
+def test_an_api_that_never_answers_times_out():
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)  # accepts the TCP connection, never answers
+        api_client = build_api_client(url=f"http://127.0.0.1:{server.getsockname()[1]}")
+        with pytest.raises(ClusterUnavailable):
+            ArgoStatusReader(api_client, timeout=0.5).get(APP)
+
+
+def test_kubeconfig_file(kube_api, tmp_path):
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "test",
+                "clusters": [{"name": "double", "cluster": {"server": kube_api.url}}],
+                "users": [{"name": "slipway", "user": {"token": "from-kubeconfig"}}],
+                "contexts": [{"name": "test", "context": {"cluster": "double", "user": "slipway"}}],
+            }
+        )
+    )
+    kube_api.set_application(APP, sync="Synced", health="Healthy")
+    api_client = build_api_client(kubeconfig=str(kubeconfig))
+    assert ArgoStatusReader(api_client).get(APP).synced
+    assert kube_api.requests[-1].headers.get("Authorization") == "Bearer from-kubeconfig"
+
+
+def test_no_cluster_configured_outside_a_cluster(monkeypatch):
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    with pytest.raises(ClusterError, match="No cluster configured"):
+        build_api_client()
+
+
+def test_reader_from_settings(kube_api, settings):
+    settings.KUBE_API_URL = kube_api.url
+    settings.KUBE_TOKEN = "settings-token"
+    settings.ARGOCD_NAMESPACE = "argocd"
+    kube_api.set_application(APP, sync="Synced", health="Healthy", revision=COMMIT)
+    reader = ArgoStatusReader.from_settings()
+    try:
+        assert reader.get(APP).revision == COMMIT
+    finally:
+        reader.close()
+
+
+# --- refresh through Argo CD's REST API ------------------------------------------------
+class FakeArgoCD:
+    """A tiny HTTP server answering GET /api/v1/applications/<name>."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict] = []
+        self.status = 200
+        self.delay = 0.0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                parts = urlsplit(self.path)
+                outer.calls.append(
+                    {
+                        "path": parts.path,
+                        "query": parse_qs(parts.query),
+                        "authorization": self.headers.get("Authorization"),
+                    }
+                )
+                if outer.delay:
+                    threading.Event().wait(outer.delay)
+                body = json.dumps({"metadata": {"name": parts.path.rsplit("/", 1)[-1]}}).encode()
+                self.send_response(outer.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):  # keep test output quiet
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def argocd() -> Iterator[FakeArgoCD]:
+    server = FakeArgoCD()
+    yield server
+    server.stop()
+
+
+def test_refresh_asks_argocd_with_the_bearer_token(argocd):
+    refresher = ArgoRefresher(argocd.url, "argo-token", timeout=5)
+    assert refresher.refresh(APP) is True
+    assert argocd.calls == [
+        {
+            "path": f"/api/v1/applications/{APP}",
+            "query": {"refresh": ["normal"]},
+            "authorization": "Bearer argo-token",
+        }
+    ]
+
+
+def test_refresh_never_raises_and_never_logs_the_token(argocd, caplog):
+    caplog.set_level(logging.DEBUG)
+    refresher = ArgoRefresher(argocd.url, "argo-secret-token", timeout=0.5)
+    argocd.status = 500
+    assert refresher.refresh(APP) is False
+    argocd.status, argocd.delay = 200, 2.0
+    assert refresher.refresh(APP) is False  # timed out
+    assert refresher.refresh("../../settings") is False  # not an Application name
+    dead = ArgoRefresher("http://127.0.0.1:9", "argo-secret-token", timeout=1)
+    assert dead.refresh(APP) is False
+    assert "argo-secret-token" not in caplog.text + repr(refresher) + repr(dead)
+
+
+def test_refresh_is_skipped_when_not_configured(argocd):
+    assert ArgoRefresher("", "t").refresh(APP) is False
+    assert ArgoRefresher(argocd.url, "").refresh(APP) is False
+    assert argocd.calls == []

@@ -1,0 +1,205 @@
+"""Serving configuration: layering, validation, and messages a person can act on."""
+
+from __future__ import annotations
+
+import pytest
+
+from apps.gitops.config import ConfigError, merge_config, parse_serving_config
+from apps.gitops.runtimes import Runtime
+from tests.gitops.conftest import IMAGE
+
+
+def errors_of(runtime: Runtime, raw: dict) -> dict[str, str]:
+    with pytest.raises(ConfigError) as caught:
+        parse_serving_config(runtime, raw)
+    return caught.value.errors
+
+
+def test_merge_config_later_layers_win_dicts_merge_lists_replace():
+    service = {
+        "image": IMAGE,
+        "resources": {"cpu": "1", "memory": "1Gi"},
+        "secret_refs": ["a", "b"],
+        "env": {"A": "1"},
+    }
+    environment = {"resources": {"memory": "2Gi"}, "secret_refs": ["c"], "env": {"B": "2"}}
+    target = {"env": {"A": None}, "replicas": {"min": 3}}
+
+    merged = merge_config(service, environment, target)
+
+    assert merged == {
+        "image": IMAGE,
+        "resources": {"cpu": "1", "memory": "2Gi"},
+        "secret_refs": ["c"],
+        "env": {"B": "2"},
+        "replicas": {"min": 3},
+    }
+    assert service["resources"] == {"cpu": "1", "memory": "1Gi"}, "inputs must not change"
+    assert service["env"] == {"A": "1"}
+
+
+def test_defaults_and_normalisation():
+    config = parse_serving_config(
+        Runtime.CUSTOM,
+        {
+            "image": IMAGE,
+            "resources": {"cpu": 1, "memory": "1Gi", "gpu": 1},
+            "env": {"ZED": "z", "ALPHA": 3},
+            "secret_refs": ["db", "db", "api"],
+        },
+    )
+    assert config.port == 8080
+    assert (config.min_replicas, config.max_replicas) == (1, 3)
+    assert config.resources.requests() == {"cpu": "1", "memory": "1Gi", "nvidia.com/gpu": "1"}
+    assert config.resources.limits() == {"memory": "1Gi", "nvidia.com/gpu": "1"}
+    assert config.env == (("ALPHA", "3"), ("ZED", "z"))
+    assert config.secret_refs == ("api", "db")
+    assert config.probes is not None and config.probes.liveness_path == "/healthz"
+
+
+def test_bentoml_gets_its_own_port_and_probe_paths():
+    config = parse_serving_config(Runtime.BENTOML, {"image": IMAGE})
+    assert config.port == 3000
+    assert (config.probes.readiness_path, config.probes.liveness_path) == ("/readyz", "/livez")
+
+
+def test_unknown_keys_are_errors_not_silently_dropped():
+    errors = errors_of(
+        Runtime.CUSTOM, {"image": IMAGE, "replica": {"min": 2}, "resources": {"cpus": "1"}}
+    )
+    assert "replica" in errors and "Unknown setting" in errors["replica"]
+    assert "resources.cpus" in errors
+
+
+def test_keys_of_another_runtime_name_the_runtimes_that_use_them():
+    errors = errors_of(Runtime.CUSTOM, {"image": IMAGE, "canary_percent": 10})
+    assert "only by" in errors["canary_percent"]
+    assert "kserve-sklearn" in errors["canary_percent"]
+
+
+def test_every_problem_is_reported_at_once():
+    errors = errors_of(
+        Runtime.CUSTOM,
+        {
+            "image": "Not An Image",
+            "port": 0,
+            "replicas": {"min": 5, "max": 2},
+            "resources": {"cpu": "lots"},
+            "env": {"1BAD": "x"},
+        },
+    )
+    assert {"image", "port", "replicas", "resources.cpu", "env.1BAD"} <= set(errors)
+
+
+@pytest.mark.parametrize(
+    "image, fragment",
+    [
+        ("registry.example.com/churn", "tag or a digest"),
+        ("registry.example.com/churn:latest", "latest"),
+        ("registry.example.com/churn:1.0\n---", "single line"),
+        ("-oProxyCommand=x:1", "not an image reference"),
+    ],
+)
+def test_image_references_must_be_immutable_and_plain(image, fragment):
+    assert fragment in errors_of(Runtime.CUSTOM, {"image": image})["image"]
+
+
+def test_pinned_image_is_recognised():
+    pinned = parse_serving_config(Runtime.CUSTOM, {"image": IMAGE + "@sha256:" + "b" * 64})
+    assert pinned.image_is_pinned
+    assert not parse_serving_config(Runtime.CUSTOM, {"image": IMAGE}).image_is_pinned
+
+
+@pytest.mark.parametrize("value", ["x\n---\nkind: Secret", "a\rb", "nul\x00", "tab\tin", "\u2028"])
+def test_strings_with_line_breaks_or_control_characters_are_refused(value):
+    errors = errors_of(Runtime.CUSTOM, {"image": IMAGE, "env": {"NOTE": value}})
+    assert "single line" in errors["env.NOTE"]
+
+
+def test_plain_strings_that_look_like_yaml_are_kept_verbatim():
+    config = parse_serving_config(Runtime.CUSTOM, {"image": IMAGE, "env": {"NOTE": "a: b"}})
+    assert config.env == (("NOTE", "a: b"),)
+
+
+@pytest.mark.parametrize(
+    "name", ["DB_PASSWORD", "API_KEY", "GITHUB_TOKEN", "AWS_SECRET_ACCESS_KEY"]
+)
+def test_env_names_that_look_secret_point_to_secret_refs(name):
+    assert (
+        "secret_refs"
+        in errors_of(Runtime.CUSTOM, {"image": IMAGE, "env": {name: "x"}})[f"env.{name}"]
+    )
+
+
+def test_env_name_with_a_secret_word_inside_another_word_is_fine():
+    config = parse_serving_config(Runtime.CUSTOM, {"image": IMAGE, "env": {"TOKENIZER_PATH": "/t"}})
+    assert config.env == (("TOKENIZER_PATH", "/t"),)
+
+
+def test_reserved_env_names_are_refused():
+    assert (
+        "Slipway"
+        in errors_of(Runtime.CUSTOM, {"image": IMAGE, "env": {"MODEL_URI": "x"}})["env.MODEL_URI"]
+    )
+
+
+def test_booleans_are_not_numbers():
+    assert "port" in errors_of(Runtime.CUSTOM, {"image": IMAGE, "port": True})
+
+
+@pytest.mark.parametrize("name", ["Bad_Name", "../up", "a" * 300, "x\ny"])
+def test_secret_ref_names_must_be_kubernetes_names(name):
+    assert "secret_refs[0]" in errors_of(Runtime.CUSTOM, {"image": IMAGE, "secret_refs": [name]})
+
+
+def test_batch_needs_a_cron_schedule():
+    assert "required" in errors_of(Runtime.BATCH, {"image": IMAGE})["schedule"]
+    assert "cron" in errors_of(Runtime.BATCH, {"image": IMAGE, "schedule": "every day"})["schedule"]
+    assert parse_serving_config(Runtime.BATCH, {"image": IMAGE, "schedule": "@daily"}).schedule
+
+
+def test_streaming_needs_kafka_and_may_scale_to_zero():
+    assert "kafka" in errors_of(Runtime.STREAMING, {"image": IMAGE})
+    config = parse_serving_config(
+        Runtime.STREAMING,
+        {
+            "image": IMAGE,
+            "replicas": {"min": 0, "max": 4},
+            "kafka": {
+                "bootstrap_servers": ["k1:9092", "k2:9092"],
+                "topic": "t",
+                "consumer_group": "g",
+                "lag_threshold": 50,
+            },
+        },
+    )
+    assert config.min_replicas == 0
+    assert config.kafka.bootstrap_servers == ("k1:9092", "k2:9092")
+    errors = errors_of(
+        Runtime.STREAMING,
+        {"image": IMAGE, "kafka": {"bootstrap_servers": "no-port", "topic": "t"}},
+    )
+    assert {"kafka.bootstrap_servers[0]", "kafka.consumer_group"} <= set(errors)
+
+
+def test_online_runtimes_keep_at_least_one_replica():
+    assert "replicas.min" in errors_of(Runtime.CUSTOM, {"image": IMAGE, "replicas": {"min": 0}})
+
+
+def test_canary_percent_range():
+    assert parse_serving_config(Runtime.KSERVE_SKLEARN, {"canary_percent": 10}).canary_percent == 10
+    assert "canary_percent" in errors_of(Runtime.KSERVE_SKLEARN, {"canary_percent": 101})
+
+
+@pytest.mark.parametrize(
+    "uri, fragment",
+    [("runs:/abc/model", "cannot be fetched"), ("s3://user:pw@bucket/m", "credentials")],
+)
+def test_storage_uri_must_be_fetchable_and_credential_free(uri, fragment):
+    assert fragment in errors_of(Runtime.KSERVE_SKLEARN, {"storage_uri": uri})["storage_uri"]
+
+
+def test_unknown_runtime():
+    with pytest.raises(ConfigError) as caught:
+        parse_serving_config("tensorflow-lite", {})
+    assert "runtime" in caught.value.errors

@@ -1,0 +1,173 @@
+"""Property test of the release state machine: random sequences of actions by random
+people, checked after every step against the invariants the product promises."""
+
+from datetime import timedelta
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+
+from apps.audit.models import AuditEvent
+from apps.audit.selectors import audit_chain_verify
+from apps.releases import services
+from apps.releases.models import RELEASE_TRANSITIONS, Approval, Release, ReleaseState
+from controlplane.errors import DomainError
+from tests import factories
+
+PEOPLE = ["alice", "bob", "pat", "paula", "carol", "otto", "ada", "dual", "nobody"]
+
+
+class ReleaseMachine(RuleBasedStateMachine):
+    def __init__(self):
+        super().__init__()
+        self._atomic = transaction.atomic()
+        self._atomic.__enter__()
+        self.people = {name: factories.make_user(name) for name in PEOPLE}
+        self.staging, self.prod = factories.make_environments()
+        self.service = factories.make_service()
+        self.versions = [
+            factories.make_model_version(self.service.registered_model, v) for v in (1, 2, 3)
+        ]
+        self.refused = 0
+
+    def teardown(self):
+        transaction.set_rollback(True)
+        self._atomic.__exit__(None, None, None)
+
+    def _release(self, index):
+        releases = list(Release.objects.order_by("pk"))
+        return releases[index % len(releases)] if releases else None
+
+    def _try(self, action):
+        try:
+            action()
+        except DomainError:
+            self.refused += 1
+
+    @rule(who=st.sampled_from(PEOPLE), version=st.integers(0, 2))
+    def create(self, who, version):
+        self._try(
+            lambda: services.release_create(
+                actor=self.people[who],
+                service=self.service,
+                environment=self.staging,
+                model_version=self.versions[version],
+                reason="property test",
+            )
+        )
+
+    @rule(who=st.sampled_from(PEOPLE), index=st.integers(0, 50))
+    def submit(self, who, index):
+        if (release := self._release(index)) is not None:
+            self._try(lambda: services.release_submit(actor=self.people[who], release=release))
+
+    @rule(who=st.sampled_from(PEOPLE), index=st.integers(0, 50))
+    def approve(self, who, index):
+        if (release := self._release(index)) is not None:
+            self._try(lambda: services.release_approve(actor=self.people[who], release=release))
+
+    @rule(who=st.sampled_from(PEOPLE), index=st.integers(0, 50))
+    def reject(self, who, index):
+        if (release := self._release(index)) is not None:
+            self._try(
+                lambda: services.release_reject(
+                    actor=self.people[who], release=release, comment="no"
+                )
+            )
+
+    @rule(who=st.sampled_from(PEOPLE), index=st.integers(0, 50))
+    def cancel(self, who, index):
+        if (release := self._release(index)) is not None:
+            self._try(lambda: services.release_cancel(actor=self.people[who], release=release))
+
+    @rule(index=st.integers(0, 50))
+    def deploy(self, index):
+        if (release := self._release(index)) is not None:
+            sha = f"{release.pk:040x}"
+            self._try(lambda: services.release_deploy_started(release=release, commit_sha=sha))
+
+    @rule(index=st.integers(0, 50))
+    def goes_live(self, index):
+        if (release := self._release(index)) is not None:
+            self._try(lambda: services.release_mark_live(release=release))
+
+    @rule(index=st.integers(0, 50))
+    def fails(self, index):
+        if (release := self._release(index)) is not None:
+            self._try(lambda: services.release_mark_failed(release=release, message="Degraded"))
+
+    @rule(who=st.sampled_from(PEOPLE), index=st.integers(0, 50))
+    def promote(self, who, index):
+        if (release := self._release(index)) is not None:
+            if release.live_at:
+                Release.objects.filter(pk=release.pk).update(
+                    live_at=timezone.now() - timedelta(days=1)
+                )
+                release.refresh_from_db()
+            self._try(lambda: services.release_promote(actor=self.people[who], source=release))
+
+    @rule(who=st.sampled_from(PEOPLE), env=st.sampled_from(["staging", "prod"]))
+    def rollback(self, who, env):
+        environment = self.staging if env == "staging" else self.prod
+        self._try(
+            lambda: services.release_rollback(
+                actor=self.people[who],
+                service=self.service,
+                environment=environment,
+                reason="property test",
+            )
+        )
+
+    @invariant()
+    def at_most_one_live_release_per_target(self):
+        for env in (self.staging, self.prod):
+            live = Release.objects.filter(
+                service=self.service, environment=env, state=ReleaseState.LIVE
+            ).count()
+            assert live <= 1
+
+    @invariant()
+    def only_legal_transitions_were_recorded(self):
+        for before, after in AuditEvent.objects.filter(
+            target_type="release", before__isnull=False
+        ).values_list("before", "after"):
+            if before and "state" in before and after and "state" in after:
+                assert after["state"] in RELEASE_TRANSITIONS[before["state"]], (before, after)
+
+    @invariant()
+    def approvers_are_never_the_requester_and_never_twice(self):
+        pairs = list(
+            Approval.objects.values_list("release_id", "approver_id", "release__requested_by_id")
+        )
+        assert all(approver != requester for _, approver, requester in pairs)
+        assert len({(r, a) for r, a, _ in pairs}) == len(pairs)
+
+    @invariant()
+    def approved_releases_meet_their_policy(self):
+        from apps.releases.selectors import release_policy_progress
+
+        for release in Release.objects.filter(
+            state__in=[ReleaseState.APPROVED, ReleaseState.DEPLOYING, ReleaseState.LIVE],
+            break_glass=False,
+        ):
+            assert release_policy_progress(release).met
+
+    @invariant()
+    def audit_chain_verifies(self):
+        assert audit_chain_verify()[1] is None
+
+
+@pytest.mark.django_db
+def test_release_state_machine_invariants():
+    run_state_machine_as_test(
+        ReleaseMachine,
+        settings=settings(
+            max_examples=25,
+            stateful_step_count=20,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+        ),
+    )
