@@ -263,6 +263,8 @@ CLUSTER_TIMEOUT_SECONDS = env_int("CLUSTER_TIMEOUT_SECONDS", 10, minimum=1)
 # A release that is not Synced+Healthy this long after its commit is marked failed.
 ROLLOUT_TIMEOUT_SECONDS = env_int("ROLLOUT_TIMEOUT_SECONDS", 900, minimum=10)
 STATUS_POLL_SECONDS = env_int("STATUS_POLL_SECONDS", 10, minimum=1)
+# Demo cluster simulator: seconds after a commit before it reports Synced and Healthy.
+DEMO_SYNC_DELAY_SECONDS = env_int("DEMO_SYNC_DELAY_SECONDS", 4, minimum=0)
 
 # --- MLflow model registry -------------------------------------------------------------
 MLFLOW_TRACKING_URI = env_str(

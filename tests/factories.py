@@ -96,7 +96,8 @@ def release_to_live(release, *, commit_sha: str | None = None):
     from apps.releases import services
 
     sha = commit_sha or (f"{release.pk:x}".rjust(8, "0") * 5)[:40]
-    services.release_deploy_started(release=release, commit_sha=sha)
+    services.release_deploy_claim(release=release)
+    services.release_record_commit(release=release, commit_sha=sha)
     return services.release_mark_live(release=release)
 
 

@@ -50,6 +50,7 @@ from apps.gitops.locks import file_lock, local_lock, repository_lock
 from apps.gitops.names import is_plain
 from apps.gitops.paths import check_file_name, release_folder, resolve_inside
 from apps.gitops.redact import Redactor, redact_url
+from controlplane.failpoints import failpoint
 
 logger = logging.getLogger("apps.gitops.git")
 
@@ -185,6 +186,7 @@ class GitWriter:
         self._prepared = False
         self._fetched = False
         self._closed = False
+        self._holding = False
 
     @classmethod
     def from_settings(cls) -> GitWriter:
@@ -205,6 +207,17 @@ class GitWriter:
             ssh_known_hosts_file=settings.GITOPS_SSH_KNOWN_HOSTS_FILE,
         )
         return cls(remote)
+
+    @contextlib.contextmanager
+    def hold_lock(self) -> Iterator[GitWriter]:
+        """Hold the repository writer lock across several commits, so a caller draining
+        a queue commits it in order with no other writer in between."""
+        with self._lock():
+            self._holding = True
+            try:
+                yield self
+            finally:
+                self._holding = False
 
     def __enter__(self) -> GitWriter:
         return self
@@ -270,7 +283,8 @@ class GitWriter:
         attempts = 0
         rejection = ""
         for attempt in range(1, self.remote.max_attempts + 1):
-            with self._lock(), self._workdir_lock():
+            writer_lock = contextlib.nullcontext() if self._holding else self._lock()
+            with writer_lock, self._workdir_lock():
                 self._prepare()
                 exists = self._fetch()
                 found = self._find_release(release_id, since) if exists else None
@@ -284,6 +298,7 @@ class GitWriter:
                 self._reset(exists)
                 self._write_folder(folder, files)
                 sha = self._commit(folder, body)
+                failpoint("deploy.after_commit")  # crash tests: committed, not pushed
                 attempts += 1
                 rejection = self._push(sha)
                 if rejection is None:

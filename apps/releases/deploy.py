@@ -13,20 +13,21 @@ moved to ``deploying`` in its own short transaction.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
+from django.db.models import Q
 
+from apps.gitops.argo import ArgoRefresher
 from apps.gitops.errors import GitOpsError, ManifestError
 from apps.gitops.git_writer import GitWriter
-from apps.gitops.locks import repository_lock
 from apps.gitops.render import manifests_digest, release_metadata_file
 from apps.gitops.validate import validate_manifests
 from apps.releases import services
 from apps.releases.models import Release, ReleaseState
+from apps.releases.rendering import control_plane_secrets
 from controlplane.failpoints import failpoint
 
 log = logging.getLogger(__name__)
@@ -41,26 +42,18 @@ class Deployed:
     release_id: int
     commit_sha: str
     created: bool
+    application: str = ""  # the Argo CD Application: <service>-<environment>
 
 
-def control_plane_secrets() -> set[str]:
-    """Values that must never appear in the GitOps repository."""
-    candidates = [
-        settings.SECRET_KEY,
-        settings.AUDIT_CHAIN_KEY,
-        settings.GITOPS_HTTPS_TOKEN,
-        settings.ARGOCD_TOKEN,
-        settings.KUBE_TOKEN,
-        settings.DATABASES["default"].get("PASSWORD") or "",
-    ]
-    return {value for value in candidates if value and len(value) >= 8}
-
-
-def next_approved_release() -> Release | None:
+def next_release_to_commit() -> Release | None:
+    """The oldest approved release, or a claimed one whose commit was never recorded
+    (its worker died): both still need their commit, in approval order."""
     return (
-        Release.objects.select_related("service", "environment", "model_version", "requested_by")
+        Release.objects.select_related(
+            "service", "environment", "model_version", "requested_by", "rolled_back_release"
+        )
         .prefetch_related("approvals__approver")
-        .filter(state=ReleaseState.APPROVED)
+        .filter(Q(state=ReleaseState.APPROVED) | Q(state=ReleaseState.DEPLOYING, commit_sha=""))
         .order_by("approved_at", "pk")
         .first()
     )
@@ -121,26 +114,40 @@ def _refuse_if_tampered(release: Release) -> None:
     )
 
 
-def deploy_pending(*, writer: GitWriter | None = None) -> list[Deployed]:
+def deploy_pending(*, writer: GitWriter | None = None, refresher=None) -> list[Deployed]:
     """Commit every approved release in approval order. Raises a retryable GitOpsError
-    when the remote is unreachable; what was committed before that stays recorded."""
+    when the remote is unreachable; what was committed before that stays recorded.
+
+    After the lock is released, Argo CD is asked to refresh each application that got a
+    commit (when ARGOCD_API_URL and ARGOCD_TOKEN are set), so the rollout starts now
+    instead of at Argo CD's next poll of the repository.
+    """
     if writer is None and not settings.GITOPS_REPO_URL:
         log.warning("approved releases wait: GITOPS_REPO_URL is not set")
         return []
     own_writer = writer is None
-    writer = writer or GitWriter.from_settings(lock=contextlib.nullcontext)
+    writer = writer or GitWriter.from_settings()
     done: list[Deployed] = []
     try:
-        with repository_lock(writer.remote.url):
-            while (release := next_approved_release()) is not None:
+        with writer.hold_lock():
+            while (release := next_release_to_commit()) is not None:
                 done.append(_deploy_one(writer, release))
     finally:
         if own_writer:
             writer.close()
+        _refresh_applications(done, refresher or ArgoRefresher.from_settings())
     return done
 
 
+def _refresh_applications(done: list[Deployed], refresher) -> None:
+    apps = {d.application for d in done if d.commit_sha}
+    for app in sorted(apps):
+        refresher.refresh(app)  # best effort: never raises, logs why it did not work
+
+
 def _deploy_one(writer: GitWriter, release: Release) -> Deployed:
+    if not services.release_deploy_claim(release=release):
+        return Deployed(release.pk, "", False)  # cancelled between the query and the claim
     try:
         _refuse_if_tampered(release)
         files = release_commit_files(release)
@@ -166,9 +173,14 @@ def _deploy_one(writer: GitWriter, release: Release) -> Deployed:
         services.release_mark_failed(release=release, message=f"Not committed: {exc}")
         return Deployed(release.pk, "", False)
     failpoint("deploy.after_push")
-    services.release_deploy_started(release=release, commit_sha=outcome.sha)
+    services.release_record_commit(release=release, commit_sha=outcome.sha)
     failpoint("deploy.after_db")
     log.info(
         "release %s committed as %s (new commit: %s)", release.pk, outcome.sha, outcome.created
     )
-    return Deployed(release.pk, outcome.sha, outcome.created)
+    return Deployed(
+        release.pk,
+        outcome.sha,
+        outcome.created,
+        f"{release.service.name}-{release.environment.name}",
+    )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from django.conf import settings
+
 from apps.gitops.config import merge_config
 from apps.gitops.render import RenderedManifests, RenderRequest, render
 from apps.gitops.runtimes import Runtime
@@ -21,7 +23,7 @@ def resolve_config(*, service, environment, target, overrides: Mapping) -> dict:
 
 
 def render_release(
-    *, service, environment, model_version, release_uid, config
+    *, service, environment, model_version, release_uid, config, forbidden_values=()
 ) -> RenderedManifests:
     """Render (and validate) the manifests for one release. Raises the gitops ConfigError /
     RenderError / ManifestError with messages that name the offending field."""
@@ -37,5 +39,19 @@ def render_release(
             or f"models:/{model_version.name}/{model_version.version}",
             config=config,
             require_image_digest=environment.is_production,
+            forbidden_values=frozenset(forbidden_values),
         )
     )
+
+
+def control_plane_secrets() -> set[str]:
+    """Values that must never appear in the GitOps repository."""
+    candidates = [
+        settings.SECRET_KEY,
+        settings.AUDIT_CHAIN_KEY,
+        settings.GITOPS_HTTPS_TOKEN,
+        settings.ARGOCD_TOKEN,
+        settings.KUBE_TOKEN,
+        settings.DATABASES["default"].get("PASSWORD") or "",
+    ]
+    return {value for value in candidates if value and len(value) >= 8}

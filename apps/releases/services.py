@@ -30,7 +30,7 @@ from apps.releases.models import (
     ServiceEnvironment,
 )
 from apps.releases.policy import open_slots_for
-from apps.releases.rendering import render_release, resolve_config
+from apps.releases.rendering import control_plane_secrets, render_release, resolve_config
 from apps.releases.selectors import release_policy_progress, soak_gate
 from controlplane.errors import Conflict, DomainError, Forbidden
 
@@ -112,6 +112,7 @@ def _render_or_error(*, service, environment, model_version, release_uid, config
             model_version=model_version,
             release_uid=release_uid,
             config=config,
+            forbidden_values=control_plane_secrets(),
         )
     except ConfigError as exc:
         errors = {f"config.{path}": [message] for path, message in exc.errors.items()}
@@ -733,17 +734,47 @@ def _rollback_locked(
 
 
 @transaction.atomic
-def release_deploy_started(*, release: Release, commit_sha: str) -> Release:
-    """Record that the release's commit is on the remote: approved -> deploying.
-
-    Idempotent for a redelivered task (already deploying with this commit). Any other
-    release of the same target still deploying can no longer go live (its files were
-    replaced by this commit) and is superseded.
+def release_deploy_claim(*, release: Release) -> bool:
+    """Claim an approved release for the deployer before its commit is made:
+    approved -> deploying. From here it can no longer be cancelled, so the files that
+    reach the repository always belong to a release Slipway is deploying. Returns False
+    when the release is not approved any more (cancelled meanwhile): skip it.
+    A deploying release without a commit is picked up again by the next drain, so a
+    worker that dies right after claiming loses nothing.
     """
     release = _locked(release)
-    if release.state == ReleaseState.DEPLOYING and release.commit_sha == commit_sha:
+    if release.state == ReleaseState.DEPLOYING:
+        return True
+    if release.state != ReleaseState.APPROVED:
+        return False
+    _move(
+        release,
+        ReleaseState.DEPLOYING,
+        system_actor="deployer",
+        action="release.deploying",
+        fields={
+            "deploy_started_at": timezone.now(),
+            "status_message": "committing to the GitOps repository",
+        },
+    )
+    return True
+
+
+@transaction.atomic
+def release_record_commit(*, release: Release, commit_sha: str) -> Release:
+    """Record the release's commit on the remote. Idempotent for a redelivered task.
+
+    Any other release of the same target still deploying with an earlier commit can no
+    longer go live (this commit replaced its files) and is superseded.
+    """
+    release = _locked(release)
+    if release.state != ReleaseState.DEPLOYING:
+        raise Conflict(
+            f"Release #{release.pk} is {release.get_state_display().lower()}, "
+            "not deploying; its commit cannot be recorded."
+        )
+    if release.commit_sha == commit_sha:
         return release
-    _check_transition(release, ReleaseState.DEPLOYING, doing="deploy")
     now = timezone.now()
     for older in (
         Release.objects.select_for_update()
@@ -753,6 +784,7 @@ def release_deploy_started(*, release: Release, commit_sha: str) -> Release:
             state=ReleaseState.DEPLOYING,
         )
         .exclude(pk=release.pk)
+        .exclude(commit_sha="")
         .order_by("pk")
     ):
         older.state = ReleaseState.SUPERSEDED
@@ -767,17 +799,15 @@ def release_deploy_started(*, release: Release, commit_sha: str) -> Release:
             before={"state": "deploying"},
             after={"state": "superseded", "by": release.pk},
         )
-    _move(
-        release,
-        ReleaseState.DEPLOYING,
+    release.commit_sha = commit_sha
+    release.status_message = f"committed {commit_sha[:12]}; waiting for Argo CD to sync"
+    release.save(update_fields=["commit_sha", "status_message"])
+    audit_record(
         system_actor="deployer",
-        action="release.deploying",
-        fields={
-            "commit_sha": commit_sha,
-            "deploy_started_at": now,
-            "status_message": f"committed {commit_sha[:12]}; waiting for Argo CD to sync",
-        },
-        note={"commit": commit_sha},
+        action="release.committed",
+        target_type="release",
+        target_id=release.pk,
+        after={"commit": commit_sha},
     )
     return release
 
@@ -802,6 +832,8 @@ def release_mark_live(*, release: Release, message: str = "") -> Release:
     if release.state == ReleaseState.LIVE:
         return release
     _check_transition(release, ReleaseState.LIVE, doing="mark live")
+    if not release.commit_sha:
+        raise Conflict(f"Release #{release.pk} has no commit yet; it cannot be live.")
     now = timezone.now()
     for pk in ids:
         previous = locked[pk]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
+from django.db.models import Q
 
 from apps.gitops.errors import GitOpsError
 from controlplane.singleflight import single_flight
@@ -53,5 +54,8 @@ def follow_rollouts_task():
         finally:
             if writer is not None:
                 writer.close()
-    if Release.objects.filter(state=ReleaseState.APPROVED).exists():
+    waiting = Release.objects.filter(
+        Q(state=ReleaseState.APPROVED) | Q(state=ReleaseState.DEPLOYING, commit_sha="")
+    )
+    if waiting.exists():
         deploy_pending_task.delay()

@@ -87,7 +87,8 @@ class ReleaseMachine(RuleBasedStateMachine):
     def deploy(self, index):
         if (release := self._release(index)) is not None:
             sha = f"{release.pk:040x}"
-            self._try(lambda: services.release_deploy_started(release=release, commit_sha=sha))
+            self._try(lambda: services.release_deploy_claim(release=release))
+            self._try(lambda: services.release_record_commit(release=release, commit_sha=sha))
 
     @rule(index=st.integers(0, 50))
     def goes_live(self, index):
