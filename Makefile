@@ -16,7 +16,7 @@ $(STAMP): requirements-dev.lock
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m controlplane.demo
+	$(BIN)/python -m apps.demo
 
 test: $(STAMP)
 	$(BIN)/ruff check .

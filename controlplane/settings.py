@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "apps.releases",
     "apps.metrics",
     "apps.dashboards",
+    "apps.demo",
 ]
 
 MIDDLEWARE = [

@@ -35,6 +35,14 @@ MATRIX: dict[str, tuple[str, str | None, dict | None, dict]] = {
     "login": ("get", None, None, expect(200)),
     "logout": ("post", None, None, expect(302)),
     "dashboards:fleet": ("get", None, None, PAGE),
+    "dashboards:service": ("get", "dash", None, PAGE),
+    "dashboards:rollback_progress": ("get", "dash", None, PAGE),
+    "dashboards:rollback": (
+        "post",
+        "dash",
+        {"reason": "p95", "expected_live": "@live_pk"},
+        expect(403, anon=302, otto=302, ada=302),
+    ),
     "releases:list": ("get", None, None, PAGE),
     "releases:create": ("get", None, None, expect(403, anon=302, alice=200, ada=200)),
     "releases:detail": ("get", "draft", None, PAGE),
@@ -136,6 +144,8 @@ def world(people, environments, service):
         "service": {"name": service.name},
         "environment": {"name": "staging"},
         "model": {"registered_model": service.registered_model},
+        "dash": {"service": service.name, "environment": "staging"},
+        "@live_pk": live.pk,
         "@digest": pending.digest,
     }
 

@@ -37,17 +37,17 @@ def release_panels(release) -> list[Panel]:
 
 @register_panel
 def model_card_panel(release) -> Panel:
-    """The model card: this version's evidence next to the version live in that environment."""
+    """The model card: this version's evidence next to the version live in that
+    environment, and whether MLflow's alias follows the release."""
     from apps.registry.selectors import model_card
     from apps.releases.selectors import live_release
 
     live = live_release(service=release.service, environment=release.environment)
     compare_to = live.model_version if live is not None and live.pk != release.pk else None
+    label = f"v{compare_to.version}, live in {release.environment.name}" if compare_to else None
+    card = model_card(release.model_version, compare_to=compare_to, compare_label=label)
     return Panel(
-        title="Model",
-        template="registry/_model_card.html",
-        context={"card": model_card(release.model_version, compare_to=compare_to)},
-        order=10,
+        title="Model", template="releases/_model_panel.html", context={"card": card}, order=10
     )
 
 

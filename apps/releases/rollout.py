@@ -82,6 +82,7 @@ def follow_rollouts(*, reader, writer=None, now: datetime | None = None) -> list
     deploying = list(
         Release.objects.select_related("service", "environment")
         .filter(state=ReleaseState.DEPLOYING)
+        .exclude(commit_sha="")  # claimed but not committed yet: nothing for Argo CD to sync
         .order_by("deploy_started_at", "pk")
     )
     seen_targets = set()

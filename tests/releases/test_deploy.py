@@ -312,3 +312,16 @@ def test_argo_cd_is_asked_to_refresh_after_the_push(alice, staging, service, wri
     assert seen == [
         ("/api/v1/applications/churn-model-staging?refresh=normal", "Bearer argo-token")
     ]
+
+
+def test_a_claimed_release_without_a_commit_is_not_followed(
+    alice, staging, service, reader, kube_api
+):
+    release = _approved(alice, staging, service, 1)
+    services.release_deploy_claim(release=release)
+    kube_api.set_application(
+        "churn-model-staging", sync="Synced", revision="a" * 40, health="Healthy"
+    )
+    assert rollout.follow_rollouts(reader=reader) == []
+    release.refresh_from_db()
+    assert release.state == ReleaseState.DEPLOYING

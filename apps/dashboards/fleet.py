@@ -1,0 +1,142 @@
+"""The fleet overview's rows: every service in every environment, assembled from a fixed
+number of queries however large the fleet (each source is read once, then joined here).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from apps.metrics import selectors as metric_selectors
+from apps.releases.models import Release, ReleaseState, ServiceEnvironment
+from apps.releases.selectors import environment_list, service_list
+
+# Worst first: what on-call staff should look at before anything else.
+STATUS_ORDER = {
+    "breach": 0,
+    "degraded": 1,
+    "failed": 2,
+    "moving": 3,
+    "unknown": 4,
+    "ok": 5,
+    "empty": 6,
+}
+SORT_KEYS = ("status", "service", "environment", "p95", "error_rate", "cost", "drift", "waiting")
+
+
+@dataclass
+class FleetRow:
+    service: object
+    environment: object
+    live: Release | None = None
+    latest: Release | None = None  # the newest release of the target, whatever its state
+    sync_status: str = ""
+    health_status: str = ""
+    health_since: datetime | None = None
+    metrics: dict = field(default_factory=dict)
+    slo: dict = field(default_factory=dict)
+    waiting: int = 0
+
+    @property
+    def status(self) -> str:
+        if any(state == "breach" for state in self.slo.values()):
+            return "breach"
+        if self.health_status in ("Degraded", "Missing"):
+            return "degraded"
+        if self.latest is not None and self.latest.state == ReleaseState.FAILED:
+            return "failed"
+        if self.latest is not None and self.latest.state in (
+            ReleaseState.APPROVED,
+            ReleaseState.DEPLOYING,
+        ):
+            return "moving"
+        if self.live is None:
+            return "empty"
+        if all(self.metrics.get(name) is None for name in SHOWN_METRICS):
+            return "unknown"
+        return "ok"
+
+    def sort_value(self, key: str):
+        values = {
+            "status": STATUS_ORDER[self.status],
+            "service": self.service.name,
+            "environment": self.environment.order,
+            "p95": -(self.metrics.get("latency_p95_ms") or 0),
+            "error_rate": -(self.metrics.get("error_rate") or 0),
+            "cost": -(self.metrics.get("cost_per_day") or 0),
+            "drift": -(self.metrics.get("drift_psi") or 0),
+            "waiting": -self.waiting,
+        }
+        return values[key]
+
+
+SHOWN_METRICS = ("latency_p95_ms", "error_rate", "cost_per_day", "drift_psi")
+
+
+def _with_every_metric(values: dict) -> dict:
+    """Templates read missing keys as "", not None; name every shown metric explicitly."""
+    return {**values, **{name: values.get(name) for name in SHOWN_METRICS}}
+
+
+def fleet_rows(
+    *, query: str = "", environment: str = "", status: str = "", sort: str = "status"
+) -> list[FleetRow]:
+    environments = list(environment_list())
+    if environment:
+        environments = [env for env in environments if env.name == environment]
+    services = list(service_list())
+    if query:
+        needle = query.lower()
+        services = [s for s in services if needle in s.name or needle in s.owner_team.lower()]
+    live = {}
+    latest = {}
+    for release in (
+        Release.objects.select_related("model_version", "requested_by")
+        .filter(
+            state__in=[
+                ReleaseState.LIVE,
+                ReleaseState.APPROVED,
+                ReleaseState.DEPLOYING,
+                ReleaseState.FAILED,
+            ]
+        )
+        .order_by("created_at", "pk")
+    ):
+        key = (release.service_id, release.environment_id)
+        if release.state == ReleaseState.LIVE:
+            live[key] = release
+        latest[key] = release  # ordered oldest first, so the newest wins: a failure that
+        # was followed by a newer live release (a restore, a fix) no longer colours the row
+    waiting = Counter(
+        Release.objects.filter(state=ReleaseState.PENDING_APPROVAL).values_list(
+            "service_id", "environment_id"
+        )
+    )
+    targets = {(t.service_id, t.environment_id): t for t in ServiceEnvironment.objects.all()}
+    metrics = metric_selectors.latest_by_target()
+    slo = metric_selectors.slo_status_by_target()
+    rows = []
+    for service in services:
+        for env in environments:
+            key = (service.pk, env.pk)
+            target = targets.get(key)
+            rows.append(
+                FleetRow(
+                    service=service,
+                    environment=env,
+                    live=live.get(key),
+                    latest=latest.get(key),
+                    sync_status=target.sync_status if target else "",
+                    health_status=target.health_status if target else "",
+                    health_since=target.health_since if target else None,
+                    metrics=_with_every_metric(metrics.get(key, {})),
+                    slo=slo.get(key, {}),
+                    waiting=waiting.get(key, 0),
+                )
+            )
+    if status:
+        rows = [row for row in rows if row.status == status]
+    sort = sort if sort in SORT_KEYS else "status"
+    rows.sort(key=lambda row: (row.sort_value(sort), row.service.name, row.environment.order))
+    return rows

@@ -1,0 +1,194 @@
+"""Seed the embedded demo: people for every role, staging and prod, two services serving
+real scikit-learn models registered in a local MLflow store, a local bare GitOps
+repository, and version 1 of each service live in both environments.
+
+Idempotent: running it again changes nothing that exists. Everything goes through the
+same service functions and tasks' code as production, so the audit log tells the story.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from apps.accounts.roles import Role
+from apps.accounts.services import roles_ensure_groups, user_set_roles
+from apps.audit.services import audit_record
+from apps.demo.gitops_repo import ensure_bare_repository
+from apps.demo.people import DEMO_PASSWORD, PEOPLE
+from apps.registry.models import ModelVersion
+from apps.releases import services
+from apps.releases.models import ApprovalRule, Environment, Release, ReleaseState, Service
+
+# Version 3 of churn-model answers slowly in the simulator: the regression to roll back.
+REGRESSION_TAG = ("demo.latency_multiplier", "2.5")
+SERVICES = {
+    "churn-model": {
+        "description": "Predicts which subscribers are about to cancel.",
+        "owner_team": "growth-ml",
+        "runtime": "fastapi",
+        "default_config": {
+            "image": "registry.example.com/growth/churn-api@sha256:" + "3" * 64,
+            "port": 8080,
+            "replicas": {"min": 2, "max": 6},
+            "resources": {"cpu": "500m", "memory": "1Gi"},
+            "secret_refs": ["churn-model-db"],
+        },
+        "slo_p95_latency_ms": 250.0,
+        "slo_error_rate": 0.02,
+        "slo_cost_per_day": 40.0,
+        "slo_drift_psi": 0.25,
+    },
+    "fraud-model": {
+        "description": "Scores card payments for fraud before authorisation.",
+        "owner_team": "risk-ml",
+        # A BentoML image: the demo's MLflow artifacts live on local disk, which a KServe
+        # storage initializer could not fetch (Slipway refuses such a render).
+        "runtime": "bentoml",
+        "default_config": {
+            "image": "registry.example.com/risk/fraud-bento@sha256:" + "f" * 64,
+            "replicas": {"min": 2, "max": 10},
+            "resources": {"cpu": "1", "memory": "2Gi"},
+        },
+        "slo_p95_latency_ms": 120.0,
+        "slo_error_rate": 0.01,
+        "slo_cost_per_day": 80.0,
+        "slo_drift_psi": 0.25,
+    },
+}
+
+
+class Command(BaseCommand):
+    help = "Seed the embedded demo (idempotent)."
+
+    def handle(self, *args, **options):
+        roles_ensure_groups()
+        people = self._people()
+        staging, prod = self._environments()
+        self._models()
+        self._repository()
+        for name, fields in SERVICES.items():
+            Service.objects.get_or_create(name=name, defaults={**fields, "registered_model": name})
+        self._first_releases(people, staging, prod)
+        self.stdout.write(self.style.SUCCESS("demo data ready"))
+
+    def _people(self):
+        User = get_user_model()
+        people = {}
+        for username, role, _ in PEOPLE:
+            user, created = User.objects.get_or_create(
+                username=username, defaults={"email": f"{username}@example.com"}
+            )
+            if created:
+                user.set_password(DEMO_PASSWORD)
+                if role == Role.ADMIN.value:
+                    user.is_staff = user.is_superuser = True
+                user.save()
+                user_set_roles(user=user, roles={role})
+            people[username] = user
+        return people
+
+    def _environments(self):
+        staging, _ = Environment.objects.get_or_create(name="staging", defaults={"order": 1})
+        prod, created = Environment.objects.get_or_create(
+            name="prod",
+            defaults={
+                "order": 2,
+                "promotes_from": staging,
+                "min_soak_minutes": 0,
+                "is_production": True,
+                "bake_minutes": 15,
+            },
+        )
+        if created:
+            ApprovalRule.objects.create(environment=prod, role=Role.PRODUCT_REVIEWER, min_count=1)
+            ApprovalRule.objects.create(
+                environment=prod, role=Role.COMPLIANCE_REVIEWER, min_count=1
+            )
+        return staging, prod
+
+    def _models(self):
+        from mlflow import MlflowClient
+
+        from apps.registry.demo_seed import seed_demo_models
+        from apps.registry.services import registry_sync
+
+        uri = settings.MLFLOW_TRACKING_URI
+        store = Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+        if store is not None and not store.exists():
+            self.stdout.write("training demo models (scikit-learn, data shipped with it)...")
+            seed_demo_models(uri, dict.fromkeys(SERVICES, 3))
+            MlflowClient(tracking_uri=uri, registry_uri=uri).set_model_version_tag(
+                "churn-model", "3", *REGRESSION_TAG
+            )
+        result = registry_sync(force=True)
+        if not ModelVersion.objects.filter(name__in=SERVICES).exists():
+            raise CommandError(f"registry sync found no demo models: {result.summary()}")
+
+    def _repository(self):
+        url = settings.GITOPS_REPO_URL
+        if not url.startswith("file://"):
+            raise CommandError("the demo needs GITOPS_REPO_URL=file://… (set by `make demo`)")
+        ensure_bare_repository(Path(url.removeprefix("file://")), settings.GITOPS_BRANCH)
+
+    def _first_releases(self, people, staging, prod):
+        """Version 1 of each service live in staging, then promoted and approved in prod,
+        driven through the real pipeline (commit, simulated Argo CD, live)."""
+        if Release.objects.exists():
+            return
+        alice, pat, carol = people["alice"], people["pat"], people["carol"]
+        for service in Service.objects.filter(name__in=SERVICES):
+            mv = ModelVersion.objects.get(name=service.registered_model, version=1)
+            release, _ = services.release_create(
+                actor=alice,
+                service=service,
+                environment=staging,
+                model_version=mv,
+                reason="First release of the demo service.",
+            )
+            services.release_submit(actor=alice, release=release)
+        self._drive_to_live()
+        for live in Release.objects.filter(environment=staging, state=ReleaseState.LIVE):
+            promotion, _ = services.release_promote(
+                actor=alice, source=live, reason="Staging looks good; ship it."
+            )
+            services.release_approve(actor=pat, release=promotion, comment="Product OK.")
+            services.release_approve(
+                actor=carol, release=promotion, comment="Model card and bias report reviewed."
+            )
+        self._drive_to_live()
+        # From now on prod asks for a short soak in staging, so the demo can show the gate.
+        with transaction.atomic():
+            Environment.objects.filter(pk=prod.pk).update(min_soak_minutes=2)
+            audit_record(
+                actor=people["ada"],
+                action="environment.change",
+                target_type="environment",
+                target_id=prod.pk,
+                after={"min_soak_minutes": 2},
+            )
+
+    def _drive_to_live(self):
+        from apps.releases.cluster import cluster_reader, repository_writer
+        from apps.releases.deploy import deploy_pending
+        from apps.releases.rollout import follow_rollouts
+
+        deploy_pending()
+        reader, writer = cluster_reader(), repository_writer()
+        try:
+            deadline = time.monotonic() + 60
+            while Release.objects.filter(state=ReleaseState.DEPLOYING).exists():
+                if time.monotonic() > deadline:
+                    raise CommandError(
+                        "the demo cluster simulator did not report the seed "
+                        "releases healthy within 60 s"
+                    )
+                time.sleep(1)
+                follow_rollouts(reader=reader, writer=writer)
+        finally:
+            writer.close()

@@ -1,0 +1,14 @@
+"""The demo's people: one per role, all with the same password (a local demo only)."""
+
+DEMO_PASSWORD = "slipway-demo"  # noqa: S105 - printed on screen; local demo only
+PEOPLE = [
+    ("alice", "ml-engineer", "ML engineer: creates releases, requests promotion"),
+    ("pat", "product-reviewer", "product reviewer: approves prod releases"),
+    ("carol", "compliance-reviewer", "compliance reviewer: approves prod releases"),
+    ("otto", "oncall", "on call: watches dashboards, rolls back"),
+    ("ada", "admin", "admin: sets up services, environments and policies"),
+]
+
+
+def sign_in_lines() -> list[str]:
+    return [f"{username:<6} {what}" for username, _, what in PEOPLE]

@@ -1,0 +1,121 @@
+"""The demo cluster simulator's metrics: synthetic readings for every live release.
+
+Chosen with ``METRICS_BACKEND=demo`` (``make demo``); the UI says the cluster is
+simulated. Values are deterministic for a (service, environment, poll slot) and move
+smoothly over the day, so charts look alive and tests can rely on them:
+
+- latency p50 between 45 and 65 ms depending on the service (p95 = 2.4 x p50, p99 =
+  3.6 x p50), +-6 % noise; error rate 0.2-0.4 %; 20-80 requests/s on a daily curve;
+  drift PSI 0.01-0.04;
+- cost from the release's own serving configuration: ``replicas.min`` pods, each
+  requesting ``resources.cpu/memory/gpu``, priced with ``METRICS_PRICES``.
+
+Model version tags make a version misbehave, so the approve -> deploy -> regress ->
+roll back story can be played:
+
+- ``demo.latency_multiplier`` (e.g. "2.5"): latencies x that; the error rate grows with
+  it too (x (1 + 4 (m - 1)), so 2.5 gives 7x: about 2 %);
+- ``demo.error_rate`` (e.g. "0.05"): this error rate instead;
+- ``demo.drift_psi`` (e.g. "0.3"): this PSI instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+
+from apps.metrics import conf
+from apps.metrics.catalog import Metric
+from apps.metrics.sources.base import Reading, Target
+from apps.metrics.sources.cost import cost_readings, hourly_price, prices_from_conf
+
+TAG_LATENCY = "demo.latency_multiplier"
+TAG_ERROR_RATE = "demo.error_rate"
+TAG_DRIFT = "demo.drift_psi"
+
+
+def _unit(seed: str) -> float:
+    """A stable number in [0, 1) for a string."""
+    return int.from_bytes(hashlib.sha256(seed.encode()).digest()[:8], "big") / 2**64
+
+
+def _tag(target: Target, name: str) -> float | None:
+    raw = (target.model_tags or {}).get(name)
+    try:
+        value = float(raw) if raw is not None else None
+    except (TypeError, ValueError):
+        return None
+    return value if value is not None and math.isfinite(value) and value >= 0 else None
+
+
+def demo_hourly_cost(config, prices) -> float:
+    """Cost per hour of ``replicas.min`` pods with the configuration's requests."""
+    from kubernetes.utils import parse_quantity
+
+    replicas = config.get("replicas") or {}
+    pods = replicas.get("min", 1) if isinstance(replicas, dict) else replicas
+    resources = config.get("resources") or {}
+    try:
+        totals = {
+            "cpu": parse_quantity(str(resources.get("cpu", "250m"))),
+            "memory": parse_quantity(str(resources.get("memory", "512Mi"))),
+            "gpu": Decimal(int(resources.get("gpu", 0) or 0)),
+        }
+        pods = max(int(pods), 1)
+    except (ValueError, TypeError):
+        return 0.0
+    return hourly_price({k: v * pods for k, v in totals.items()}, prices)
+
+
+class DemoSource:
+    name = "demo"
+
+    def __init__(self, *, poll_seconds: int = 30, prices=None):
+        self.poll_seconds = max(int(poll_seconds), 1)
+        self.prices = prices
+        self.requests_sent = 0
+
+    @classmethod
+    def from_conf(cls) -> DemoSource:
+        return cls(poll_seconds=conf.get("METRICS_POLL_SECONDS"), prices=prices_from_conf())
+
+    def poll(self, targets: Sequence[Target], *, at: datetime) -> list[Reading]:
+        prices = self.prices or prices_from_conf()
+        slot = int(at.timestamp() // self.poll_seconds)
+        day = 2 * math.pi * (at.timestamp() % 86400) / 86400
+        readings: list[Reading] = []
+        for target in targets:
+            rng = random.Random(f"{target.service}:{target.environment}:{slot}")  # noqa: S311
+            base = _unit(f"{target.service}:{target.environment}")
+            multiplier = _tag(target, TAG_LATENCY) or 1.0
+            p50 = (45 + 20 * base) * multiplier * (1 + rng.uniform(-0.06, 0.06))
+            error_rate = _tag(target, TAG_ERROR_RATE)
+            if error_rate is None:
+                error_rate = (0.002 + 0.002 * base) * (1 + 4 * max(multiplier - 1, 0))
+                error_rate *= 1 + rng.uniform(-0.1, 0.1)
+            drift = _tag(target, TAG_DRIFT)
+            if drift is None:
+                drift = 0.01 + 0.03 * _unit(f"{target.model_version}:drift")
+                drift *= 1 + rng.uniform(-0.1, 0.1)
+            rps = (20 + 60 * base) * (1 + 0.3 * math.sin(day + 6 * base))
+            values = {
+                Metric.LATENCY_P50_MS: p50,
+                Metric.LATENCY_P95_MS: p50 * 2.4 * (1 + rng.uniform(-0.03, 0.03)),
+                Metric.LATENCY_P99_MS: p50 * 3.6 * (1 + rng.uniform(-0.03, 0.03)),
+                Metric.ERROR_RATE: min(error_rate, 1.0),
+                Metric.REQUEST_RATE: rps,
+                Metric.DRIFT_PSI: drift,
+            }
+            readings += [
+                Reading(target.service, target.environment, metric, value, at)
+                for metric, value in values.items()
+            ]
+            readings += cost_readings(target, demo_hourly_cost(target.config or {}, prices), at)
+        return readings
+
+    def close(self) -> None:
+        pass
