@@ -83,3 +83,19 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if value is None:
         return list(default)
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def env_json(name: str, default):
+    """A JSON value (object or list) from the environment; a parse error names the variable."""
+    import json
+
+    value = _raw(name)
+    if value is None or not value.strip():
+        return default
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise ImproperlyConfigured(f"{name} is not valid JSON: {exc.msg} at {exc.pos}.") from None
+    if not isinstance(parsed, type(default)):
+        raise ImproperlyConfigured(f"{name} must be a JSON {type(default).__name__}.")
+    return parsed

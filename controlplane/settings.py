@@ -14,7 +14,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from controlplane.env import env_bool, env_int, env_list, env_str
+from controlplane.env import env_bool, env_int, env_json, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("SLIPWAY_VAR_DIR", str(BASE_DIR / "var"))).resolve()
@@ -286,6 +286,24 @@ METRICS_BACKEND = env_str("METRICS_BACKEND", "demo" if DEMO_MODE else "prometheu
 PROMETHEUS_URL = env_str("PROMETHEUS_URL", "http://127.0.0.1:9090")
 PROMETHEUS_TIMEOUT_SECONDS = env_int("PROMETHEUS_TIMEOUT_SECONDS", 10, minimum=1)
 METRICS_POLL_SECONDS = env_int("METRICS_POLL_SECONDS", 30, minimum=5)
+PROMETHEUS_TOKEN = env_str("PROMETHEUS_TOKEN", "")  # for a Prometheus behind an auth proxy
+PROMETHEUS_VERIFY_TLS = env_bool("PROMETHEUS_VERIFY_TLS", True)
+# PromQL: replace default templates ({"latency": "..."}), or per "<env>/<runtime>" key
+# ("prod/*", "*/kserve-sklearn"); defaults and placeholders are in docs/metrics.md.
+METRICS_PROMQL = env_json("METRICS_PROMQL", {})
+METRICS_PROMQL_OVERRIDES = env_json("METRICS_PROMQL_OVERRIDES", {})
+METRICS_REQUEST_WINDOW = env_str("METRICS_REQUEST_WINDOW", "5m")
+METRICS_DRIFT_WINDOW = env_str("METRICS_DRIFT_WINDOW", "30m")
+METRICS_DRIFT_MIN_COUNT = env_int("METRICS_DRIFT_MIN_COUNT", 100, minimum=1)
+# Cost: "kubernetes" (pod requests x METRICS_PRICES per hour), "opencost", or "" (off).
+METRICS_COST_BACKEND = env_str("METRICS_COST_BACKEND", "kubernetes")
+METRICS_PRICES = env_json("METRICS_PRICES", {})  # {"cpu_core_hour": .., "memory_gib_hour": ..}
+METRICS_OPENCOST_URL = env_str("METRICS_OPENCOST_URL", "")
+METRICS_SLO_BREACH_POLLS = env_int("METRICS_SLO_BREACH_POLLS", 3, minimum=1)
+METRICS_SLO_RECOVERY_POLLS = env_int("METRICS_SLO_RECOVERY_POLLS", 3, minimum=1)
+METRICS_RAW_RETENTION_DAYS = env_int("METRICS_RAW_RETENTION_DAYS", 14, minimum=1)
+METRICS_ROLLUP_5M_RETENTION_DAYS = env_int("METRICS_ROLLUP_5M_RETENTION_DAYS", 90, minimum=1)
+METRICS_ROLLUP_1H_RETENTION_DAYS = env_int("METRICS_ROLLUP_1H_RETENTION_DAYS", 730, minimum=1)
 
 # --- periodic tasks (Celery beat) ---------------------------------------------------------
 # Each entry expires after one period: a backlog of stale polls is dropped, not replayed.
@@ -299,6 +317,17 @@ CELERY_BEAT_SCHEDULE = {
         "task": "registry.sync",
         "schedule": float(REGISTRY_SYNC_SECONDS),
         "options": {"expires": float(REGISTRY_SYNC_SECONDS)},
+    },
+    "metrics.poll": {
+        "task": "metrics.poll",
+        "schedule": float(METRICS_POLL_SECONDS),
+        "options": {"expires": float(METRICS_POLL_SECONDS)},
+    },
+    "metrics.rollup": {"task": "metrics.rollup", "schedule": 60.0, "options": {"expires": 60.0}},
+    "metrics.retention": {
+        "task": "metrics.retention",
+        "schedule": 3600.0,
+        "options": {"expires": 3600.0},
     },
     "registry.retry_alias_updates": {
         "task": "registry.retry_alias_updates",

@@ -9,6 +9,7 @@ What reviewers and on-call need there, on one screen:
 
 from __future__ import annotations
 
+from apps.releases.models import ReleaseState
 from apps.releases.panels import Panel
 
 
@@ -40,6 +41,7 @@ def slo_panel(release) -> Panel | None:
     decisions = selectors.guard_decisions(related) if related else {}
     if not sections and not decisions:
         return None
+    live = [r for r in (release, source) if r is not None and r.state == ReleaseState.LIVE]
     return Panel(
         title="Service levels",
         template="metrics/_release_panel.html",
@@ -48,7 +50,8 @@ def slo_panel(release) -> Panel | None:
             "events": events,
             "guard": decisions.get(release.pk),
             "guard_on_rolled_back": decisions.get(release.rolled_back_release_id),
-            "stale": selectors.stale_sources(),
+            # Only news for a release whose figures are still coming in.
+            "stale": selectors.stale_sources() if live else [],
         },
         order=30,
     )

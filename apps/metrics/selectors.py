@@ -57,6 +57,7 @@ def poll_targets() -> list[LiveTarget]:
     out = []
     for release in releases:
         version = release.model_version
+        slo = _slo_of(release.service, overrides.get((release.service_id, release.environment_id)))
         out.append(
             LiveTarget(
                 target=Target(
@@ -69,11 +70,10 @@ def poll_targets() -> list[LiveTarget]:
                     score_baseline=version.score_baseline,
                     config=release.config or {},
                     live_at=release.live_at,
+                    slo=slo,
                 ),
                 release=release,
-                slo=_slo_of(
-                    release.service, overrides.get((release.service_id, release.environment_id))
-                ),
+                slo=slo,
             )
         )
     return out

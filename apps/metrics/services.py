@@ -14,7 +14,7 @@ import logging
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Max, Min, OuterRef, Subquery, Sum
@@ -138,7 +138,11 @@ def metrics_poll(
 
     by_release = {item.release.pk: item for item in live}
     for release_id, states in breached.items():
-        decision = guard_consider(live=by_release[release_id], breaches=states, now=now)
+        try:
+            decision = guard_consider(live=by_release[release_id], breaches=states, now=now)
+        except Exception:  # one release's trouble must not keep the guard from the others
+            log.exception("auto-rollback guard failed on release #%s", release_id)
+            continue
         if decision is not None:
             result.guard.append(decision)
     return result
@@ -309,6 +313,13 @@ def _judge_slos(
             if state.in_breach:
                 breached.setdefault(release.pk, []).append(state)
             state.pk = None  # written with an upsert below
+            states.append(state)
+            known.pop(key, None)
+    # Targets with nothing live any more: their judgements no longer describe anything.
+    for state in known.values():
+        if state.in_breach or state.last_evaluated_at is not None:
+            _restart(state, None)
+            state.pk = None
             states.append(state)
     SloState.objects.bulk_create(
         states,
@@ -514,7 +525,7 @@ def _guard_reason(release, breaches: Sequence[SloState], now: datetime) -> str:
 
 def _floor(moment: datetime, seconds: int) -> datetime:
     epoch = int(moment.timestamp())
-    return datetime.fromtimestamp(epoch - epoch % seconds, tz=moment.tzinfo or timezone.utc)
+    return datetime.fromtimestamp(epoch - epoch % seconds, tz=moment.tzinfo or UTC)
 
 
 def metrics_rollup(*, now: datetime | None = None) -> dict[str, int]:

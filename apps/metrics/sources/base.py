@@ -30,6 +30,9 @@ class Target:
     score_baseline: Mapping | None = None  # {"le": [...], "counts": [...]}
     config: Mapping = field(default_factory=dict)  # the release's resolved serving config
     live_at: datetime | None = None
+    # Effective SLO thresholds (ServiceEnvironment.slo() keys); only the demo simulator
+    # looks at them, to place its healthy figures comfortably inside them.
+    slo: Mapping[str, float | None] = field(default_factory=dict)
 
     @property
     def key(self) -> tuple[str, str]:

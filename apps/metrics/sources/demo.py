@@ -4,17 +4,19 @@ Chosen with ``METRICS_BACKEND=demo`` (``make demo``); the UI says the cluster is
 simulated. Values are deterministic for a (service, environment, poll slot) and move
 smoothly over the day, so charts look alive and tests can rely on them:
 
-- latency p50 between 45 and 65 ms depending on the service (p95 = 2.4 x p50, p99 =
-  3.6 x p50), +-6 % noise; error rate 0.2-0.4 %; 20-80 requests/s on a daily curve;
-  drift PSI 0.01-0.04;
+- p95 latency at 50-60 % of the target's p95 SLO (p50 = p95 / 2.4, p99 = 1.5 x p95),
+  a few percent of noise; without an SLO p50 is 45-65 ms. Error rate at 20-40 % of the
+  error-rate SLO (0.2-0.4 % without one). 20-80 requests/s on a daily curve; drift PSI
+  0.01-0.04. Healthy versions stay well inside their SLOs, whatever those are;
 - cost from the release's own serving configuration: ``replicas.min`` pods, each
   requesting ``resources.cpu/memory/gpu``, priced with ``METRICS_PRICES``.
 
 Model version tags make a version misbehave, so the approve -> deploy -> regress ->
 roll back story can be played:
 
-- ``demo.latency_multiplier`` (e.g. "2.5"): latencies x that; the error rate grows with
-  it too (x (1 + 4 (m - 1)), so 2.5 gives 7x: about 2 %);
+- ``demo.latency_multiplier`` (e.g. "2.5"): latencies x that (2.5 puts p95 at 1.25-1.5
+  x its SLO); the error rate grows with it too (x (1 + 4 (m - 1)): 2.5 gives 7x, 1.4-2.8
+  x its SLO), so both SLOs breach;
 - ``demo.error_rate`` (e.g. "0.05"): this error rate instead;
 - ``demo.drift_psi`` (e.g. "0.3"): this PSI instead.
 """
@@ -86,17 +88,23 @@ class DemoSource:
     def poll(self, targets: Sequence[Target], *, at: datetime) -> list[Reading]:
         prices = self.prices or prices_from_conf()
         slot = int(at.timestamp() // self.poll_seconds)
-        day = 2 * math.pi * (at.timestamp() % 86400) / 86400
+        day = 2 * math.pi * (slot * self.poll_seconds % 86400) / 86400
         readings: list[Reading] = []
         for target in targets:
             rng = random.Random(f"{target.service}:{target.environment}:{slot}")  # noqa: S311
             base = _unit(f"{target.service}:{target.environment}")
+            slo = target.slo or {}
             multiplier = _tag(target, TAG_LATENCY) or 1.0
-            p50 = (45 + 20 * base) * multiplier * (1 + rng.uniform(-0.06, 0.06))
+            if slo.get("p95_latency_ms"):
+                p50 = slo["p95_latency_ms"] * (0.5 + 0.1 * base) / 2.4
+            else:
+                p50 = 45 + 20 * base
+            p50 *= multiplier * (1 + rng.uniform(-0.05, 0.05))
             error_rate = _tag(target, TAG_ERROR_RATE)
             if error_rate is None:
-                error_rate = (0.002 + 0.002 * base) * (1 + 4 * max(multiplier - 1, 0))
-                error_rate *= 1 + rng.uniform(-0.1, 0.1)
+                share = 0.2 + 0.2 * base
+                error_rate = share * slo["error_rate"] if slo.get("error_rate") else share / 100
+                error_rate *= (1 + 4 * max(multiplier - 1, 0)) * (1 + rng.uniform(-0.1, 0.1))
             drift = _tag(target, TAG_DRIFT)
             if drift is None:
                 drift = 0.01 + 0.03 * _unit(f"{target.model_version}:drift")
@@ -105,7 +113,7 @@ class DemoSource:
             values = {
                 Metric.LATENCY_P50_MS: p50,
                 Metric.LATENCY_P95_MS: p50 * 2.4 * (1 + rng.uniform(-0.03, 0.03)),
-                Metric.LATENCY_P99_MS: p50 * 3.6 * (1 + rng.uniform(-0.03, 0.03)),
+                Metric.LATENCY_P99_MS: p50 * 3.6 * (1 + rng.uniform(0.0, 0.05)),
                 Metric.ERROR_RATE: min(error_rate, 1.0),
                 Metric.REQUEST_RATE: rps,
                 Metric.DRIFT_PSI: drift,
