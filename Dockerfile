@@ -67,7 +67,6 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/venv/bin:$PATH \
     DJANGO_SETTINGS_MODULE=controlplane.settings \
     SLIPWAY_VAR_DIR=/var/lib/slipway \
-    CELERY_BEAT_SCHEDULE_FILE=/var/lib/slipway/celerybeat-schedule \
     PORT=8000
 
 COPY --from=build /opt/venv /opt/venv

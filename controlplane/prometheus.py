@@ -38,6 +38,7 @@ import time
 from collections.abc import Iterator
 
 from django.conf import settings
+from django.db import DatabaseError
 from django.http import HttpResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
@@ -55,6 +56,7 @@ if MULTIPROCESS_DIR:
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _UNRESOLVED = "<unresolved>"  # 404s, and requests a middleware answered before routing
+_STATIC = "<static>"
 
 # The registry the request metrics are created in. Only read in single-process mode; in
 # multi-process mode the same values come back from the files MultiProcessCollector reads.
@@ -99,7 +101,9 @@ class PrometheusMiddleware:
 def _view_name(request) -> str:
     match = getattr(request, "resolver_match", None)
     if match is None:
-        return _UNRESOLVED
+        # whitenoise answers static files before URL routing.
+        static = "/" + (settings.STATIC_URL or "static/").lstrip("/")
+        return _STATIC if request.path.startswith(static) else _UNRESOLVED
     # "dashboards:fleet"; an unnamed pattern gives the view's dotted path. Both are a
     # fixed set, so the label cannot grow with user input.
     return match.view_name or _UNRESOLVED
@@ -119,16 +123,23 @@ class StateCollector:
             "1 when this part of the state gauges was read from the database, 0 when not.",
             labels=["part"],
         )
+        database_down = False
         for part, reader in (
             ("releases", _release_metrics),
             ("registry", _registry_metrics),
             ("metrics_sources", _source_metrics),
         ):
+            if database_down:
+                # Each attempt would wait for the connect timeout again; the scrape
+                # must answer within Prometheus's scrape timeout.
+                ok.add_metric([part], 0)
+                continue
             try:
                 families = list(reader())
-            except Exception:
+            except Exception as exc:
                 logger.exception("Could not read %s for /metrics", part)
                 ok.add_metric([part], 0)
+                database_down = isinstance(exc, DatabaseError)
                 continue
             ok.add_metric([part], 1)
             yield from families

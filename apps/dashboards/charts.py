@@ -21,7 +21,7 @@ RANGES = {
     "7d": timedelta(days=7),
     "30d": timedelta(days=30),
 }
-DEFAULT_RANGE = "24h"
+DEFAULT_RANGE = "1h"  # on call looks at what is happening now; wider ranges are a click away
 
 
 @dataclass(frozen=True)

@@ -223,7 +223,7 @@ def rollback_progress(request, service: str, environment: str):
     )
     finished = recent and (recent.live_at or recent.ended_at)
     shown = moving or bool(finished and timezone.now() - finished < ROLLBACK_PROGRESS_SHOWN_FOR)
-    return render(
+    response = render(
         request,
         "dashboards/_rollback_progress.html",
         {
@@ -234,3 +234,8 @@ def rollback_progress(request, service: str, environment: str):
             "show": shown,
         },
     )
+    if request.GET.get("was_moving") and not moving:
+        # The rollback just finished: reload once so the history, the live release card and
+        # the Rollback button show the new state too (htmx follows this header).
+        response["HX-Refresh"] = "true"
+    return response

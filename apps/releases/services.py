@@ -533,7 +533,8 @@ def release_promote(
 
 def rollback_default_target(live: Release) -> Release | None:
     """The last release that was live and healthy before ``live``: went live earlier and
-    was superseded (not rolled back, which would mean it was bad)."""
+    was superseded (not rolled back, which would mean it was bad), and differs from what
+    is live (after a rollback, the release it restored would change nothing)."""
     return (
         Release.objects.filter(
             service_id=live.service_id,
@@ -542,6 +543,7 @@ def rollback_default_target(live: Release) -> Release | None:
             live_at__isnull=False,
             live_at__lt=live.live_at,
         )
+        .exclude(digest=live.digest)
         .order_by("-live_at", "-pk")
         .first()
     )
@@ -648,6 +650,11 @@ def _rollback_locked(
         raise Conflict(
             f"Release #{target.pk} is {target.get_state_display().lower()}; roll back "
             "only to a release that was live and then superseded (a good one)."
+        )
+    elif target.digest == live.digest:
+        raise Conflict(
+            f"Release #{target.pk} has exactly the manifests that are live now "
+            f"(#{live.pk}); rolling back to it would change nothing."
         )
     now = timezone.now()
     rollback = Release.objects.create(

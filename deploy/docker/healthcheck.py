@@ -60,7 +60,8 @@ def check_web(path: str = "/healthz") -> int:
 
 
 def check_worker() -> int:
-    node = f"celery@{socket.gethostname()}"
+    # Celery names a worker celery@<host name> unless told otherwise (-n).
+    node = os.environ.get("CELERY_WORKER_NAME") or f"celery@{socket.gethostname()}"
     result = subprocess.run(  # noqa: S603 - fixed argv
         ["celery", "-A", "controlplane", "inspect", "ping", "-d", node, "--timeout", "5"],  # noqa: S607
         capture_output=True,

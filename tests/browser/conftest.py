@@ -18,8 +18,13 @@ from tests.services import need_executable
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 
@@ -29,8 +34,9 @@ def chromium():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, headless=True,
-                                             args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(
+            executable_path=executable, headless=True, args=CHROMIUM_ARGS
+        )
         yield browser
         browser.close()
 
@@ -93,8 +99,14 @@ class ClusterDriver(threading.Thread):
 
         url = self.repo_path.as_uri()
         writer = GitWriter(
-            GitRemote(url=url, branch="main", workdir=self.workdir, author_name="Slipway",
-                      author_email="slipway@example.com", timeout=20),
+            GitRemote(
+                url=url,
+                branch="main",
+                workdir=self.workdir,
+                author_name="Slipway",
+                author_email="slipway@example.com",
+                timeout=20,
+            ),
             lock=lambda: repository_lock(url, backend="file", lock_dir=self.workdir.parent),
         )
         reader = DemoClusterReader(repository=self.repo_path, branch="main", sync_delay=0.5)
@@ -116,12 +128,14 @@ class ClusterDriver(threading.Thread):
 
 @pytest.fixture
 def cluster(tmp_path, gitops_remote, settings):
+    """Call it to start the deploy worker + simulated Argo CD, after the test's own set-up
+    (which moves releases directly and must not race the worker)."""
     settings.GITOPS_REPO_URL = gitops_remote.url
     settings.GITOPS_WORKDIR = tmp_path / "web-clone"
     driver = ClusterDriver(Path(gitops_remote.path), tmp_path / "driver" / "clone")
-    driver.start()
-    yield driver
-    driver.stop()
+    yield driver.start
+    if driver.is_alive():
+        driver.stop()
     assert not driver.errors, driver.errors
 
 

@@ -83,6 +83,7 @@ def test_request_counts_and_latencies_move_with_requests(metrics_settings):
     for pk in (1, 2, 3):
         assert client.get(f"/sample/{pk}").status_code == 200
     assert client.get("/no/such/page").status_code == 404
+    assert client.get("/static/js/dashboards.js").status_code == 200  # whitenoise
     assert client.get("/broken").status_code == 500
     assert client.post("/sample/1").status_code == 200
     after = scrape(client)
@@ -94,6 +95,7 @@ def test_request_counts_and_latencies_move_with_requests(metrics_settings):
     assert moved(total, view="deploy-sample", method="GET", status="200") == 3
     assert moved(total, view="deploy-sample", method="POST", status="200") == 1
     assert moved(total, view="<unresolved>", method="GET", status="404") == 1
+    assert moved(total, view="<static>", method="GET", status="200") == 1
     assert moved(total, view="deploy-broken", method="GET", status="500") == 1
     count = f"{P}_http_request_duration_seconds_count"
     assert moved(count, view="deploy-sample", status="200") == 4
@@ -238,3 +240,26 @@ def test_metric_names_never_collide_with_the_model_servers_metrics():
     for name in FAMILIES:
         assert name not in queries
     assert all(name.startswith("slipway_controlplane_") for name in FAMILIES)
+
+
+@pytest.mark.django_db
+def test_with_the_database_down_the_scrape_still_answers_at_once(metrics_settings, monkeypatch):
+    """One failed connection is enough: the other parts are not tried (each would wait
+    for the connect timeout again, past Prometheus's scrape timeout)."""
+    from django.db import OperationalError
+
+    import apps.releases.models
+
+    calls = []
+
+    def unreachable(*args, **kwargs):
+        calls.append(1)
+        raise OperationalError("could not connect to server")
+
+    monkeypatch.setattr(apps.releases.models.Environment.objects, "order_by", unreachable)
+    Client().get("/healthz")
+    samples = scrape()
+    for part in ("releases", "registry", "metrics_sources"):
+        assert value(samples, f"{P}_state_collect_ok", part=part) == 0
+    assert calls == [1]
+    assert f"{P}_http_requests_total" in samples

@@ -367,3 +367,17 @@ def test_the_audit_chain_covers_every_step_and_verifies(pending_prod, pat, carol
     services.release_approve(actor=carol, release=pending_prod)
     checked, broken = audit_chain_verify()
     assert broken is None and checked >= 8
+
+
+def test_after_a_rollback_the_restored_release_is_not_offered_again(
+    alice, otto, staging, service, model_versions
+):
+    factories.live_release(service, staging, 1, requester=alice)
+    factories.live_release(service, staging, 2, requester=alice)
+    rollback = services.release_rollback(
+        actor=otto, service=service, environment=staging, reason="bad v2"
+    )
+    rollback = factories.release_to_live(rollback)
+    assert services.rollback_default_target(rollback) is None
+    with pytest.raises(Conflict, match="No earlier good release"):
+        services.release_rollback(actor=otto, service=service, environment=staging, reason="x")

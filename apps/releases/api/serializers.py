@@ -18,7 +18,9 @@ _TEXT = {
 
 
 class EnvironmentSerializer(serializers.ModelSerializer):
-    promotes_from = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    # allow_null: staging promotes from nothing; the schema said "string" and the API
+    # answered null (found by schemathesis, tests/hardening/test_api_fuzz.py).
+    promotes_from = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
     approval_rules = serializers.SerializerMethodField()
 
     class Meta:
@@ -156,6 +158,21 @@ class ReleaseListSerializer(ReleaseSerializer):
             "created_at",
             "live_at",
         ]
+
+
+NAME_FILTER = r"^[a-z0-9-]{0,63}$"
+_STATES = [c[0] for c in Release._meta.get_field("state").choices]
+_KINDS = [c[0] for c in Release._meta.get_field("kind").choices]
+
+
+class ReleaseFilterSerializer(serializers.Serializer):
+    """Query parameters of the release list. A filter that cannot match (an unknown state,
+    a name that is not a DNS-1123 label) is a 400, not a silently empty list."""
+
+    service = serializers.RegexField(NAME_FILTER, required=False, allow_blank=True, default="")
+    environment = serializers.RegexField(NAME_FILTER, required=False, allow_blank=True, default="")
+    state = serializers.ChoiceField(_STATES, required=False, allow_blank=True, default="")
+    kind = serializers.ChoiceField(_KINDS, required=False, allow_blank=True, default="")
 
 
 class ReleaseCreateSerializer(serializers.Serializer):

@@ -3,8 +3,9 @@ Domain errors map to 400/403/404/409 in controlplane.api.exception_handler."""
 
 from __future__ import annotations
 
+import re
+
 from django.db.models import Prefetch
-from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -14,12 +15,14 @@ from drf_spectacular.utils import (
 )
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
 from apps.registry.models import ModelVersion
 from apps.releases import selectors, services
 from apps.releases.api import serializers as s
 from apps.releases.models import ApprovalRule, Environment, Release, Service
+from controlplane.api import StrictLimitOffsetPagination
 from controlplane.errors import DomainError
 
 _ERRORS = {
@@ -36,21 +39,61 @@ def _field_error(field: str, message: str) -> DomainError:
     return DomainError(message, field_errors={field: [message]})
 
 
-@extend_schema_view(
-    list=extend_schema(summary="List services"), retrieve=extend_schema(summary="One service")
+# Path segments are matched loosely by the router ("[^/]+") and checked here, so that an
+# id like "abc" or "%C2%84" gets the API's JSON 404 instead of Django's HTML page (the
+# URL resolver's 404 knows nothing about the API). Found by schemathesis, see
+# tests/hardening/test_api_fuzz.py. The schema still documents the strict shapes.
+_ANY_SEGMENT = "[^/]+"
+_NAME = re.compile(r"[a-z0-9-]{1,63}")
+_ID = re.compile(r"[0-9]{1,18}")
+_NAME_PARAMETER = OpenApiParameter(
+    "name", OpenApiTypes.STR, OpenApiParameter.PATH, pattern=f"^{_NAME.pattern}$"
 )
-class ServiceViewSet(viewsets.ReadOnlyModelViewSet):
+_ID_PARAMETER = OpenApiParameter(
+    "id", OpenApiTypes.INT, OpenApiParameter.PATH, description="release id"
+)
+
+
+class _NamedLookup:
+    """get_object for viewsets looked up by a DNS-1123 name: anything else is a 404."""
+
+    def get_object(self):
+        value = self.kwargs.get(self.lookup_field, "")
+        if not _NAME.fullmatch(value):
+            raise NotFound(f"No {self.basename} named {value[:63]!r}.")
+        return super().get_object()
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List services", responses={200: s.ServiceSerializer(many=True), 400: _ERRORS[400]}
+    ),
+    retrieve=extend_schema(
+        summary="One service",
+        parameters=[_NAME_PARAMETER],
+        responses={200: s.ServiceSerializer, 404: OpenApiResponse(s.ErrorSerializer)},
+    ),
+)
+class ServiceViewSet(_NamedLookup, viewsets.ReadOnlyModelViewSet):
     serializer_class = s.ServiceSerializer
     queryset = Service.objects.order_by("name")
     lookup_field = "name"
-    lookup_value_regex = "[a-z0-9-]{1,63}"
+    lookup_value_regex = _ANY_SEGMENT
+    pagination_class = StrictLimitOffsetPagination
 
 
 @extend_schema_view(
-    list=extend_schema(summary="List environments and their approval policies"),
-    retrieve=extend_schema(summary="One environment"),
+    list=extend_schema(
+        summary="List environments and their approval policies",
+        responses={200: s.EnvironmentSerializer(many=True), 400: _ERRORS[400]},
+    ),
+    retrieve=extend_schema(
+        summary="One environment",
+        parameters=[_NAME_PARAMETER],
+        responses={200: s.EnvironmentSerializer, 404: OpenApiResponse(s.ErrorSerializer)},
+    ),
 )
-class EnvironmentViewSet(viewsets.ReadOnlyModelViewSet):
+class EnvironmentViewSet(_NamedLookup, viewsets.ReadOnlyModelViewSet):
     serializer_class = s.EnvironmentSerializer
     queryset = (
         Environment.objects.select_related("promotes_from")
@@ -60,47 +103,60 @@ class EnvironmentViewSet(viewsets.ReadOnlyModelViewSet):
         .order_by("order", "name")
     )
     lookup_field = "name"
-    lookup_value_regex = "[a-z0-9-]{1,63}"
+    lookup_value_regex = _ANY_SEGMENT
+    pagination_class = StrictLimitOffsetPagination
 
 
 _RELEASE_FILTERS = [
-    OpenApiParameter("service", str, description="service name"),
-    OpenApiParameter("environment", str, description="environment name"),
+    OpenApiParameter("service", str, description="service name", pattern=s.NAME_FILTER),
+    OpenApiParameter("environment", str, description="environment name", pattern=s.NAME_FILTER),
     OpenApiParameter("state", str, enum=[c[0] for c in Release._meta.get_field("state").choices]),
     OpenApiParameter("kind", str, enum=[c[0] for c in Release._meta.get_field("kind").choices]),
 ]
 
 
 class ReleaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    lookup_value_regex = "[0-9]{1,18}"
+    lookup_value_regex = _ANY_SEGMENT
+    pagination_class = StrictLimitOffsetPagination
 
     def get_queryset(self):
         if self.action == "list":
-            params = self.request.query_params
-            return selectors.release_list(
-                service=params.get("service", ""),
-                environment=params.get("environment", ""),
-                state=params.get("state", ""),
-                kind=params.get("kind", ""),
-            )
+            # Unknown states or kinds are a 400, not an empty list that looks like
+            # "nothing there" (found by schemathesis: ?state=AAA answered 200).
+            filters = s.ReleaseFilterSerializer(data=self.request.query_params)
+            filters.is_valid(raise_exception=True)
+            return selectors.release_list(**filters.validated_data)
         return selectors.release_detail_queryset()
 
     def get_serializer_class(self):
         return s.ReleaseListSerializer if self.action == "list" else s.ReleaseSerializer
 
+    def get_object(self):
+        return self._release(self.kwargs.get(self.lookup_url_kwarg or self.lookup_field))
+
     def _release(self, pk) -> Release:
-        return get_object_or_404(selectors.release_detail_queryset(), pk=pk)
+        release = None
+        if isinstance(pk, str) and _ID.fullmatch(pk):
+            release = selectors.release_detail_queryset().filter(pk=int(pk)).first()
+        if release is None:
+            raise NotFound(f"No release #{str(pk)[:18]}.")
+        return release
 
     def _answer(self, release: Release, code=status.HTTP_200_OK) -> Response:
         fresh = selectors.release_detail_queryset().get(pk=release.pk)
         return Response(s.ReleaseSerializer(fresh).data, status=code)
 
-    @extend_schema(summary="List releases, newest first", parameters=_RELEASE_FILTERS)
+    @extend_schema(
+        summary="List releases, newest first",
+        parameters=_RELEASE_FILTERS,
+        responses={200: s.ReleaseListSerializer(many=True), 400: _ERRORS[400]},
+    )
     def list(self, request, *args, **kwargs):
         return super().list(request, *args, **kwargs)
 
     @extend_schema(
         summary="One release with its approvals and policy progress",
+        parameters=[_ID_PARAMETER],
         responses={200: s.ReleaseSerializer, 404: _ERRORS[404]},
     )
     def retrieve(self, request, *args, **kwargs):
@@ -149,6 +205,7 @@ class ReleaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
 
     @extend_schema(
         summary="Submit a draft for approval",
+        parameters=[_ID_PARAMETER],
         request=None,
         responses={200: s.ReleaseSerializer, **_ERRORS},
     )
@@ -158,6 +215,7 @@ class ReleaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
 
     @extend_schema(
         summary="Approve, as one of your reviewer roles",
+        parameters=[_ID_PARAMETER],
         request=s.ApproveSerializer,
         responses={200: s.ReleaseSerializer, **_ERRORS},
     )
@@ -169,6 +227,7 @@ class ReleaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
 
     @extend_schema(
         summary="Reject, with a comment",
+        parameters=[_ID_PARAMETER],
         request=s.RejectSerializer,
         responses={200: s.ReleaseSerializer, **_ERRORS},
     )
@@ -180,6 +239,7 @@ class ReleaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
 
     @extend_schema(
         summary="Cancel a release that has not started deploying",
+        parameters=[_ID_PARAMETER],
         request=s.ReasonSerializer,
         responses={200: s.ReleaseSerializer, **_ERRORS},
     )
@@ -191,7 +251,10 @@ class ReleaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
 
     @extend_schema(
         summary="Request promotion of this live release to the next environment",
-        parameters=[OpenApiParameter("Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER)],
+        parameters=[
+            _ID_PARAMETER,
+            OpenApiParameter("Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER),
+        ],
         request=s.PromoteSerializer,
         responses={201: s.ReleaseSerializer, 200: s.ReleaseSerializer, **_ERRORS},
     )
@@ -215,6 +278,7 @@ class ReleaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
 
     @extend_schema(
         summary="Roll back this live release (on-call, break-glass with a reason)",
+        parameters=[_ID_PARAMETER],
         request=s.RollbackSerializer,
         responses={201: s.ReleaseSerializer, **_ERRORS},
     )
