@@ -32,6 +32,10 @@ API_READ = expect(200, anon=401)
 MATRIX: dict[str, tuple[str, str | None, dict | None, dict]] = {
     "home": ("get", None, None, expect(302)),
     "healthz": ("get", None, None, expect(200)),
+    # Probes and Slipway's own metrics answer without a session (a token when METRICS_TOKEN
+    # is set); readyz says 503 here because the test settings configure no git remote.
+    "readyz": ("get", None, None, expect(503)),
+    "metrics": ("get", None, None, expect(200)),
     "login": ("get", None, None, expect(200)),
     "logout": ("post", None, None, expect(302)),
     "dashboards:fleet": ("get", None, None, PAGE),

@@ -39,5 +39,8 @@ class RequestIdMiddleware:
 
 class RequestIdLogFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = _request_id.get() or "-"
+        # django.request logs 4xx/5xx after the middleware has unbound the id: fall back
+        # to the id kept on the request the record carries.
+        request = getattr(record, "request", None)
+        record.request_id = _request_id.get() or getattr(request, "request_id", "") or "-"
         return True

@@ -5,11 +5,9 @@ points each), so the page stays small whatever the time range."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-
-import plotly.graph_objects as go
-import plotly.io
 
 from apps.metrics.selectors import chart_series
 from apps.releases.models import Release
@@ -72,18 +70,20 @@ def build_figure(
     start: datetime,
     end: datetime,
 ) -> str:
-    figure = go.Figure()
-    for (metric, label), colour in zip(spec.series, _COLOURS, strict=False):
-        points = series.get(metric, [])
-        figure.add_trace(
-            go.Scatter(
-                x=[t.isoformat() for t, _ in points],
-                y=[v for _, v in points],
-                name=label,
-                mode="lines",
-                line={"color": colour, "width": 1.6},
-            )
-        )
+    """A Plotly figure as JSON. Built as plain dicts in Plotly's figure format rather than
+    with ``plotly.graph_objects``: the objects validate every property on assignment,
+    which cost ~85 ms per chart; tests check the dicts against the graph objects once."""
+    traces = [
+        {
+            "type": "scatter",
+            "mode": "lines",
+            "name": label,
+            "x": [t.isoformat() for t, _ in series.get(metric, [])],
+            "y": [v for _, v in series.get(metric, [])],
+            "line": {"color": colour, "width": 1.6},
+        }
+        for (metric, label), colour in zip(spec.series, _COLOURS, strict=False)
+    ]
     shapes, annotations = [], []
     if threshold is not None:
         shapes.append(
@@ -111,7 +111,7 @@ def build_figure(
                 "font": {"color": "#cf222e", "size": 10},
             }
         )
-    for release in markers:
+    for index, release in enumerate(markers):
         when = release.live_at.isoformat()
         shapes.append(
             {
@@ -130,10 +130,12 @@ def build_figure(
                 "xref": "x",
                 "x": when,
                 "yref": "paper",
-                "y": 1,
+                # Alternate heights so labels of releases close in time do not overprint.
+                "y": 1.0 if index % 2 == 0 else 0.9,
                 "showarrow": False,
                 "yanchor": "bottom",
                 "font": {"size": 10, "color": "#1d2430"},
+                "bgcolor": "rgba(255,255,255,0.8)",
                 "text": f"v{release.model_version.version} {release.get_kind_display().lower()}",
                 "hovertext": (
                     f"#{release.pk} {release.model_version} "
@@ -141,18 +143,23 @@ def build_figure(
                 ),
             }
         )
-    figure.update_layout(
-        title={"text": f"{spec.title} ({spec.unit})", "font": {"size": 14}},
-        margin={"l": 50, "r": 20, "t": 50, "b": 40},
-        height=280,
-        xaxis={"range": [start.isoformat(), end.isoformat()], "type": "date"},
-        yaxis={"rangemode": "tozero"},
-        shapes=shapes,
-        annotations=annotations,
-        legend={"orientation": "h", "y": -0.2},
-        template="plotly_white",
-    )
-    return plotly.io.to_json(figure, validate=False, pretty=False)
+    layout = {
+        "title": {"text": f"{spec.title} ({spec.unit})", "font": {"size": 14}},
+        "margin": {"l": 50, "r": 20, "t": 50, "b": 40},
+        "height": 280,
+        "paper_bgcolor": "#ffffff",
+        "plot_bgcolor": "#ffffff",
+        "xaxis": {
+            "range": [start.isoformat(), end.isoformat()],
+            "type": "date",
+            "gridcolor": "#eef1f4",
+        },
+        "yaxis": {"rangemode": "tozero", "gridcolor": "#eef1f4", "zerolinecolor": "#dde2e8"},
+        "shapes": shapes,
+        "annotations": annotations,
+        "legend": {"orientation": "h", "y": -0.2},
+    }
+    return json.dumps({"data": traces, "layout": layout}, separators=(",", ":"))
 
 
 def dashboard_figures(*, service, environment, target, range_key: str, now: datetime) -> list[dict]:

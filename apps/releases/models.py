@@ -11,7 +11,7 @@ from django.db.models import Q
 
 from apps.accounts.roles import Role
 from apps.gitops.runtimes import RUNTIME_CHOICES, Runtime
-from apps.releases.validators import validate_dns1123_label
+from apps.releases.validators import validate_dns1123_label, validate_service_name
 
 REVIEWER_ROLE_CHOICES = [
     (Role.PRODUCT_REVIEWER.value, Role.PRODUCT_REVIEWER.label),
@@ -22,7 +22,7 @@ REVIEWER_ROLE_CHOICES = [
 class Service(models.Model):
     """A model-serving workload: one MLflow registered model, served one way."""
 
-    name = models.CharField(max_length=63, unique=True, validators=[validate_dns1123_label])
+    name = models.CharField(max_length=63, unique=True, validators=[validate_service_name])
     description = models.TextField(blank=True)
     owner_team = models.CharField(max_length=100)
     registered_model = models.CharField(
@@ -202,7 +202,12 @@ RELEASE_TRANSITIONS: dict[str, frozenset[str]] = {
     ReleaseState.APPROVED: frozenset(
         {ReleaseState.DEPLOYING, ReleaseState.CANCELLED, ReleaseState.FAILED}
     ),
-    ReleaseState.DEPLOYING: frozenset({ReleaseState.LIVE, ReleaseState.FAILED}),
+    # superseded: a newer release of the same target was committed before this one went
+    # live (release_record_commit). The table lacked it while the code did it; found by
+    # the deploy state machine in tests/hardening/test_deploy_machine.py.
+    ReleaseState.DEPLOYING: frozenset(
+        {ReleaseState.LIVE, ReleaseState.FAILED, ReleaseState.SUPERSEDED}
+    ),
     ReleaseState.LIVE: frozenset({ReleaseState.SUPERSEDED, ReleaseState.ROLLED_BACK}),
     **{state: frozenset() for state in RELEASE_FINAL_STATES},
 }

@@ -19,22 +19,44 @@ RETRY_BACKOFF_CAP_SECONDS = 60
 @shared_task(
     name="releases.deploy_pending", bind=True, acks_late=True, max_retries=None, ignore_result=True
 )
-def deploy_pending_task(self):
+def deploy_pending_task(self, resend: bool = False):
     """Commit every approved release to the GitOps repository, in approval order.
 
     The remote being down is not a failure: the task retries with capped exponential
     backoff until it is back, and the status poll re-sends it if a message is lost.
+
+    Two guards keep an outage from multiplying work (found by
+    tests/hardening/test_outages.py: a 20 s outage, 1 s polls and 3 approvals made 77
+    retried attempts, a number that grew with the length of the outage; now 31):
+    - one drain at a time across workers (``single_flight``): a second message finds the
+      first draining, and that drain commits everything, so it returns at once instead
+      of holding a worker slot while it waits for the repository lock;
+    - a ``resend`` from the status poll does not start its own retry chain: the poll
+      sends again next period anyway. Before, every poll during an outage added one
+      more chain retrying forever, so the attempts per second grew with the length of
+      the outage instead of staying one per poll plus one chain per approval.
     """
     from apps.releases.deploy import deploy_pending
 
-    try:
-        deploy_pending()
-    except GitOpsError as exc:
-        if not getattr(exc, "retryable", False):
-            raise
-        countdown = min(RETRY_BACKOFF_CAP_SECONDS, 2 ** min(self.request.retries, 6))
-        log.warning("deploy postponed %ss: %s", countdown, exc)
-        raise self.retry(exc=exc, countdown=countdown) from None
+    with single_flight("releases.deploy_pending") as mine:
+        if not mine:
+            log.info("another worker is draining the deploy queue; it commits this too")
+            return
+        try:
+            deploy_pending()
+        except GitOpsError as exc:
+            if not getattr(exc, "retryable", False):
+                raise
+            if resend:
+                log.warning("deploy postponed to the next status poll: %s", exc)
+                return
+            failure = exc
+        else:
+            return
+    # Retry outside the single-flight lock, so the next attempt is not refused by it.
+    countdown = min(RETRY_BACKOFF_CAP_SECONDS, 2 ** min(self.request.retries, 6))
+    log.warning("deploy postponed %ss: %s", countdown, failure)
+    raise self.retry(exc=failure, countdown=countdown)
 
 
 @shared_task(name="releases.follow_rollouts", acks_late=True, ignore_result=True)
@@ -58,4 +80,4 @@ def follow_rollouts_task():
         Q(state=ReleaseState.APPROVED) | Q(state=ReleaseState.DEPLOYING, commit_sha="")
     )
     if waiting.exists():
-        deploy_pending_task.delay()
+        deploy_pending_task.delay(resend=True)

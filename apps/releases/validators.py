@@ -20,3 +20,18 @@ def validate_dns1123_label(value: str) -> None:
             code="invalid_dns1123",
             params={"value": value},
         )
+
+
+_DNS1035_LABEL = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+def validate_service_name(value: str) -> None:
+    """Service names also name Kubernetes Services and InferenceServices, which must be
+    DNS-1035 labels: a DNS-1123 label that starts with a letter."""
+    validate_dns1123_label(value)
+    if not _DNS1035_LABEL.fullmatch(value):
+        raise ValidationError(
+            "%(value)r must start with a letter: it becomes a Kubernetes Service name.",
+            code="invalid_dns1035",
+            params={"value": value},
+        )

@@ -166,3 +166,16 @@ def test_fleet_shows_a_dash_not_a_unit_when_a_metric_is_unknown(people, two_live
     body = _as(people["otto"]).get(reverse("dashboards:fleet")).content.decode()
     assert '<td class="nowrap "> ms</td>' not in body
     assert '<td class="nowrap "><span class="muted">—</span></td>' in body
+
+
+def test_every_figure_is_valid_plotly(people, two_live):
+    """The figures are built as plain dicts for speed; plotly's own objects validate them."""
+    import plotly.graph_objects as go
+
+    body = _as(people["otto"]).get(_dashboard_url()).content.decode()
+    figures = re.findall(
+        r'<script id="chart-\w+" type="application/json">(.*?)</script>', body, re.S
+    )
+    assert len(figures) == 5
+    for raw in figures:
+        go.Figure(json.loads(json.loads(raw)))  # raises on any unknown property or bad value

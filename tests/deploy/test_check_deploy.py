@@ -4,8 +4,7 @@ sets (deploy/kubernetes/base/configmap.yaml), Django's deployment checklist
 (``manage.py check --deploy``) must find nothing, warnings included.
 
 Then the wiring this folder's modules need from the project: the two middleware in
-MIDDLEWARE and the two URLs. (These fail until controlplane/settings.py and urls.py carry
-the snippets in the deploy report.)
+MIDDLEWARE and the two URLs.
 """
 
 from __future__ import annotations

@@ -315,12 +315,6 @@ def _pins(path: Path) -> dict[str, str]:
     return pins
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gunicorn: requirements.lock pins 27.0.1 (shipped in the image) but "
-    "requirements-dev.lock 26.2.0 (tested), because the demo extra's mlflow wants "
-    "gunicorn<27. Constrain gunicorn<27 in pyproject.toml and re-lock; then drop this mark.",
-)
 def test_the_image_ships_the_versions_the_tests_ran():
     runtime, dev = _pins(LOCK), _pins(ROOT / "requirements-dev.lock")
     differ = {

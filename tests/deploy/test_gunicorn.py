@@ -49,7 +49,7 @@ def gunicorn(transactional_db, tmp_path):
     (metrics_dir / "counter_999999.db").write_bytes(b"left over from a previous run")
     env = {
         **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "PYTHONPATH")},
-        "DJANGO_SETTINGS_MODULE": "tests.deploy.settings_wired",
+        "DJANGO_SETTINGS_MODULE": "controlplane.settings",
         "DEBUG": "0",
         "SECRET_KEY": secrets.token_urlsafe(64),
         "ALLOWED_HOSTS": "slipway.example.com,127.0.0.1",

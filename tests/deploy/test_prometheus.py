@@ -43,7 +43,6 @@ FAMILIES = {
 @pytest.fixture
 def metrics_settings(settings):
     settings.ROOT_URLCONF = URLS
-    settings.MIDDLEWARE = ["controlplane.prometheus.PrometheusMiddleware", *settings.MIDDLEWARE]
     settings.METRICS_TOKEN = ""
     return settings
 

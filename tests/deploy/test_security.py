@@ -131,6 +131,26 @@ def _page() -> str:
 </body></html>"""
 
 
+def _in_thread(function):
+    import threading
+
+    outcome: dict = {}
+
+    def run():
+        try:
+            outcome["value"] = function()
+        except BaseException as exc:  # re-raised in the test's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, name="csp-browser")
+    thread.start()
+    thread.join(timeout=120)
+    assert not thread.is_alive(), "the browser check did not finish in 120 s"
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
 def _static_file(url_path: str) -> bytes:
     found = finders.find(url_path.removeprefix("/static/"))
     assert found, f"{url_path} is not a static file"
@@ -168,30 +188,36 @@ def test_the_dashboard_page_works_under_the_policy_in_chromium(settings):
         else:
             route.fulfill(status=404, body="")
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-        try:
-            page = browser.new_page()
-            messages: list[str] = []
-            page.on("console", lambda message: messages.append(message.text))
-            page.add_init_script(
-                "window.__violations = [];"
-                "document.addEventListener('securitypolicyviolation', e =>"
-                " window.__violations.push(e.violatedDirective + ' ' + e.blockedURI));"
-            )
-            page.route("http://slipway.test/**", serve)
-            page.goto("http://slipway.test/dashboard", wait_until="load")
-            page.wait_for_selector("[data-figure] .main-svg", timeout=15_000)
-            page.hover("[data-figure] .main-svg")
-            page.wait_for_selector("[data-figure] .modebar", timeout=5_000)
-            violations = page.evaluate("window.__violations")
-            csp_messages = [m for m in messages if "Content Security Policy" in m]
-            traces = page.evaluate(
-                "document.querySelector('[data-figure]')"
-                ".querySelectorAll('.scatterlayer .trace').length"
-            )
-        finally:
-            browser.close()
+    def drive() -> tuple[list, list, int]:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+            try:
+                page = browser.new_page()
+                messages: list[str] = []
+                page.on("console", lambda message: messages.append(message.text))
+                page.add_init_script(
+                    "window.__violations = [];"
+                    "document.addEventListener('securitypolicyviolation', e =>"
+                    " window.__violations.push(e.violatedDirective + ' ' + e.blockedURI));"
+                )
+                page.route("http://slipway.test/**", serve)
+                page.goto("http://slipway.test/dashboard", wait_until="load")
+                page.wait_for_selector("[data-figure] .main-svg", timeout=15_000)
+                page.hover("[data-figure] .main-svg")
+                page.wait_for_selector("[data-figure] .modebar", timeout=5_000)
+                traces = page.evaluate(
+                    "document.querySelector('[data-figure]')"
+                    ".querySelectorAll('.scatterlayer .trace').length"
+                )
+                csp_messages = [m for m in messages if "Content Security Policy" in m]
+                return page.evaluate("window.__violations"), csp_messages, traces
+            finally:
+                browser.close()
+
+    # Playwright's sync API refuses to run where an asyncio loop is running, as it is
+    # in this process once the browser tests' session-wide Playwright has started; a
+    # thread of its own has none.
+    violations, csp_messages, traces = _in_thread(drive)
     assert violations == [], violations
     assert csp_messages == [], csp_messages
     assert traces == 1

@@ -1,24 +1,16 @@
-"""Shared fixtures for the hardening tests: API tokens for named people, and helpers to
-start real processes (a Celery worker, gunicorn) against the test database and stop
-them by PID whatever happens."""
+"""Shared fixtures for the hardening tests: API tokens for named people, real Celery
+workers on Redis DB 14 against the test database, and the list of processes a test
+started (each stopped by PID when the test ends, pass or fail)."""
 
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from django.db import connection
 
 from apps.accounts.services import api_token_create
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.hardening.support import BROKER_URL, PYTHON, Process, child_env, redis_db
 
 
 @pytest.fixture
@@ -35,82 +27,6 @@ def token_for(people):
     return make
 
 
-def database_name() -> str:
-    """The database this pytest run created (pytest-django's test_<name>)."""
-    return connection.settings_dict["NAME"]
-
-
-def child_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    """The environment for a subprocess that must see the same database, secret key and
-    audit key as this test process (tests.hardening.worker_settings reads it)."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("SLIPWAY_FAILPOINTS", "PYTEST_", "GIT_"))
-    }
-    env.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "tests.hardening.worker_settings",
-            "SLIPWAY_TEST_DATABASE_NAME": database_name(),
-            "SLIPWAY_VAR_DIR": str(tmp_path / "var"),
-            "PYTHONPATH": str(ROOT),
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
-    env.update(extra)
-    return env
-
-
-class Process:
-    """A subprocess in its own process group, with its output in a log file; ``stop()``
-    ends the group by PID (never by name) and is safe to call twice."""
-
-    def __init__(self, argv: list[str], *, env: dict[str, str], log: Path, cwd: Path = ROOT):
-        self.log = log
-        self._log_handle = log.open("ab")
-        self.popen = subprocess.Popen(
-            argv,
-            cwd=cwd,
-            env=env,
-            stdout=self._log_handle,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def wait(self, timeout: float) -> int | None:
-        try:
-            return self.popen.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return None
-
-    def stop(self, *, grace: float = 10.0) -> None:
-        if self.popen.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.popen.pid, signal.SIGTERM)
-            if self.wait(grace) is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.popen.pid, signal.SIGKILL)
-                self.popen.wait(timeout=10)
-        else:
-            # The leader may be gone (SIGKILLed) while its children live on.
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.popen.pid, signal.SIGKILL)
-        self._log_handle.close()
-
-    def output(self) -> str:
-        try:
-            return self.log.read_text(errors="replace")[-6000:]
-        except OSError:
-            return ""
-
-
 @pytest.fixture
 def processes() -> Iterator[list[Process]]:
     """Every Process a test appends here is stopped when the test ends, pass or fail."""
@@ -122,16 +38,69 @@ def processes() -> Iterator[list[Process]]:
             process.stop()
 
 
-def wait_for(condition, *, timeout: float, interval: float = 0.1, what: str = "condition"):
-    """Poll ``condition()`` until it returns something truthy; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
+# --- Celery workers on the real Redis -------------------------------------------------
+@pytest.fixture
+def broker(transactional_db):
+    """Redis DB 14, empty at the start and at the end; a Celery app that sends to it."""
+    from celery import Celery
+
+    from tests.services import need_service, redis_available
+
+    need_service("Redis", redis_available(), "start redis-server on 127.0.0.1:6379")
+    redis_db().flushdb()
+    # Not the current app: the services keep sending to the in-memory broker of
+    # tests.settings; tests send to Redis explicitly, where the on_commit would.
+    app = Celery("hardening-sender", broker=BROKER_URL, set_as_current=False)
+    app.conf.update(task_serializer="json", accept_content=["json"], broker_connection_retry=True)
+    try:
+        yield app
+    finally:
+        app.close()
+        with contextlib.suppress(Exception):
+            redis_db().flushdb()
 
 
-PYTHON = sys.executable
+@pytest.fixture
+def start_worker(transactional_db, broker, processes, tmp_path):
+    """start_worker(name, failpoints="deploy.after_push", beat=True, **env) -> Process: a
+    real ``celery worker`` (solo pool, so a failpoint's SIGKILL kills the worker itself)
+    on the test database and Redis DB 14. Stopped by PID when the test ends; listed after
+    transactional_db so it is gone before the tables are flushed."""
+
+    def start(name: str, *, failpoints: str = "", beat: bool = False, **env: str) -> Process:
+        argv = [
+            PYTHON,
+            "-m",
+            "celery",
+            "-A",
+            "controlplane",
+            "worker",
+            "--pool=solo",
+            "-Q",
+            "celery",
+            "-n",
+            f"{name}@%h",
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+            "-l",
+            "INFO",
+        ]
+        if beat:
+            argv += ["-B", "--schedule", str(tmp_path / f"beat-{name}")]
+        variables = {
+            "CELERY_BROKER_URL": BROKER_URL,
+            "GITOPS_WORKDIR": str(tmp_path / "worker-clone"),
+            "GITOPS_PUSH_MAX_ATTEMPTS": "3",
+            "GITOPS_TIMEOUT_SECONDS": "20",
+            **env,
+        }
+        if failpoints:
+            variables["SLIPWAY_FAILPOINTS"] = failpoints
+        process = Process(
+            argv, env=child_env(tmp_path, **variables), log=tmp_path / f"worker-{name}.log"
+        )
+        processes.append(process)
+        return process
+
+    return start

@@ -22,6 +22,7 @@ Bounded: MACHINE_EXAMPLES x MACHINE_STEPS; well under 90 s.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from datetime import timedelta
@@ -30,7 +31,7 @@ from pathlib import Path
 import pytest
 from django.db import transaction
 from django.utils import timezone
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -67,6 +68,12 @@ from tests.fixtures.git import BareRemote
 
 MACHINE_EXAMPLES = 15
 MACHINE_STEPS = 20
+# No shrinking in the suite: every example builds a git repository, and shrinking a
+# failure can take many minutes. A failure prints the whole (replayable) sequence; set
+# SLIPWAY_MACHINE_SHRINK=1 to shrink it locally.
+PHASES = [Phase.explicit, Phase.reuse, Phase.generate] + (
+    [Phase.shrink] if os.environ.get("SLIPWAY_MACHINE_SHRINK") == "1" else []
+)
 PEOPLE = ["alice", "bob", "pat", "paula", "carol", "otto", "ada", "dual", "nobody"]
 CREATORS = ["alice", "bob", "ada", "pat"]  # pat is refused: not an ML engineer
 REVIEWERS = ["pat", "paula", "carol", "dual", "alice", "nobody"]
@@ -86,6 +93,10 @@ def _step():
     name = sys._getframe(1).f_code.co_name
     STATS["steps"] += 1
     RULES[name] = RULES.get(name, 0) + 1
+
+
+def _moving():
+    return Release.objects.filter(state__in=[ReleaseState.APPROVED, ReleaseState.DEPLOYING])
 
 
 def _committed():
@@ -216,36 +227,30 @@ class DeployMachine(RuleBasedStateMachine):
         if release is not None and submit:
             self._try(lambda: services.release_submit(actor=self.people[who], release=release[0]))
 
-    @rule(who=st.sampled_from([None, *PEOPLE]), index=st.integers(0, 30))
-    def submit(self, who, index):
-        """As the requester (None) or as someone else."""
+    @rule(
+        action=st.sampled_from(["submit", "approve", "approve", "reject", "cancel"]),
+        who=st.sampled_from([None, *REVIEWERS, *PEOPLE]),
+        index=st.integers(0, 30),
+    )
+    def decide(self, action, who, index):
+        """Someone submits, approves, rejects or cancels a release; ``who`` None is the
+        release's requester. (One rule for the four, so the deploy-side rules get their
+        share of the steps.)"""
         _step()
-        if (release := self._release(index)) is not None:
-            actor = release.requested_by if who is None else self.people[who]
-            if actor is not None:
-                self._try(lambda: services.release_submit(actor=actor, release=release))
-
-    @rule(who=st.sampled_from(REVIEWERS), index=st.integers(0, 30))
-    def approve(self, who, index):
-        _step()
-        if (release := self._release(index)) is not None:
-            self._try(lambda: services.release_approve(actor=self.people[who], release=release))
-
-    @rule(who=st.sampled_from(PEOPLE), index=st.integers(0, 30))
-    def reject(self, who, index):
-        _step()
-        if (release := self._release(index)) is not None:
-            self._try(
-                lambda: services.release_reject(
-                    actor=self.people[who], release=release, comment="no"
-                )
-            )
-
-    @rule(who=st.sampled_from(PEOPLE), index=st.integers(0, 30))
-    def cancel(self, who, index):
-        _step()
-        if (release := self._release(index)) is not None:
-            self._try(lambda: services.release_cancel(actor=self.people[who], release=release))
+        RULES[action] = RULES.get(action, 0) + 1
+        if (release := self._release(index)) is None:
+            return
+        actor = release.requested_by if who is None else self.people[who]
+        if actor is None:
+            return
+        if action == "submit":
+            self._try(lambda: services.release_submit(actor=actor, release=release))
+        elif action == "approve":
+            self._try(lambda: services.release_approve(actor=actor, release=release))
+        elif action == "reject":
+            self._try(lambda: services.release_reject(actor=actor, release=release, comment="no"))
+        else:
+            self._try(lambda: services.release_cancel(actor=actor, release=release))
 
     @rule(who=st.sampled_from(CREATORS), index=st.integers(0, 30))
     def promote(self, who, index):
@@ -329,6 +334,7 @@ class DeployMachine(RuleBasedStateMachine):
         later = now + rollout.DEGRADED_GRACE + timedelta(seconds=1)
         rollout.follow_rollouts(reader=reader, writer=self.writer, now=later)
 
+    @precondition(lambda self: _moving().exists())
     @rule()
     def drain_and_compare(self):
         """The remote is healthy again and the queue drains: the repository then holds
@@ -415,6 +421,7 @@ def test_deploy_path_invariants_hold_under_random_faults():
             deadline=None,
             suppress_health_check=list(HealthCheck),
             database=None,
+            phases=PHASES,
         ),
     )
     print(f"\ndeploy machine: {STATS}; rules: {RULES}; release end states: {STATES}")

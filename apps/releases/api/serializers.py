@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from rest_framework import serializers
 
-from apps.releases.models import Approval, Environment, Release, Service
+from apps.releases.models import REVIEWER_ROLE_CHOICES, Approval, Environment, Release, Service
 from apps.releases.policy import PolicyProgress
 from apps.releases.selectors import release_policy_progress
 
@@ -189,7 +189,7 @@ class ReleaseCreateSerializer(serializers.Serializer):
 
 class ApproveSerializer(serializers.Serializer):
     role = serializers.ChoiceField(
-        choices=["product-reviewer", "compliance-reviewer"],
+        choices=REVIEWER_ROLE_CHOICES,
         required=False,
         allow_null=True,
         default=None,
@@ -206,7 +206,7 @@ class ApproveSerializer(serializers.Serializer):
 
 class RejectSerializer(serializers.Serializer):
     role = serializers.ChoiceField(
-        choices=["product-reviewer", "compliance-reviewer"],
+        choices=REVIEWER_ROLE_CHOICES,
         required=False,
         allow_null=True,
         default=None,

@@ -1,0 +1,143 @@
+"""A real Celery worker SIGKILLed at each named point of the deploy path, then a fresh
+worker: nothing lost, nothing committed twice, the release ends in the right state.
+
+The first worker runs with SLIPWAY_FAILPOINTS naming one point; controlplane.failpoints
+kills the process right there (SIGKILL, as an OOM kill or a power cut would). The second
+worker runs with an embedded beat, as production does: its status poll
+(``releases.follow_rollouts``) is the safety net that re-sends the deploy of a release
+left approved or claimed without a commit (the dead worker's message stays unacked in
+Redis until the visibility timeout, an hour). Argo CD is the Kubernetes API double: the
+test reports the release's commit Synced+Healthy once it is on the remote.
+"""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+
+from apps.audit.selectors import audit_chain_verify
+from apps.gitops.render import METADATA_FILE
+from apps.releases import services
+from apps.releases.models import Release, ReleaseState
+from tests.fixtures.kube import TOKEN
+from tests.hardening.support import wait_for
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+
+FOLDER = "environments/staging/churn-model"
+APP = "churn-model-staging"
+# point -> (commits with the trailer on the remote after the crash, commit recorded in DB)
+AFTER_CRASH = {
+    "deploy.after_render": (0, False),
+    "deploy.after_commit": (0, False),  # committed in the worker's clone, never pushed
+    "deploy.after_push": (1, False),  # on the remote; the database never heard
+    "deploy.after_db": (1, True),
+}
+
+
+def _worker_env(gitops_remote, kube_api) -> dict[str, str]:
+    return {
+        "GITOPS_REPO_URL": gitops_remote.url,
+        "CLUSTER_BACKEND": "kubernetes",
+        "KUBE_API_URL": kube_api.url,
+        "KUBE_TOKEN": TOKEN,
+        "STATUS_POLL_SECONDS": "1",
+    }
+
+
+@pytest.mark.parametrize("point", list(AFTER_CRASH))
+def test_a_worker_killed_at_a_failpoint_loses_and_duplicates_nothing(
+    point,
+    people,
+    environments,
+    service,
+    model_versions,
+    gitops_remote,
+    kube_api,
+    broker,
+    start_worker,
+):
+    staging, _ = environments
+    alice = people["alice"]
+    release, _ = services.release_create(
+        actor=alice, service=service, environment=staging, model_version=model_versions[0]
+    )
+    release = services.release_submit(actor=alice, release=release)  # staging: approved
+    assert release.state == ReleaseState.APPROVED
+    commits_before = gitops_remote.commit_count()
+    env = _worker_env(gitops_remote, kube_api)
+
+    doomed = start_worker("doomed", failpoints=point, **env)
+    broker.send_task("releases.deploy_pending")  # what the approval's on_commit sends
+    assert doomed.wait(90) == -signal.SIGKILL, doomed.output()
+
+    # The crash left exactly what the point says, and nothing more.
+    release.refresh_from_db()
+    on_remote, recorded = AFTER_CRASH[point]
+    assert release.state == ReleaseState.DEPLOYING  # claimed before it died
+    assert len(gitops_remote.commits_with_trailer("Release-Id", str(release.uid))) == on_remote
+    assert bool(release.commit_sha) == recorded
+
+    start_worker("fresh", beat=True, **env)
+
+    def committed():
+        release.refresh_from_db()
+        return release.commit_sha
+
+    sha = wait_for(committed, timeout=60, what=f"the release to be committed after {point}")
+    assert gitops_remote.commits_with_trailer("Release-Id", str(release.uid)) == [sha]
+    assert gitops_remote.commit_count() == commits_before + 1
+    files = gitops_remote.files_at(FOLDER)
+    assert {k: v for k, v in files.items() if k != METADATA_FILE} == release.rendered_files
+    assert release.state == ReleaseState.DEPLOYING
+
+    kube_api.set_application(APP, sync="Synced", revision=sha, health="Healthy")
+
+    def live():
+        release.refresh_from_db()
+        return release.state == ReleaseState.LIVE
+
+    wait_for(live, timeout=30, what="the release to go live")
+    assert release.commit_sha == sha
+    assert gitops_remote.commits_with_trailer("Release-Id", str(release.uid)) == [sha]
+    assert Release.objects.filter(state=ReleaseState.LIVE).count() == 1
+    assert audit_chain_verify()[1] is None
+
+
+def test_a_worker_killed_while_a_second_release_waits_commits_both_in_order(
+    people, environments, service, model_versions, gitops_remote, kube_api, broker, start_worker
+):
+    """Killed after pushing the first of two approved releases: the fresh worker records
+    the first (found by its trailer) and commits the second after it, once each."""
+    staging, _ = environments
+    alice = people["alice"]
+    releases = []
+    for mv in model_versions[:2]:
+        release, _ = services.release_create(
+            actor=alice, service=service, environment=staging, model_version=mv
+        )
+        releases.append(services.release_submit(actor=alice, release=release))
+    first, second = releases
+    env = _worker_env(gitops_remote, kube_api)
+    doomed = start_worker("doomed", failpoints="deploy.after_push", **env)
+    broker.send_task("releases.deploy_pending")
+    assert doomed.wait(90) == -signal.SIGKILL, doomed.output()
+    start_worker("fresh", beat=True, **env)
+
+    def both_committed():
+        second.refresh_from_db()
+        return second.commit_sha
+
+    wait_for(both_committed, timeout=60, what="the second release to be committed")
+    first.refresh_from_db()
+    trailers = [
+        m.split("Release-Id: ")[1].split()[0]
+        for m in gitops_remote.messages()
+        if "Release-Id: " in m
+    ]
+    assert trailers[:2] == [str(second.uid), str(first.uid)]  # newest first: in order
+    for release in (first, second):
+        assert len(gitops_remote.commits_with_trailer("Release-Id", str(release.uid))) == 1
+    # The first one's files were replaced before it went live.
+    assert first.state == ReleaseState.SUPERSEDED and first.commit_sha
