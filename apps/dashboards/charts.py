@@ -48,7 +48,7 @@ CHARTS = (
     ),
     ChartSpec("traffic", "Request rate", "requests/s", (("request_rate", "requests"),)),
     ChartSpec("cost", "Cost", "per day", (("cost_per_day", "cost/day"),), slo="cost_per_day"),
-    ChartSpec("drift", "Drift (PSI)", "PSI", (("drift_psi", "PSI"),), slo="drift_psi"),
+    ChartSpec("drift", "Drift", "PSI", (("drift_psi", "PSI"),), slo="drift_psi"),
 )
 _COLOURS = ("#1f5fbf", "#cf222e", "#9a6700")
 

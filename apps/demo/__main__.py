@@ -18,7 +18,8 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-VAR = ROOT / "var" / "demo"
+# Where the demo keeps its state between runs; the demo's own test points it elsewhere.
+VAR = Path(os.environ.get("SLIPWAY_DEMO_DIR", ROOT / "var" / "demo")).resolve()
 
 
 def _free_port(preferred: int) -> int:

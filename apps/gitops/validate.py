@@ -280,22 +280,55 @@ def _images(doc: Any, path: str = "") -> Iterator[tuple[str, Any]]:
 
 # --- the secret scanner ----------------------------------------------------------------
 def _forbidden_needles(values: frozenset[str] | set[str]) -> list[str]:
-    """The forbidden values and their base64 forms (how a Secret would carry them)."""
+    """The forbidden values and their base64 forms (how a Secret or an HTTP Basic
+    header would carry them).
+
+    A value inside a longer base64 blob ("user:token") starts at any byte offset, and
+    each offset modulo 3 gives a different character stream; so the needles are the
+    characters that depend on the value alone at each of the three alignments, in both
+    the standard and the URL-safe alphabet. (Before, only offset 0 was matched:
+    base64("git:" + token) went through; found by tests/hardening/test_security_gates.py.)
+    """
     needles: set[str] = set()
     for value in values:
         if not isinstance(value, str) or len(value) < MIN_FORBIDDEN_LENGTH:
             continue
         needles.add(value)
-        encoded = base64.b64encode(value.encode("utf-8")).decode("ascii")
-        # Trailing padding depends on what follows in a longer blob; match the stable part.
-        needles.add(encoded.rstrip("=")[: max(MIN_FORBIDDEN_LENGTH, len(encoded) - 4)])
+        raw = value.encode("utf-8")
+        for shift, first_clean_char in ((0, 0), (1, 2), (2, 3)):
+            encoded = base64.b64encode(b"\0" * shift + raw).decode("ascii")
+            # Only whole 3-byte groups: the last group also depends on what follows.
+            whole = (shift + len(raw)) // 3 * 4
+            needle = encoded[first_clean_char:whole]
+            if len(needle) >= MIN_FORBIDDEN_LENGTH:
+                needles.add(needle)
+                needles.add(needle.translate(_URLSAFE))
     return sorted(needles)
+
+
+_URLSAFE = str.maketrans("+/", "-_")
 
 
 def _findings(text: str, forbidden: list[str]) -> list[str]:
     found = [label for label, pattern in SECRET_PATTERNS if pattern.search(text)]
     if any(needle in text for needle in forbidden):
         found.append("one of the control plane's own secrets")
+    return found
+
+
+def secret_findings(
+    text: str, forbidden_values: frozenset[str] | set[str] = frozenset()
+) -> list[str]:
+    """What secrets ``text`` seems to hold, as labels ("a GitHub token", "one of the
+    control plane's own secrets"), never the secret itself. For text that is committed
+    but is not a manifest: commit messages, reasons. A base64 blob wrapped over several
+    lines is caught too."""
+    forbidden = _forbidden_needles(forbidden_values)
+    found = _findings(text, forbidden)
+    compact = re.sub(r"\s+", "", text)
+    for label in _findings(compact, forbidden):
+        if label not in found:
+            found.append(label)
     return found
 
 
@@ -317,6 +350,13 @@ def _scan(name: str, text: str, parsed: Any, forbidden: list[str]) -> list[str]:
                 problems.append(
                     f"{name}: {path or '(top level)'} contains what looks like {label}."
                 )
+    # A base64 blob wrapped over several lines (as in a PEM or a ConfigMap) hides a
+    # needle from the line scan.
+    compact = re.sub(r"\s+", "", text)
+    if "one of the control plane's own secrets" not in seen and any(
+        needle in compact for needle in forbidden
+    ):
+        problems.append(f"{name}: contains, across lines, one of the control plane's own secrets.")
     return problems
 
 

@@ -24,7 +24,7 @@ from apps.gitops.argo import ArgoRefresher
 from apps.gitops.errors import GitOpsError, ManifestError
 from apps.gitops.git_writer import GitWriter
 from apps.gitops.render import manifests_digest, release_metadata_file
-from apps.gitops.validate import validate_manifests
+from apps.gitops.validate import secret_findings, validate_manifests
 from apps.releases import services
 from apps.releases.models import Release, ReleaseState
 from apps.releases.rendering import control_plane_secrets
@@ -102,16 +102,23 @@ def release_commit_message(release: Release) -> tuple[str, dict[str, str]]:
     return (f"{subject}\n\n{body}" if body else subject), trailers
 
 
-def _refuse_if_tampered(release: Release) -> None:
+def _refuse_if_tampered(release: Release, files: dict[str, str], message: str) -> None:
     """What is committed must be what was approved: recompute the digest of the stored
-    manifests and scan them again for secrets before they leave the building."""
+    manifests, and scan everything that would leave the building for secrets: the
+    manifests, the metadata file and the commit message. (The last two carry the
+    release's reason, which is free text; before, they went out unscanned: found by
+    tests/hardening/test_security_gates.py.)"""
     if manifests_digest(release.rendered_files) != release.digest:
         raise ManifestError(["the stored manifests no longer match the approved digest"])
+    forbidden = control_plane_secrets()
     validate_manifests(
-        release.rendered_files,
+        files,
         require_image_digest=release.environment.is_production,
-        forbidden_values=control_plane_secrets(),
+        forbidden_values=forbidden,
     )
+    found = secret_findings(message, forbidden)
+    if found:
+        raise ManifestError([f"the commit message contains what looks like {f}" for f in found])
 
 
 def deploy_pending(*, writer: GitWriter | None = None, refresher=None) -> list[Deployed]:
@@ -149,13 +156,13 @@ def _deploy_one(writer: GitWriter, release: Release) -> Deployed:
     if not services.release_deploy_claim(release=release):
         return Deployed(release.pk, "", False)  # cancelled between the query and the claim
     try:
-        _refuse_if_tampered(release)
         files = release_commit_files(release)
+        message, trailers = release_commit_message(release)
+        _refuse_if_tampered(release, files, "\n".join([message, *trailers.values()]))
     except GitOpsError as exc:
         services.release_mark_failed(release=release, message=f"Not committed: {exc}")
         return Deployed(release.pk, "", False)
     failpoint("deploy.after_render")
-    message, trailers = release_commit_message(release)
     since = (release.approved_at or release.created_at) - _TRAILER_SEARCH_SLACK
     try:
         outcome = writer.commit_release(

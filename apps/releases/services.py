@@ -16,6 +16,7 @@ from apps.accounts.roles import user_roles
 from apps.audit.services import audit_record
 from apps.gitops.config import ConfigError
 from apps.gitops.errors import GitOpsError
+from apps.gitops.validate import secret_findings
 from apps.registry.models import ModelVersion
 from apps.releases import permissions
 from apps.releases.models import (
@@ -104,6 +105,22 @@ def _clean_text(value: str, *, field: str) -> str:
     return value
 
 
+def _committed_text(value: str, *, field: str) -> str:
+    """Clean text that will be committed to the GitOps repository (a reason goes into the
+    commit message and the metadata file), refusing what looks like a secret there and
+    then, rather than failing the deploy later. Found by
+    tests/hardening/test_security_gates.py; the deploy checks again (deploy.py)."""
+    value = _clean_text(value, field=field)
+    found = secret_findings(value, control_plane_secrets())
+    if found:
+        raise DomainError(
+            f"The {field} contains what looks like {found[0]}; it would be committed to "
+            "the GitOps repository. Leave it out.",
+            field_errors={field: ["looks like a secret"]},
+        )
+    return value
+
+
 def _render_or_error(*, service, environment, model_version, release_uid, config):
     try:
         return render_release(
@@ -166,7 +183,7 @@ def release_create(
             f"{environment.promotes_from.name}: release to {environment.promotes_from.name} "
             "first, then request promotion once it has soaked."
         )
-    reason = _clean_text(reason, field="reason")
+    reason = _committed_text(reason, field="reason")
     overrides = config_overrides or {}
     if not isinstance(overrides, dict):
         raise DomainError(
@@ -482,7 +499,7 @@ def release_promote(
     and submits the promotion release for the target environment's reviewers."""
     if not permissions.can_promote(actor):
         raise Forbidden("Only ML engineers and admins request promotion.")
-    reason = _clean_text(reason, field="reason")
+    reason = _committed_text(reason, field="reason")
     if idempotency_key:
         existing = Release.objects.filter(
             requested_by=actor, idempotency_key=idempotency_key
@@ -570,7 +587,7 @@ def release_rollback(
     """
     if system_actor is None and not permissions.can_rollback(actor):
         raise Forbidden("Only on-call staff and admins roll back.")
-    reason = _clean_text(reason, field="reason")
+    reason = _committed_text(reason, field="reason")
     if not reason:
         raise DomainError(
             "Say why you roll back; it goes in the audit log and the commit.",

@@ -74,7 +74,8 @@ class Command(BaseCommand):
         self._repository()
         for name, fields in SERVICES.items():
             Service.objects.get_or_create(name=name, defaults={**fields, "registered_model": name})
-        self._first_releases(people, staging, prod)
+        if self._first_releases(people, staging, prod):
+            self._backfill_metrics()
         self.stdout.write(self.style.SUCCESS("demo data ready"))
 
     def _people(self):
@@ -140,7 +141,7 @@ class Command(BaseCommand):
         """Version 1 of each service live in staging, then promoted and approved in prod,
         driven through the real pipeline (commit, simulated Argo CD, live)."""
         if Release.objects.exists():
-            return
+            return False
         alice, pat, carol = people["alice"], people["pat"], people["carol"]
         for service in Service.objects.filter(name__in=SERVICES):
             mv = ModelVersion.objects.get(name=service.registered_model, version=1)
@@ -172,6 +173,23 @@ class Command(BaseCommand):
                 target_id=prod.pk,
                 after={"min_soak_minutes": 2},
             )
+        return True
+
+    def _backfill_metrics(self, hours: int = 2, step_seconds: int = 60):
+        """Give the dashboards some history: pretend the first releases went live two hours
+        ago and replay the simulator's polls over those hours."""
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        from apps.metrics.services import metrics_poll
+        from apps.metrics.sources.demo import DemoSource
+
+        start = timezone.now() - timedelta(hours=hours)
+        Release.objects.filter(state=ReleaseState.LIVE).update(live_at=start - timedelta(minutes=5))
+        source = DemoSource(poll_seconds=step_seconds)
+        for step in range(hours * 3600 // step_seconds):
+            metrics_poll(now=start + timedelta(seconds=step * step_seconds), sources=[source])
 
     def _drive_to_live(self):
         from apps.releases.cluster import cluster_reader, repository_writer

@@ -1,0 +1,156 @@
+"""`make demo` from this checkout, played in the browser: it comes up on its embedded
+default, shows the seeded services with live metrics from the simulator, and the story
+(release a regressed version, see it breach, roll back, see it live) plays end to end.
+It runs the real runner (web server, Celery worker with beat, filesystem broker) in a
+subprocess with its own state folder."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.browser.conftest import CHROMIUM_ARGS, screenshot
+from tests.services import need_executable
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+ROOT = Path(__file__).resolve().parents[2]
+PASSWORD = "slipway-demo"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def demo(tmp_path):
+    port = _free_port()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE", "SECRET_KEY", "SLIPWAY_VAR_DIR")
+    }
+    env.update(
+        {
+            "SLIPWAY_DEMO_DIR": str(tmp_path / "demo"),
+            "PORT": str(port),
+            "METRICS_POLL_SECONDS": "5",
+            "STATUS_POLL_SECONDS": "1",
+            "DEMO_SYNC_DELAY_SECONDS": "2",
+        }
+    )
+    log = (tmp_path / "demo.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "apps.demo"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        url = None
+        while time.monotonic() < deadline and process.poll() is None:
+            match = re.search(
+                r"running at (http://127\.0\.0\.1:\d+)/", (tmp_path / "demo.log").read_text()
+            )
+            if match:
+                url = match.group(1)
+                break
+            time.sleep(1)
+        assert url, "make demo did not come up:\n" + (tmp_path / "demo.log").read_text()[-3000:]
+        yield url
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)  # what Ctrl-C sends
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=30)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)  # anything the runner left behind
+        log.close()
+
+
+def _sign_in(page, url, username):
+    page.context.clear_cookies()
+    page.goto(f"{url}/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(lambda u: "/accounts/login" not in u)
+
+
+def _until(page, check, *, timeout_s, reload_every_s=2.0):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return
+        page.wait_for_timeout(reload_every_s * 1000)
+        page.reload()
+    raise AssertionError(f"not reached within {timeout_s} s: {page.url}")
+
+
+def test_the_demo_story_plays_in_the_browser(demo):
+    executable = need_executable("chromium", "chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=executable, headless=True, args=CHROMIUM_ARGS
+        )
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.set_default_timeout(20000)
+
+        # The seeded fleet, with live figures from the simulator and the demo banner.
+        _sign_in(page, demo, "otto")
+        page.goto(f"{demo}/fleet/")
+        assert "simulated" in page.inner_text(".banner.demo")
+        _until(
+            page,
+            lambda: page.locator("table.fleet tbody tr", has_text="ms").count() >= 4,
+            timeout_s=60,
+        )
+        screenshot(page, "demo-fleet")
+
+        # alice releases churn-model v3 (the slow one) to staging.
+        _sign_in(page, demo, "alice")
+        page.goto(f"{demo}/releases/new/?service=churn-model")
+        v3 = page.locator("select[name=model_version] option", has_text="v3 ")
+        page.select_option("select[name=model_version]", v3.get_attribute("value"))
+        page.select_option("select[name=environment]", "staging")
+        page.fill("textarea[name=reason]", "v3: retrained on November data")
+        page.click("button:has-text('Create draft')")
+        page.click("button:has-text('Submit for approval')")
+        page.wait_for_selector("#release-status .badge.state-live", timeout=60000)
+
+        # otto sees the breach on top of the fleet, opens it, rolls back.
+        _sign_in(page, demo, "otto")
+        page.goto(f"{demo}/fleet/")
+        first = page.locator("table.fleet tbody tr").first
+        _until(
+            page,
+            lambda: "breach" in first.inner_text() and "churn-model" in first.inner_text(),
+            timeout_s=90,
+        )
+        first.locator("a", has_text="churn-model").click()
+        page.wait_for_selector(".chart .main-svg")  # charts drawn: the page's script is up
+        screenshot(page, "demo-dashboard")
+        page.click("button.btn.danger.big[data-open-dialog]")
+        assert "v3" in page.inner_text("#rollback-dialog")
+        page.fill("#rollback-dialog textarea", "p95 over SLO since v3")
+        page.click("#rollback-dialog button[type=submit]")
+        page.wait_for_selector("#rollback-progress .steps li.done:has-text('live')", timeout=60000)
+        page.wait_for_selector("text=Release history")
+        live_card = page.inner_text("aside")
+        assert "churn-model v1" in live_card and "rollback" in live_card.lower()
+        browser.close()
