@@ -4,17 +4,7 @@ roll-ups are left out (millions of rows; the dashboards show them)."""
 from django.contrib import admin
 
 from apps.metrics.models import GuardDecision, SloEvent, SloState, SourceHealth
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+from controlplane.admin import ReadOnlyAdmin
 
 
 @admin.register(SourceHealth)

@@ -15,6 +15,7 @@ from apps.releases.models import (
     Service,
     ServiceEnvironment,
 )
+from controlplane.admin import ReadOnlyAdmin
 
 
 class AuditedAdmin(admin.ModelAdmin):
@@ -86,17 +87,6 @@ class ServiceEnvironmentAdmin(AuditedAdmin):
         "status_message",
         "status_observed_at",
     )
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Release)

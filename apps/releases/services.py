@@ -41,10 +41,19 @@ DEPLOY_TASK = "releases.deploy_pending"
 # --- helpers ---------------------------------------------------------------------------
 
 
+# Row locks on releases: only the release rows (not the service and environment rows a
+# select_related joins in), and FOR NO KEY UPDATE, which a concurrent insert's foreign-key
+# check (KEY SHARE, taken at COMMIT: Django's foreign keys are deferred) does not wait
+# for. With a plain FOR UPDATE over the join, a submission held the environment row and
+# waited for the audit chain lock while a creation held that lock and waited, at COMMIT,
+# for the environment row: a deadlock, found under load (tests/hardening/test_lock_order.py).
+LOCK = {"no_key": True, "of": ("self",)}
+
+
 def _locked(release: Release) -> Release:
     """Re-read the release under a row lock; every transition starts here."""
     return (
-        Release.objects.select_for_update()
+        Release.objects.select_for_update(**LOCK)
         .select_related("service", "environment")
         .get(pk=release.pk)
     )
@@ -630,7 +639,7 @@ def _rollback_locked(
 ) -> Release:
     # The live release's row is the per-target mutex: concurrent rollbacks queue here.
     live = (
-        Release.objects.select_for_update()
+        Release.objects.select_for_update(**LOCK)
         .filter(service=service, environment=environment, state=ReleaseState.LIVE)
         .first()
     )
@@ -708,7 +717,7 @@ def _rollback_locked(
     )
     # Anything queued for this target would land after the rollback and undo it.
     for queued in (
-        Release.objects.select_for_update()
+        Release.objects.select_for_update(**LOCK)
         .filter(
             service=service,
             environment=environment,
@@ -801,7 +810,7 @@ def release_record_commit(*, release: Release, commit_sha: str) -> Release:
         return release
     now = timezone.now()
     for older in (
-        Release.objects.select_for_update()
+        Release.objects.select_for_update(**LOCK)
         .filter(
             service_id=release.service_id,
             environment_id=release.environment_id,
@@ -850,7 +859,7 @@ def release_mark_live(*, release: Release, message: str = "") -> Release:
     ).exclude(pk=release.pk)
     ids = sorted([release.pk, *previous_qs.values_list("pk", flat=True)])
     locked = {
-        r.pk: r for r in Release.objects.select_for_update().filter(pk__in=ids).order_by("pk")
+        r.pk: r for r in Release.objects.select_for_update(**LOCK).filter(pk__in=ids).order_by("pk")
     }
     release = locked[release.pk]
     if release.state == ReleaseState.LIVE:
@@ -932,7 +941,7 @@ def _restore_live_after_failure(failed: Release) -> Release | None:
         state__in=[ReleaseState.APPROVED, ReleaseState.DEPLOYING],
     ).exists()
     live = (
-        Release.objects.select_for_update()
+        Release.objects.select_for_update(**LOCK)
         .filter(service_id=target[0], environment_id=target[1], state=ReleaseState.LIVE)
         .first()
     )

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.conftest import CHROMIUM_ARGS, screenshot
+from tests.browser.conftest import CHROMIUM_ARGS, screenshot, sign_in
 from tests.services import need_executable
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -81,15 +81,6 @@ def demo(tmp_path):
         log.close()
 
 
-def _sign_in(page, url, username):
-    page.context.clear_cookies()
-    page.goto(f"{url}/accounts/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(lambda u: "/accounts/login" not in u)
-
-
 def _until(page, check, *, timeout_s, reload_every_s=2.0):
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -112,7 +103,7 @@ def test_the_demo_story_plays_in_the_browser(demo):
         page.set_default_timeout(20000)
 
         # The seeded fleet, with live figures from the simulator and the demo banner.
-        _sign_in(page, demo, "otto")
+        sign_in(page, demo, "otto", PASSWORD)
         page.goto(f"{demo}/fleet/")
         assert "simulated" in page.inner_text(".banner.demo")
         _until(
@@ -123,7 +114,7 @@ def test_the_demo_story_plays_in_the_browser(demo):
         screenshot(page, "demo-fleet")
 
         # alice releases churn-model v3 (the slow one) to staging.
-        _sign_in(page, demo, "alice")
+        sign_in(page, demo, "alice", PASSWORD)
         page.goto(f"{demo}/releases/new/?service=churn-model")
         v3 = page.locator("select[name=model_version] option", has_text="v3 ")
         page.select_option("select[name=model_version]", v3.get_attribute("value"))
@@ -134,7 +125,7 @@ def test_the_demo_story_plays_in_the_browser(demo):
         page.wait_for_selector("#release-status .badge.state-live", timeout=60000)
 
         # otto sees the breach on top of the fleet, opens it, rolls back.
-        _sign_in(page, demo, "otto")
+        sign_in(page, demo, "otto", PASSWORD)
         page.goto(f"{demo}/fleet/")
         first = page.locator("table.fleet tbody tr").first
         _until(

@@ -66,7 +66,7 @@ from controlplane.errors import DomainError
 from tests import factories
 from tests.fixtures.git import BareRemote
 
-MACHINE_EXAMPLES = 15
+MACHINE_EXAMPLES = 25
 MACHINE_STEPS = 20
 # No shrinking in the suite: every example builds a git repository, and shrinking a
 # failure can take many minutes. A failure prints the whole (replayable) sequence; set
