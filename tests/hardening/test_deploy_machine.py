@@ -9,6 +9,7 @@ bare repository), and rollback. After every step it checks:
 
 - only legal transitions appear in the audit log;
 - no one approves their own release, and no one decides twice;
+- whatever is approved, deploying or live met its approval policy (or broke glass);
 - at most one live release per service and environment;
 - the audit chain verifies.
 
@@ -404,6 +405,16 @@ class DeployMachine(RuleBasedStateMachine):
         )
         assert all(approver != requester for _, approver, requester in pairs)
         assert len({(r, a) for r, a, _ in pairs}) == len(pairs)
+
+    @invariant()
+    def approved_releases_met_their_policy_or_broke_glass(self):
+        from apps.releases.selectors import release_policy_progress
+
+        for release in Release.objects.filter(
+            state__in=[ReleaseState.APPROVED, ReleaseState.DEPLOYING, ReleaseState.LIVE],
+            break_glass=False,
+        ):
+            assert release_policy_progress(release).met, release.pk
 
     @invariant()
     def audit_chain_verifies(self):
