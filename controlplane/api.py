@@ -105,3 +105,17 @@ class StrictLimitOffsetPagination(LimitOffsetPagination):
         for parameter in parameters:
             parameter["schema"].update(bounds.get(parameter["name"], {}))
         return parameters
+
+
+def not_found(request, exception=None):
+    """404 for the whole site: JSON under /api/ (what an API client can parse), the
+    HTML page elsewhere."""
+    from django.http import JsonResponse
+    from django.views.defaults import page_not_found
+
+    if request.path.startswith("/api/"):
+        return JsonResponse(
+            {"detail": "No API endpoint at this address; the API is described at /api/v1/docs/."},
+            status=404,
+        )
+    return page_not_found(request, exception)

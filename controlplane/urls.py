@@ -24,3 +24,5 @@ urlpatterns = [
         "api/v1/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"
     ),
 ]
+
+handler404 = "controlplane.api.not_found"

@@ -423,7 +423,7 @@ def _write_versions(
     now = timezone.now()
     change = ModelChange()
     with transaction.atomic():
-        rm, _ = RegisteredModel.objects.select_for_update().get_or_create(name=info.name)
+        rm, _ = RegisteredModel.objects.select_for_update(no_key=True).get_or_create(name=info.name)
         rows = {row.version: row for row in ModelVersion.objects.filter(name=info.name)}
         to_create, to_update = [], []
         for v in versions:
@@ -623,7 +623,7 @@ def _apply_unchanged(
         if (rm.aliases, rm.tags, rm.description) == (info.aliases, info.tags, info.description):
             continue
         with transaction.atomic():
-            rm = RegisteredModel.objects.select_for_update().get(pk=rm.pk)
+            rm = RegisteredModel.objects.select_for_update(no_key=True).get(pk=rm.pk)
             before = rm.aliases
             rm.aliases, rm.tags, rm.description = info.aliases, info.tags, info.description
             rm.save(update_fields=["aliases", "tags", "description"])
@@ -647,10 +647,12 @@ def _apply_unchanged(
 def _apply_aliases(name: str, aliases: dict[str, int]) -> list[int]:
     """Set each version's ``aliases`` from the model's alias map; return versions changed."""
     holders = {n for n in aliases.values()}
-    rows = ModelVersion.objects.select_for_update().filter(name=name).exclude(aliases=[])
+    rows = ModelVersion.objects.select_for_update(no_key=True).filter(name=name).exclude(aliases=[])
     changed = []
     for row in list(rows) + list(
-        ModelVersion.objects.select_for_update().filter(name=name, version__in=holders, aliases=[])
+        ModelVersion.objects.select_for_update(no_key=True).filter(
+            name=name, version__in=holders, aliases=[]
+        )
     ):
         wanted = sorted(a for a, n in aliases.items() if n == row.version)
         if row.aliases != wanted:
@@ -663,7 +665,7 @@ def _apply_aliases(name: str, aliases: dict[str, int]) -> list[int]:
 def _mark_model_deleted(rm: RegisteredModel, *, actor, result: SyncResult) -> None:
     now = timezone.now()
     with transaction.atomic():
-        rm = RegisteredModel.objects.select_for_update().get(pk=rm.pk)
+        rm = RegisteredModel.objects.select_for_update(no_key=True).get(pk=rm.pk)
         if rm.deleted_upstream_at is not None:
             return
         versions = list(
@@ -808,7 +810,7 @@ def registry_alias_assign(
 def registry_alias_retry(*, alias_update: AliasUpdate, actor) -> AliasUpdate:
     """Try a failed alias update again (MLflow fixed, alias allowed now...)."""
     with transaction.atomic():
-        update = AliasUpdate.objects.select_for_update().get(pk=alias_update.pk)
+        update = AliasUpdate.objects.select_for_update(no_key=True).get(pk=alias_update.pk)
         if update.state != AliasUpdateState.FAILED:
             raise Conflict(
                 f"Only a failed alias update can be retried; this one is {update.state}."
@@ -908,7 +910,7 @@ def _alias_attempt_succeeded(update: AliasUpdate) -> None:
         )
         if not done:
             return
-        rm = RegisteredModel.objects.select_for_update().filter(name=mv.name).first()
+        rm = RegisteredModel.objects.select_for_update(no_key=True).filter(name=mv.name).first()
         aliases = (
             dict(rm.aliases)
             if rm is not None
@@ -924,7 +926,7 @@ def _alias_attempt_succeeded(update: AliasUpdate) -> None:
             rm.aliases = aliases
             rm.save(update_fields=["aliases"])
         _apply_aliases(mv.name, aliases)
-        row = ModelVersion.objects.select_for_update().get(pk=mv.pk)
+        row = ModelVersion.objects.select_for_update(no_key=True).get(pk=mv.pk)
         row.tags = {**row.tags, RELEASE_TAG: str(update.release_uid)}
         row.save(update_fields=["tags"])
         audit_record(

@@ -150,3 +150,18 @@ def test_release_list_uses_a_constant_number_of_queries(people, staging, service
         extra = factories.make_service(f"svc-{i}")
         factories.live_release(extra, staging, 1, requester=people["alice"])
     assert count() == few
+
+
+def test_an_unknown_api_address_is_a_json_404(api):
+    response = api.get("/api/v1/no-such-thing/")
+    assert response.status_code == 404
+    assert "api/v1/docs" in response.json()["detail"]
+
+
+def test_an_unknown_page_is_the_html_404(alice):
+    from django.test import Client
+
+    client = Client()
+    client.force_login(alice)
+    response = client.get("/no-such-page/")
+    assert response.status_code == 404 and b"There is nothing at this address" in response.content
