@@ -128,12 +128,12 @@ class ClusterDriver(threading.Thread):
 
 @pytest.fixture
 def cluster(tmp_path, gitops_remote, settings):
-    """Call it to start the deploy worker + simulated Argo CD, after the test's own set-up
-    (which moves releases directly and must not race the worker)."""
+    """The deploy worker + simulated Argo CD: call ``cluster.start()`` after the test's own
+    set-up (which moves releases directly and must not race the worker)."""
     settings.GITOPS_REPO_URL = gitops_remote.url
     settings.GITOPS_WORKDIR = tmp_path / "web-clone"
     driver = ClusterDriver(Path(gitops_remote.path), tmp_path / "driver" / "clone")
-    yield driver.start
+    yield driver
     if driver.is_alive():
         driver.stop()
     assert not driver.errors, driver.errors

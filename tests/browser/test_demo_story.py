@@ -18,8 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.conftest import CHROMIUM_ARGS, screenshot, sign_in
-from tests.services import need_executable
+from tests.browser.conftest import screenshot, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
@@ -91,57 +90,56 @@ def _until(page, check, *, timeout_s, reload_every_s=2.0):
     raise AssertionError(f"not reached within {timeout_s} s: {page.url}")
 
 
-def test_the_demo_story_plays_in_the_browser(demo):
-    executable = need_executable("chromium", "chromium")
-    from playwright.sync_api import sync_playwright
+def test_the_demo_story_plays_in_the_browser(demo, chromium):
+    context = chromium.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        _play_the_story(context.new_page(), demo)
+    finally:
+        context.close()
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=executable, headless=True, args=CHROMIUM_ARGS
-        )
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.set_default_timeout(20000)
 
-        # The seeded fleet, with live figures from the simulator and the demo banner.
-        sign_in(page, demo, "otto", PASSWORD)
-        page.goto(f"{demo}/fleet/")
-        assert "simulated" in page.inner_text(".banner.demo")
-        _until(
-            page,
-            lambda: page.locator("table.fleet tbody tr", has_text="ms").count() >= 4,
-            timeout_s=60,
-        )
-        screenshot(page, "demo-fleet")
+def _play_the_story(page, demo):
+    page.set_default_timeout(20000)
 
-        # alice releases churn-model v3 (the slow one) to staging.
-        sign_in(page, demo, "alice", PASSWORD)
-        page.goto(f"{demo}/releases/new/?service=churn-model")
-        v3 = page.locator("select[name=model_version] option", has_text="v3 ")
-        page.select_option("select[name=model_version]", v3.get_attribute("value"))
-        page.select_option("select[name=environment]", "staging")
-        page.fill("textarea[name=reason]", "v3: retrained on November data")
-        page.click("button:has-text('Create draft')")
-        page.click("button:has-text('Submit for approval')")
-        page.wait_for_selector("#release-status .badge.state-live", timeout=60000)
+    # The seeded fleet, with live figures from the simulator and the demo banner.
+    sign_in(page, demo, "otto", PASSWORD)
+    page.goto(f"{demo}/fleet/")
+    assert "simulated" in page.inner_text(".banner.demo")
+    _until(
+        page,
+        lambda: page.locator("table.fleet tbody tr", has_text="ms").count() >= 4,
+        timeout_s=60,
+    )
+    screenshot(page, "demo-fleet")
 
-        # otto sees the breach on top of the fleet, opens it, rolls back.
-        sign_in(page, demo, "otto", PASSWORD)
-        page.goto(f"{demo}/fleet/")
-        first = page.locator("table.fleet tbody tr").first
-        _until(
-            page,
-            lambda: "breach" in first.inner_text() and "churn-model" in first.inner_text(),
-            timeout_s=90,
-        )
-        first.locator("a", has_text="churn-model").click()
-        page.wait_for_selector(".chart .main-svg")  # charts drawn: the page's script is up
-        screenshot(page, "demo-dashboard")
-        page.click("button.btn.danger.big[data-open-dialog]")
-        assert "v3" in page.inner_text("#rollback-dialog")
-        page.fill("#rollback-dialog textarea", "p95 over SLO since v3")
-        page.click("#rollback-dialog button[type=submit]")
-        page.wait_for_selector("#rollback-progress .steps li.done:has-text('live')", timeout=60000)
-        page.wait_for_selector("text=Release history")
-        live_card = page.inner_text("aside")
-        assert "churn-model v1" in live_card and "rollback" in live_card.lower()
-        browser.close()
+    # alice releases churn-model v3 (the slow one) to staging.
+    sign_in(page, demo, "alice", PASSWORD)
+    page.goto(f"{demo}/releases/new/?service=churn-model")
+    v3 = page.locator("select[name=model_version] option", has_text="v3 ")
+    page.select_option("select[name=model_version]", v3.get_attribute("value"))
+    page.select_option("select[name=environment]", "staging")
+    page.fill("textarea[name=reason]", "v3: retrained on November data")
+    page.click("button:has-text('Create draft')")
+    page.click("button:has-text('Submit for approval')")
+    page.wait_for_selector("#release-status .badge.state-live", timeout=60000)
+
+    # otto sees the breach on top of the fleet, opens it, rolls back.
+    sign_in(page, demo, "otto", PASSWORD)
+    page.goto(f"{demo}/fleet/")
+    first = page.locator("table.fleet tbody tr").first
+    _until(
+        page,
+        lambda: "breach" in first.inner_text() and "churn-model" in first.inner_text(),
+        timeout_s=90,
+    )
+    first.locator("a", has_text="churn-model").click()
+    page.wait_for_selector(".chart .main-svg")  # charts drawn: the page's script is up
+    screenshot(page, "demo-dashboard")
+    page.click("button.btn.danger.big[data-open-dialog]")
+    assert "v3" in page.inner_text("#rollback-dialog")
+    page.fill("#rollback-dialog textarea", "p95 over SLO since v3")
+    page.click("#rollback-dialog button[type=submit]")
+    page.wait_for_selector("#rollback-progress .steps li.done:has-text('live')", timeout=60000)
+    page.wait_for_selector("text=Release history")
+    live_card = page.inner_text("aside")
+    assert "churn-model v1" in live_card and "rollback" in live_card.lower()

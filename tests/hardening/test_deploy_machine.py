@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from datetime import timedelta
 from pathlib import Path
@@ -82,15 +83,11 @@ REJECT_ALL = "#!/bin/sh\necho 'the GitOps repository is frozen' >&2\nexit 1\n"
 # Figures for docs/reliability.md, printed by the test.
 STATES: dict[str, int] = {}
 STATS = {"examples": 0, "steps": 0, "drains": 0, "commits": 0, "pushes_refused": 0}
-
-
 RULES: dict[str, int] = {}
 
 
 def _step():
     """Count a step, by rule name (the caller), for the figures."""
-    import sys
-
     name = sys._getframe(1).f_code.co_name
     STATS["steps"] += 1
     RULES[name] = RULES.get(name, 0) + 1

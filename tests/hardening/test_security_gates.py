@@ -29,11 +29,9 @@ from tests.hardening.support import ROOT
 
 # Findings in files this work may not change, reported to their owner; each entry names
 # file and test id exactly so nothing else can hide behind it. Remove when fixed.
-BANDIT_KNOWN = {
-    # apps/demo/__main__.py: urlopen of the fixed http://127.0.0.1 health URL of the
-    # process it just started; the fix (`# nosec B310` or requests) belongs to apps/demo.
-    ("apps/demo/__main__.py", "B310"),
-}
+# (path, test id) pairs accepted with a reason; empty: every finding is fixed or marked
+# with a `# nosec <id>` and a comment saying why at the line itself.
+BANDIT_KNOWN: set[tuple[str, str]] = set()
 
 
 def test_bandit_finds_nothing_of_medium_or_high_severity():

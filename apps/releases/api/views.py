@@ -22,7 +22,6 @@ from apps.registry.models import ModelVersion
 from apps.releases import selectors, services
 from apps.releases.api import serializers as s
 from apps.releases.models import ApprovalRule, Environment, Release, Service
-from controlplane.api import StrictLimitOffsetPagination
 from controlplane.errors import DomainError
 
 _ERRORS = {
@@ -79,7 +78,6 @@ class ServiceViewSet(_NamedLookup, viewsets.ReadOnlyModelViewSet):
     queryset = Service.objects.order_by("name")
     lookup_field = "name"
     lookup_value_regex = _ANY_SEGMENT
-    pagination_class = StrictLimitOffsetPagination
 
 
 @extend_schema_view(
@@ -104,7 +102,6 @@ class EnvironmentViewSet(_NamedLookup, viewsets.ReadOnlyModelViewSet):
     )
     lookup_field = "name"
     lookup_value_regex = _ANY_SEGMENT
-    pagination_class = StrictLimitOffsetPagination
 
 
 _RELEASE_FILTERS = [
@@ -117,7 +114,6 @@ _RELEASE_FILTERS = [
 
 class ReleaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     lookup_value_regex = _ANY_SEGMENT
-    pagination_class = StrictLimitOffsetPagination
 
     def get_queryset(self):
         if self.action == "list":
