@@ -45,6 +45,8 @@ def demo_environment() -> dict[str, str]:
             "MLFLOW_TRACKING_URI": f"sqlite:///{VAR / 'mlflow' / 'mlflow.db'}",
             "STATUS_POLL_SECONDS": env.get("STATUS_POLL_SECONDS", "2"),
             "METRICS_POLL_SECONDS": env.get("METRICS_POLL_SECONDS", "5"),
+            # One worker does everything in the demo; a deploy can hold it for a while.
+            "METRICS_STALE_AFTER_SECONDS": env.get("METRICS_STALE_AFTER_SECONDS", "60"),
             "REGISTRY_SYNC_SECONDS": env.get("REGISTRY_SYNC_SECONDS", "30"),
             "DEMO_SYNC_DELAY_SECONDS": env.get("DEMO_SYNC_DELAY_SECONDS", "4"),
             "MLFLOW_DISABLE_TELEMETRY": "true",

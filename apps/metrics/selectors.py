@@ -233,6 +233,13 @@ class SourceStatus:
             if self.last_success_at
             else " No good data yet."
         )
+        if not self.consecutive_failures:
+            # The source never failed: nobody asked it lately. That points at the Celery
+            # worker or beat, not at the source, and on-call should look there.
+            return (
+                f"{self.label} has not been polled recently; figures are stale.{when}"
+                " Check that the Celery worker and beat are running."
+            )
         what = "misconfigured" if self.configuration_error else "not answering"
         error = f" {self.last_error}" if self.last_error else ""
         return f"{self.label} is {what}; figures are stale.{when}{error}"

@@ -136,7 +136,7 @@ def test_oncall_rolls_back_the_unhealthy_service_with_one_click(
     text = dialog.inner_text()
     assert f"v2 (release #{bad.pk}" in text and f"v1 (release #{good.pk}" in text
     dialog.locator("textarea").fill("p95 more than doubled after v2 went live")
-    screenshot(page, "rollback-dialog")
+    screenshot(page, "rollback-dialog", full_page=False)
     confirm = dialog.locator("button[type=submit]")
     confirm.dblclick()  # an impatient double click
     page.wait_for_selector("text=is under way")

@@ -110,6 +110,8 @@ def _play_the_story(page, demo):
         lambda: page.locator("table.fleet tbody tr", has_text="ms").count() >= 4,
         timeout_s=60,
     )
+    # The simulator's figures are fresh: no stale banner while the demo runs as it should.
+    assert page.locator(".banner.stale").count() == 0, page.inner_text(".banner.stale")
     screenshot(page, "demo-fleet")
 
     # alice releases churn-model v3 (the slow one) to staging.
@@ -132,6 +134,7 @@ def _play_the_story(page, demo):
         lambda: "breach" in first.inner_text() and "churn-model" in first.inner_text(),
         timeout_s=90,
     )
+    screenshot(page, "demo-fleet-breach")
     first.locator("a", has_text="churn-model").click()
     page.wait_for_selector(".chart .main-svg")  # charts drawn: the page's script is up
     screenshot(page, "demo-dashboard")

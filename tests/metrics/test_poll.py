@@ -91,6 +91,14 @@ def test_prometheus_down_stores_nothing_marks_stale_and_backs_off(
     assert (health.consecutive_failures, health.next_attempt_at) == (0, None)
     assert MetricSample.objects.count() > 0
 
+    # Up, but nobody has polled it for ten minutes: the banner points at the workers.
+    later = {
+        s.source: s
+        for s in selectors.stale_sources(now=health.last_success_at + timedelta(minutes=10))
+    }
+    assert "has not been polled recently" in later["prometheus"].message
+    assert "Celery worker and beat" in later["prometheus"].message
+
 
 def test_backoff_is_capped(use_prometheus, fleet, settings, closed_port):
     settings.PROMETHEUS_URL = f"http://127.0.0.1:{closed_port}"

@@ -188,7 +188,9 @@ class Command(BaseCommand):
         start = timezone.now() - timedelta(hours=hours)
         Release.objects.filter(state=ReleaseState.LIVE).update(live_at=start - timedelta(minutes=5))
         source = DemoSource(poll_seconds=step_seconds)
-        for step in range(hours * 3600 // step_seconds):
+        # Up to and including now: the last replayed poll is fresh, so the pages show no
+        # stale-data banner in the seconds before the worker's first real poll.
+        for step in range(hours * 3600 // step_seconds + 1):
             metrics_poll(now=start + timedelta(seconds=step * step_seconds), sources=[source])
 
     def _drive_to_live(self):
