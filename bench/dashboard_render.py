@@ -157,6 +157,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=10_000_000)
     parser.add_argument("--services", type=int, default=100)
     parser.add_argument("--requests", type=int, default=15)
+    parser.add_argument(
+        "--profile",
+        choices=RANGES,
+        help="also print where one Slipway request of this range spends its time",
+    )
     args = parser.parse_args(argv)
 
     url = temporary_postgres("slipway_bench_dashboard")
@@ -200,9 +205,25 @@ def main(argv: list[str] | None = None) -> int:
                 f"{statistics.median(slow) / statistics.median(fast):5.1f}x, "
                 f"{slow_size / fast_size:5.1f}x"
             )
+        if args.profile:
+            _profile(client, f"/dashboards/{services[0].name}/prod/?range={args.profile}")
     finally:
         drop_postgres(url)
     return 0
+
+
+def _profile(client, url: str) -> None:
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    client.get(url)
+    profiler.disable()
+    print(f"\nprofile of {url} (cumulative, top 25):")
+    pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
+    print("(own time, top 15):")
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
 
 
 if __name__ == "__main__":

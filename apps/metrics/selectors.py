@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from django.db.models import Avg, Count, Max, Min, Q
+from django.db import connection
+from django.db.models import Avg, BigIntegerField, Count, Func, Max, Min, Q
 from django.utils import timezone
 
 from apps.metrics import conf
@@ -153,6 +154,30 @@ def chart_resolution(start: datetime, end: datetime) -> int | None:
     return Resolution.ONE_HOUR
 
 
+class EpochMicroseconds(Func):
+    """A PostgreSQL timestamptz as integer microseconds since the epoch."""
+
+    output_field = BigIntegerField()
+    template = "(EXTRACT(EPOCH FROM %(expressions)s) * 1000000)::bigint"
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _series_rows(queryset, time_field: str, *value_fields: str) -> list[tuple]:
+    """(time, *values) rows of ``queryset``. On PostgreSQL the time comes back as integer
+    microseconds: Django parses every timestamptz it fetches in Python (~14 us a row, 0.3 s
+    of a 24 h dashboard), and the charts need only the <= 1,000 times LTTB keeps, which
+    ``_as_datetime`` converts afterwards."""
+    if connection.vendor == "postgresql":
+        return list(queryset.values_list(EpochMicroseconds(time_field), *value_fields))
+    return list(queryset.values_list(time_field, *value_fields))
+
+
+def _as_datetime(value) -> datetime:
+    return value if isinstance(value, datetime) else _EPOCH + timedelta(microseconds=value)
+
+
 def chart_series(
     *,
     service,
@@ -169,33 +194,29 @@ def chart_series(
     be instances or ids."""
     resolution = chart_resolution(start, end)
     if resolution is None:
-        points = list(
-            MetricSample.objects.filter(
-                service_id=_id(service),
-                environment_id=_id(environment),
-                metric=metric,
-                time__gte=start,
-                time__lte=end,
-            )
-            .order_by("time")
-            .values_list("time", "value")
-        )
+        samples = MetricSample.objects.filter(
+            service_id=_id(service),
+            environment_id=_id(environment),
+            metric=metric,
+            time__gte=start,
+            time__lte=end,
+        ).order_by("time")
+        points = _series_rows(samples, "time", "value")
     else:
+        rollups = MetricRollup.objects.filter(
+            service_id=_id(service),
+            environment_id=_id(environment),
+            metric=metric,
+            resolution=resolution,
+            bucket_start__gte=start - timedelta(seconds=resolution),
+            bucket_start__lte=end,
+        ).order_by("bucket_start")
         points = [
             (bucket, total / count)
-            for bucket, total, count in MetricRollup.objects.filter(
-                service_id=_id(service),
-                environment_id=_id(environment),
-                metric=metric,
-                resolution=resolution,
-                bucket_start__gte=start - timedelta(seconds=resolution),
-                bucket_start__lte=end,
-            )
-            .order_by("bucket_start")
-            .values_list("bucket_start", "sum", "count")
+            for bucket, total, count in _series_rows(rollups, "bucket_start", "sum", "count")
             if count
         ]
-    return lttb(points, max_points)
+    return [(_as_datetime(when), value) for when, value in lttb(points, max_points)]
 
 
 # --- source health ----------------------------------------------------------------------

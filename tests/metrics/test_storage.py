@@ -131,6 +131,27 @@ def test_chart_series_reads_raw_then_rollups_and_never_exceeds_max_points(releas
     assert month[1] == (START + timedelta(hours=1), sum(range(120, 240)) / 120)
 
 
+def test_chart_series_keeps_sample_times_to_the_microsecond(release):
+    # On PostgreSQL the times travel as integer microseconds (not parsed timestamps);
+    # they must come back as the same instants, in order.
+    start = START + timedelta(microseconds=123_457)
+    _write(
+        release, "error_rate", [0.5, 0.25, 0.125], start=start, step=timedelta(seconds=7.000_001)
+    )
+    points = selectors.chart_series(
+        service=release.service,
+        environment=release.environment,
+        metric="error_rate",
+        start=START,
+        end=START + timedelta(minutes=1),
+    )
+    assert points == [
+        (start + timedelta(seconds=7.000_001) * i, value)
+        for i, value in enumerate([0.5, 0.25, 0.125])
+    ]
+    assert all(when.utcoffset() == timedelta(0) for when, _ in points)
+
+
 def test_chart_series_is_one_query(release, django_assert_num_queries):
     _write(release, "latency_p95_ms", range(100))
     with django_assert_num_queries(1):
