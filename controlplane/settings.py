@@ -197,6 +197,8 @@ CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     for sub in ("queue", "processed", "control"):
         (_broker_dir / sub).mkdir(parents=True, exist_ok=True)
+    # kombu's transport with atomic message files (why: controlplane/broker_filesystem.py).
+    CELERY_BROKER_TRANSPORT = "controlplane.broker_filesystem:Transport"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "control_folder": str(_broker_dir / "control"),
         "data_folder_in": str(_broker_dir / "queue"),
