@@ -62,7 +62,7 @@ MATRIX: dict[str, tuple[str, str | None, dict | None, dict]] = {
     "releases:cancel": ("post", "draft", None, expect(403, anon=302, alice=302, ada=302)),
     "releases:promote": (
         "post",
-        "live",
+        "promotable",
         {"environment": "prod"},
         expect(403, anon=302, alice=302, ada=302),
     ),
@@ -90,7 +90,7 @@ MATRIX: dict[str, tuple[str, str | None, dict | None, dict]] = {
         expect(403, anon=401, pat=200, carol=200),
     ),
     "release-cancel": ("post", "draft", {}, expect(403, anon=401, alice=200, ada=200)),
-    "release-promote": ("post", "live", {}, expect(403, anon=401, alice=201, ada=201)),
+    "release-promote": ("post", "promotable", {}, expect(403, anon=401, alice=201, ada=201)),
     "release-rollback": (
         "post",
         "live",
@@ -135,6 +135,11 @@ def world(people, environments, service):
     Release.objects.filter(pk=live.pk).update(live_at=timezone.now() - timedelta(hours=3))
     live.refresh_from_db()
     pending, _ = services.release_promote(actor=alice, source=live, idempotency_key="auth-matrix")
+    # A second service live in staging with no promotion open yet, for the promote routes
+    # (``live`` already has one: ``pending``).
+    other = factories.make_service("fraud-model")
+    promotable = factories.live_release(other, staging, 1, requester=alice)
+    Release.objects.filter(pk=promotable.pk).update(live_at=timezone.now() - timedelta(hours=3))
     draft, _ = services.release_create(
         actor=alice,
         service=service,
@@ -145,6 +150,7 @@ def world(people, environments, service):
         "draft": {"pk": draft.pk},
         "pending": {"pk": pending.pk},
         "live": {"pk": live.pk},
+        "promotable": {"pk": promotable.pk},
         "service": {"name": service.name},
         "environment": {"name": "staging"},
         "model": {"registered_model": service.registered_model},

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from apps.accounts.roles import user_roles
 from apps.releases.models import (
+    PROMOTION_OPEN_STATES,
     Approval,
     ApprovalDecision,
     ApprovalRule,
@@ -128,6 +129,17 @@ class SoakGate:
             return f"Soaked {have} min (needs {need} min): ready to promote."
         when = f" Ready at {self.ready_at:%Y-%m-%d %H:%M} UTC." if self.ready_at else ""
         return f"Still soaking: live for {have} min of the {need} min required.{when}"
+
+
+def open_promotion(*, source: Release, target: Environment) -> Release | None:
+    """The promotion of ``source`` to ``target`` still on its way, if there is one."""
+    return (
+        Release.objects.filter(
+            promoted_from=source, environment=target, state__in=PROMOTION_OPEN_STATES
+        )
+        .order_by("pk")
+        .first()
+    )
 
 
 def soak_gate(*, source: Release, target: Environment, now: datetime | None = None) -> SoakGate:

@@ -141,7 +141,13 @@ def _detail_context(request, release: Release) -> dict:
     promotion_targets = []
     if release.state == ReleaseState.LIVE and permissions.can_promote(user):
         for env in Environment.objects.filter(promotes_from=release.environment):
-            promotion_targets.append((env, selectors.soak_gate(source=release, target=env)))
+            promotion_targets.append(
+                (
+                    env,
+                    selectors.soak_gate(source=release, target=env),
+                    selectors.open_promotion(source=release, target=env),
+                )
+            )
     soak = None
     if release.promoted_from_id:
         soak = selectors.soak_gate(

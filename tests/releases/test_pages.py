@@ -187,3 +187,25 @@ def test_list_pages_use_a_constant_number_of_queries(url_name, people, staging, 
         extra = factories.make_service(f"svc-{i}")
         factories.live_release(extra, staging, 1, requester=people["alice"])
     assert count() == few
+
+
+def test_a_live_release_with_a_promotion_open_links_to_it_instead_of_offering_another(
+    pending_prod, people
+):
+    source = pending_prod.promoted_from
+    client = _as(people["alice"])
+    page = client.get(reverse("releases:detail", args=[source.pk])).content.decode()
+    assert "Request promotion to prod" not in page
+    assert f"release #{pending_prod.pk}</a> is waiting for approval" in page
+    # Posting anyway (an old tab) changes nothing and says why.
+    response = client.post(
+        reverse("releases:promote", args=[source.pk]), {"environment": "prod"}, follow=True
+    )
+    assert f"Release #{pending_prod.pk} already promotes #{source.pk} to prod" in (
+        response.content.decode()
+    )
+    assert Release.objects.filter(promoted_from=source).count() == 1
+    # Once it is cancelled, the button is back.
+    services.release_cancel(actor=people["alice"], release=pending_prod)
+    page = client.get(reverse("releases:detail", args=[source.pk])).content.decode()
+    assert "Request promotion to prod" in page

@@ -100,3 +100,22 @@ def test_simultaneous_rollbacks_make_one(people, environments, service):
     assert Release.objects.filter(kind=ReleaseKind.ROLLBACK).count() == 1
     refused = [o[1] for o in outcomes if o[0] == "refused"]
     assert all("already under way" in e.message for e in refused)
+
+
+def test_simultaneous_promotions_of_one_release_make_one(pending_prod, people):
+    # pending_prod already promotes its source; cancel it so the race starts clean.
+    source = pending_prod.promoted_from
+    services.release_cancel(actor=people["alice"], release=pending_prod)
+
+    def promote(actor):
+        return lambda: services.release_promote(actor=actor, source=source, reason="soaked")
+
+    outcomes = _race(promote(people["alice"]), promote(people["alice"]), promote(people["ada"]))
+    assert sorted(o[0] for o in outcomes) == ["ok", "refused", "refused"], outcomes
+    open_promotions = Release.objects.filter(
+        promoted_from=source, state=ReleaseState.PENDING_APPROVAL
+    )
+    assert open_promotions.count() == 1
+    refused = [o[1] for o in outcomes if o[0] == "refused"]
+    assert all(f"already promotes #{source.pk} to prod" in e.message for e in refused)
+    assert audit_chain_verify()[1] is None

@@ -269,6 +269,17 @@ def test_promotion_creates_a_pending_prod_release_of_the_same_version(pending_pr
     assert pending_prod.state == ReleaseState.PENDING_APPROVAL
 
 
+def test_a_release_has_one_open_promotion_at_a_time(pending_prod, live_staging, alice):
+    with pytest.raises(Conflict, match=f"Release #{pending_prod.pk} already promotes"):
+        services.release_promote(actor=alice, source=live_staging, reason="again")
+    assert Release.objects.filter(kind=ReleaseKind.PROMOTION).count() == 1
+    # Once the first is out of the way (cancelled, rejected, failed...), asking again works.
+    services.release_cancel(actor=alice, release=pending_prod)
+    again, created = services.release_promote(actor=alice, source=live_staging, reason="again")
+    assert created and again.pk != pending_prod.pk
+    assert again.state == ReleaseState.PENDING_APPROVAL
+
+
 def test_only_live_releases_are_promoted(draft_staging, alice, prod):
     with pytest.raises(Conflict, match="only a live release"):
         services.release_promote(actor=alice, source=draft_staging)
