@@ -129,6 +129,9 @@ def main() -> int:
                 child.kill()
 
     signal.signal(signal.SIGTERM, lambda *a: (stop(), sys.exit(0)))
+    # Ctrl-C stops everything even when a shell started us with SIGINT ignored (a
+    # background job), where Python would otherwise never raise KeyboardInterrupt.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         _wait_healthy(url)
         print(f"\nSlipway is running at {url}/  (cluster, Argo CD and metrics are simulated)\n")

@@ -71,13 +71,30 @@ def demo(tmp_path):
         assert url, "make demo did not come up:\n" + (tmp_path / "demo.log").read_text()[-3000:]
         yield url
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        code = process.poll()
+        if code is None:
+            # Ctrl-C in a terminal: SIGINT to the whole foreground process group.
+            os.killpg(process.pid, signal.SIGINT)
             with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=30)
+                code = process.wait(timeout=60)
+        left = _group_members(process.pid)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)  # anything the runner left behind
         log.close()
+    assert code == 0, f"make demo exited with {code} on Ctrl-C"
+    assert not left, f"Ctrl-C left these running: {left}"
+
+
+def _group_members(group: int) -> list[str]:
+    """Command lines of the live processes in process group ``group``."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == group and fields[0] != "Z":  # pgrp, not a zombie
+                cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ")
+                members.append(cmdline.decode(errors="replace").strip())
+    return members
 
 
 def _until(page, check, *, timeout_s, reload_every_s=2.0):
