@@ -191,13 +191,15 @@ RELEASE_FINAL_STATES = frozenset(
 )
 # A release in one of these states is on its way to the cluster; one per target at a time.
 RELEASE_IN_FLIGHT_STATES = frozenset({ReleaseState.APPROVED, ReleaseState.DEPLOYING})
-# A promotion in one of these states is still on its way: asking again would duplicate it.
-PROMOTION_OPEN_STATES = frozenset(
+# A promotion in one of these states is on its way or live: asking again would put the
+# same change in front of reviewers twice (or a change that is already there).
+PROMOTION_STANDING_STATES = frozenset(
     {
         ReleaseState.DRAFT,
         ReleaseState.PENDING_APPROVAL,
         ReleaseState.APPROVED,
         ReleaseState.DEPLOYING,
+        ReleaseState.LIVE,
     }
 )
 # The legal transitions; the service functions check against this table.

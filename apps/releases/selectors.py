@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from apps.accounts.roles import user_roles
 from apps.releases.models import (
-    PROMOTION_OPEN_STATES,
+    PROMOTION_STANDING_STATES,
     Approval,
     ApprovalDecision,
     ApprovalRule,
@@ -131,11 +131,11 @@ class SoakGate:
         return f"Still soaking: live for {have} min of the {need} min required.{when}"
 
 
-def open_promotion(*, source: Release, target: Environment) -> Release | None:
-    """The promotion of ``source`` to ``target`` still on its way, if there is one."""
+def standing_promotion(*, source: Release, target: Environment) -> Release | None:
+    """The promotion of ``source`` to ``target`` that is on its way or live, if any."""
     return (
         Release.objects.filter(
-            promoted_from=source, environment=target, state__in=PROMOTION_OPEN_STATES
+            promoted_from=source, environment=target, state__in=PROMOTION_STANDING_STATES
         )
         .order_by("pk")
         .first()

@@ -32,7 +32,7 @@ from apps.releases.models import (
 )
 from apps.releases.policy import open_slots_for
 from apps.releases.rendering import control_plane_secrets, render_release, resolve_config
-from apps.releases.selectors import open_promotion, release_policy_progress, soak_gate
+from apps.releases.selectors import release_policy_progress, soak_gate, standing_promotion
 from controlplane.errors import Conflict, DomainError, Forbidden
 
 DEPLOY_TASK = "releases.deploy_pending"
@@ -543,11 +543,12 @@ def release_promote(
         raise Conflict(gate.message)
     _ensure_releasable(source.model_version, source.service)
     with transaction.atomic():
-        # One open promotion per source and target: a second click, a browser's resubmit
-        # or a colleague's request would put the same change in front of reviewers twice.
+        # One standing promotion per source and target: a second click, a browser's
+        # resubmit or a colleague's request would put the same change in front of
+        # reviewers twice, or one that is live already.
         # The source row lock makes two racing requests check one after the other.
         Release.objects.select_for_update(no_key=True).filter(pk=source.pk).first()
-        pending = open_promotion(source=source, target=environment)
+        pending = standing_promotion(source=source, target=environment)
         if pending is not None:
             raise Conflict(
                 f"Release #{pending.pk} already promotes #{source.pk} to {environment.name} "

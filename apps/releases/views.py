@@ -3,6 +3,7 @@ render. Domain errors become form errors or messages, never 500s."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -145,7 +146,7 @@ def _detail_context(request, release: Release) -> dict:
                 (
                     env,
                     selectors.soak_gate(source=release, target=env),
-                    selectors.open_promotion(source=release, target=env),
+                    selectors.standing_promotion(source=release, target=env),
                 )
             )
     soak = None
@@ -167,6 +168,7 @@ def _detail_context(request, release: Release) -> dict:
         in (ReleaseState.DRAFT, ReleaseState.PENDING_APPROVAL, ReleaseState.APPROVED)
         and permissions.can_submit_or_cancel(user, release),
         "promotion_targets": promotion_targets,
+        "text_max_length": settings.RELEASE_TEXT_MAX_LENGTH,
         "soak": soak,
         "moving": release.state in (ReleaseState.APPROVED, ReleaseState.DEPLOYING),
         "extra_panels": _extra_panels(release),

@@ -209,3 +209,23 @@ def test_a_live_release_with_a_promotion_open_links_to_it_instead_of_offering_an
     services.release_cancel(actor=people["alice"], release=pending_prod)
     page = client.get(reverse("releases:detail", args=[source.pk])).content.decode()
     assert "Request promotion to prod" in page
+
+
+def test_the_promotion_form_carries_the_reason_to_the_reviewers(people, environments, service):
+    staging, _ = environments
+    live = factories.live_release(service, staging, 1, requester=people["alice"])
+    Release.objects.filter(pk=live.pk).update(live_at=timezone.now() - timedelta(hours=2))
+    client = _as(people["alice"])
+    page = client.get(reverse("releases:detail", args=[live.pk])).content.decode()
+    assert 'name="reason"' in page and "the prod reviewers read this" in page
+    response = client.post(
+        reverse("releases:promote", args=[live.pk]),
+        {"environment": "prod", "reason": "recall +4 points; two hours in staging within SLOs"},
+    )
+    promotion = Release.objects.get(promoted_from=live)
+    assert response.status_code == 302 and response.url == reverse(
+        "releases:detail", args=[promotion.pk]
+    )
+    assert promotion.reason == "recall +4 points; two hours in staging within SLOs"
+    review = _as(people["pat"]).get(response.url).content.decode()
+    assert "recall +4 points; two hours in staging within SLOs" in review

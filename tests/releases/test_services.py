@@ -269,7 +269,7 @@ def test_promotion_creates_a_pending_prod_release_of_the_same_version(pending_pr
     assert pending_prod.state == ReleaseState.PENDING_APPROVAL
 
 
-def test_a_release_has_one_open_promotion_at_a_time(pending_prod, live_staging, alice):
+def test_a_release_has_one_standing_promotion_at_a_time(pending_prod, live_staging, alice):
     with pytest.raises(Conflict, match=f"Release #{pending_prod.pk} already promotes"):
         services.release_promote(actor=alice, source=live_staging, reason="again")
     assert Release.objects.filter(kind=ReleaseKind.PROMOTION).count() == 1
@@ -278,6 +278,10 @@ def test_a_release_has_one_open_promotion_at_a_time(pending_prod, live_staging, 
     again, created = services.release_promote(actor=alice, source=live_staging, reason="again")
     assert created and again.pk != pending_prod.pk
     assert again.state == ReleaseState.PENDING_APPROVAL
+    # Live in prod: promoting the same release again would change nothing.
+    Release.objects.filter(pk=again.pk).update(state=ReleaseState.LIVE)
+    with pytest.raises(Conflict, match=rf"Release #{again.pk} already promotes .* \(live\)"):
+        services.release_promote(actor=alice, source=live_staging, reason="once more")
 
 
 def test_only_live_releases_are_promoted(draft_staging, alice, prod):
