@@ -116,7 +116,9 @@ def check_broker(timeout: float) -> CheckResult:
             transport = conn.transport_cls
     except Exception as exc:
         # kombu's messages name host and port, never the password; _short caps the rest.
-        return CheckResult(False, _short(f"{type(exc).__name__}: {_redact_url_text(exc)}"))
+        from apps.gitops.redact import redact_url
+
+        return CheckResult(False, _short(f"{type(exc).__name__}: {redact_url(str(exc))}"))
     return CheckResult(True, f"{transport} broker answered")
 
 
@@ -194,12 +196,6 @@ def _ls_remote(timeout: float) -> CheckResult:
     verdict = next((line for line in lines if line.startswith(("fatal:", "error:"))), None)
     reason = verdict or (lines[-1] if lines else "no output")
     return CheckResult(False, _short(f"git ls-remote exit {result.returncode}: {reason}"))
-
-
-def _redact_url_text(exc: BaseException) -> str:
-    from apps.gitops.redact import Redactor
-
-    return Redactor()(str(exc))
 
 
 CHECKS: dict[str, Callable[[float], CheckResult]] = {

@@ -292,10 +292,9 @@ METRICS_BACKEND = env_str("METRICS_BACKEND", "demo" if DEMO_MODE else "prometheu
 PROMETHEUS_URL = env_str("PROMETHEUS_URL", "http://127.0.0.1:9090")
 PROMETHEUS_TIMEOUT_SECONDS = env_int("PROMETHEUS_TIMEOUT_SECONDS", 10, minimum=1)
 METRICS_POLL_SECONDS = env_int("METRICS_POLL_SECONDS", 30, minimum=5)
-# Data older than this counts as stale (banner on the pages); default three poll periods.
-METRICS_STALE_AFTER_SECONDS = env_int(
-    "METRICS_STALE_AFTER_SECONDS", 3 * METRICS_POLL_SECONDS, minimum=METRICS_POLL_SECONDS
-)
+# Data older than this counts as stale (banner on the pages). Unset (None): three poll
+# periods, derived where it is read (apps/metrics/conf.py) so it follows the poll period.
+METRICS_STALE_AFTER_SECONDS = env_int("METRICS_STALE_AFTER_SECONDS", 0, minimum=0) or None
 PROMETHEUS_TOKEN = env_str("PROMETHEUS_TOKEN", "")  # for a Prometheus behind an auth proxy
 PROMETHEUS_VERIFY_TLS = env_bool("PROMETHEUS_VERIFY_TLS", True)
 # PromQL: replace default templates ({"latency": "..."}), or per "<env>/<runtime>" key

@@ -27,7 +27,7 @@ from apps.releases.models import (
     Service,
     ServiceEnvironment,
 )
-from apps.releases.services import rollback_default_target
+from apps.releases.services import rollback_candidates
 from controlplane.errors import DomainError, Forbidden
 
 # How long after a rollback finishes its progress box stays on the dashboard.
@@ -101,11 +101,15 @@ def _rollback_context(user, service, environment) -> dict:
         )
         .first()
     )
-    default = rollback_default_target(live) if live is not None else None
+    # Newest first: the first is the default target, as in rollback_default_target.
+    candidates = (
+        list(rollback_candidates(live).select_related("model_version")) if live is not None else []
+    )
     return {
         "live": live,
         "rollback_in_flight": in_flight,
-        "rollback_target": default,
+        "rollback_target": candidates[0] if candidates else None,
+        "rollback_candidate_ids": {c.pk for c in candidates},
         "can_rollback": permissions.can_rollback(user),
     }
 

@@ -4,9 +4,8 @@ The rest of the app calls ``conf.get("NAME")`` and never touches ``django.conf.s
 for these, so the app works before ``controlplane/settings.py`` wires them from the
 environment, and tests can override any of them with pytest-django's ``settings``.
 
-``PROPOSED_SETTINGS`` and ``PROPOSED_BEAT_SCHEDULE`` are what the settings module should
-define (environment variable -> setting) once the lead wires them; ``DEFAULTS`` is what
-applies until then.
+``controlplane/settings.py`` reads them from the environment (and schedules the
+``metrics.*`` beat tasks); ``DEFAULTS`` applies to a settings module that does not.
 """
 
 from __future__ import annotations
@@ -100,43 +99,6 @@ DEFAULTS: dict[str, Any] = {
     # Charts: raw samples up to this range, 5-minute roll-ups up to the next, then hourly.
     "METRICS_CHART_RAW_MAX_HOURS": 24,
     "METRICS_CHART_5M_MAX_HOURS": 24 * 8,
-}
-
-# What controlplane/settings.py should define (environment variable -> setting).
-PROPOSED_SETTINGS: dict[str, str] = {
-    "PROMETHEUS_TOKEN": 'env_str("PROMETHEUS_TOKEN", "")  # also PROMETHEUS_TOKEN_FILE',
-    "PROMETHEUS_VERIFY_TLS": 'env_bool("PROMETHEUS_VERIFY_TLS", True)',
-    # JSON objects in the environment (there is no env_json helper yet: json.loads and
-    # raise ImproperlyConfigured naming the variable on a parse error).
-    "METRICS_PROMQL": 'json.loads(env_str("METRICS_PROMQL", "{}"))',
-    "METRICS_PROMQL_OVERRIDES": 'json.loads(env_str("METRICS_PROMQL_OVERRIDES", "{}"))',
-    "METRICS_REQUEST_WINDOW": 'env_str("METRICS_REQUEST_WINDOW", "5m")',
-    "METRICS_DRIFT_WINDOW": 'env_str("METRICS_DRIFT_WINDOW", "30m")',
-    "METRICS_DRIFT_MIN_COUNT": 'env_int("METRICS_DRIFT_MIN_COUNT", 100, minimum=1)',
-    "METRICS_COST_BACKEND": 'env_str("METRICS_COST_BACKEND", "kubernetes")',
-    "METRICS_PRICES": 'json.loads(env_str("METRICS_PRICES", "{}")) or DEFAULTS',
-    "METRICS_OPENCOST_URL": 'env_str("METRICS_OPENCOST_URL", "")',
-    "METRICS_SLO_BREACH_POLLS": 'env_int("METRICS_SLO_BREACH_POLLS", 3, minimum=1)',
-    "METRICS_SLO_RECOVERY_POLLS": 'env_int("METRICS_SLO_RECOVERY_POLLS", 3, minimum=1)',
-    "METRICS_RAW_RETENTION_DAYS": 'env_int("METRICS_RAW_RETENTION_DAYS", 14, minimum=1)',
-    "METRICS_ROLLUP_5M_RETENTION_DAYS": 'env_int("METRICS_ROLLUP_5M_RETENTION_DAYS", 90)',
-    "METRICS_ROLLUP_1H_RETENTION_DAYS": 'env_int("METRICS_ROLLUP_1H_RETENTION_DAYS", 730)',
-}
-
-# What CELERY_BEAT_SCHEDULE should gain. Each entry expires after one period, like the
-# others: a backlog of stale polls is dropped, not replayed.
-PROPOSED_BEAT_SCHEDULE: dict[str, dict] = {
-    "metrics.poll": {
-        "task": "metrics.poll",
-        "schedule": "float(METRICS_POLL_SECONDS)",
-        "options": {"expires": "float(METRICS_POLL_SECONDS)"},
-    },
-    "metrics.rollup": {"task": "metrics.rollup", "schedule": 60.0, "options": {"expires": 60.0}},
-    "metrics.retention": {
-        "task": "metrics.retention",
-        "schedule": 3600.0,
-        "options": {"expires": 3600.0},
-    },
 }
 
 

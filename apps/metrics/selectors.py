@@ -3,7 +3,6 @@ number of queries whatever the size of the fleet (the tests count them)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -35,7 +34,6 @@ from apps.releases.models import Release, ReleaseState, ServiceEnvironment
 class LiveTarget:
     target: Target  # plain values for the sources
     release: Release  # the live release, with service, environment and model version
-    slo: Mapping[str, float | None]  # effective thresholds (ServiceEnvironment.slo())
 
 
 def _slo_of(service, target: ServiceEnvironment | None) -> dict[str, float | None]:
@@ -58,7 +56,6 @@ def poll_targets() -> list[LiveTarget]:
     out = []
     for release in releases:
         version = release.model_version
-        slo = _slo_of(release.service, overrides.get((release.service_id, release.environment_id)))
         out.append(
             LiveTarget(
                 target=Target(
@@ -71,10 +68,14 @@ def poll_targets() -> list[LiveTarget]:
                     score_baseline=version.score_baseline,
                     config=release.config or {},
                     live_at=release.live_at,
-                    slo=slo,
+                    # Effective thresholds (ServiceEnvironment.slo()), for the sources
+                    # and the SLO judge.
+                    slo=_slo_of(
+                        release.service,
+                        overrides.get((release.service_id, release.environment_id)),
+                    ),
                 ),
                 release=release,
-                slo=slo,
             )
         )
     return out

@@ -292,7 +292,7 @@ def _judge_slos(
     for item in live:
         release = item.release
         for slo_key, metric in SLO_METRICS.items():
-            threshold = item.slo.get(slo_key)
+            threshold = item.target.slo.get(slo_key)
             key = (release.service_id, release.environment_id, metric)
             state = known.get(key)
             if state is None:

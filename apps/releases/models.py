@@ -191,17 +191,9 @@ RELEASE_FINAL_STATES = frozenset(
 )
 # A release in one of these states is on its way to the cluster; one per target at a time.
 RELEASE_IN_FLIGHT_STATES = frozenset({ReleaseState.APPROVED, ReleaseState.DEPLOYING})
-# A promotion in one of these states is on its way or live: asking again would put the
-# same change in front of reviewers twice (or a change that is already there).
-PROMOTION_STANDING_STATES = frozenset(
-    {
-        ReleaseState.DRAFT,
-        ReleaseState.PENDING_APPROVAL,
-        ReleaseState.APPROVED,
-        ReleaseState.DEPLOYING,
-        ReleaseState.LIVE,
-    }
-)
+# A promotion in any state but a final one is on its way or live: asking again would put
+# the same change in front of reviewers twice (or a change that is already there).
+PROMOTION_STANDING_STATES = frozenset(ReleaseState) - RELEASE_FINAL_STATES
 # The legal transitions; the service functions check against this table.
 RELEASE_TRANSITIONS: dict[str, frozenset[str]] = {
     ReleaseState.DRAFT: frozenset(

@@ -547,12 +547,12 @@ def release_promote(
         # resubmit or a colleague's request would put the same change in front of
         # reviewers twice, or one that is live already.
         # The source row lock makes two racing requests check one after the other.
-        Release.objects.select_for_update(no_key=True).filter(pk=source.pk).first()
-        pending = standing_promotion(source=source, target=environment)
-        if pending is not None:
+        _locked(source)
+        existing = standing_promotion(source=source, target=environment)
+        if existing is not None:
             raise Conflict(
-                f"Release #{pending.pk} already promotes #{source.pk} to {environment.name} "
-                f"({pending.get_state_display().lower()}); follow it there, or cancel it "
+                f"Release #{existing.pk} already promotes #{source.pk} to {environment.name} "
+                f"({existing.get_state_display().lower()}); follow it there, or cancel it "
                 "before asking again."
             )
         release = _create(
@@ -569,10 +569,10 @@ def release_promote(
         return release_submit(actor=actor, release=release), True
 
 
-def rollback_default_target(live: Release) -> Release | None:
-    """The last release that was live and healthy before ``live``: went live earlier and
-    was superseded (not rolled back, which would mean it was bad), and differs from what
-    is live (after a rollback, the release it restored would change nothing)."""
+def rollback_candidates(live: Release):
+    """Releases ``live`` may be rolled back to: went live earlier and were superseded (not
+    rolled back, which would mean they were bad), and differ from what is live (after a
+    rollback, the release it restored would change nothing). Newest first."""
     return (
         Release.objects.filter(
             service_id=live.service_id,
@@ -583,8 +583,12 @@ def rollback_default_target(live: Release) -> Release | None:
         )
         .exclude(digest=live.digest)
         .order_by("-live_at", "-pk")
-        .first()
     )
+
+
+def rollback_default_target(live: Release) -> Release | None:
+    """The last release that was live and healthy before ``live``."""
+    return rollback_candidates(live).first()
 
 
 def release_rollback(

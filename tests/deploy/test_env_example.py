@@ -63,12 +63,6 @@ def deploy_module_settings() -> set[str]:
     return names - {"CELERY_BROKER_TRANSPORT_OPTIONS", "CELERY_BROKER_USE_SSL", "CSP_POLICY"}
 
 
-def metrics_proposed() -> set[str]:
-    from apps.metrics import conf
-
-    return set(conf.PROPOSED_SETTINGS)
-
-
 def gunicorn_variables() -> set[str]:
     text = (ROOT / "deploy" / "gunicorn.conf.py").read_text()
     return set(re.findall(r'os\.environ\.get\("([A-Z][A-Z0-9_]*)"', text)) - {
@@ -93,7 +87,7 @@ def test_every_variable_settings_read_is_documented():
 
 
 def test_every_other_variable_slipway_reads_is_documented():
-    wanted = deploy_module_settings() | metrics_proposed() | gunicorn_variables()
+    wanted = deploy_module_settings() | gunicorn_variables()
     wanted |= compose_variables()
     missing = wanted - set(documented())
     assert not missing, sorted(missing)
@@ -103,7 +97,6 @@ def test_nothing_stale_is_documented():
     known = (
         settings_variables()
         | deploy_module_settings()
-        | metrics_proposed()
         | gunicorn_variables()
         | compose_variables()
         | {"GUNICORN_ACCESS_LOG"}

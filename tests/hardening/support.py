@@ -115,3 +115,26 @@ def redis_db():
     import redis
 
     return redis.Redis.from_url(BROKER_URL, socket_timeout=5, socket_connect_timeout=5)
+
+
+def worker_env(gitops_remote, kube_api) -> dict[str, str]:
+    """Settings for a real deploy worker: the test's bare repository as the GitOps remote,
+    the Kubernetes API double as the cluster, and a one-second status poll."""
+    from tests.fixtures.kube import TOKEN
+
+    return {
+        "GITOPS_REPO_URL": gitops_remote.url,
+        "CLUSTER_BACKEND": "kubernetes",
+        "KUBE_API_URL": kube_api.url,
+        "KUBE_TOKEN": TOKEN,
+        "STATUS_POLL_SECONDS": "1",
+    }
+
+
+def release_id_trailers(gitops_remote) -> list[str]:
+    """Release-Id trailers on the branch, oldest first."""
+    return [
+        m.split("Release-Id: ")[1].split()[0]
+        for m in reversed(gitops_remote.messages())
+        if "Release-Id: " in m
+    ]

@@ -20,8 +20,7 @@ from apps.audit.selectors import audit_chain_verify
 from apps.gitops.render import METADATA_FILE
 from apps.releases import services
 from apps.releases.models import Release, ReleaseState
-from tests.fixtures.kube import TOKEN
-from tests.hardening.support import wait_for
+from tests.hardening.support import release_id_trailers, wait_for, worker_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -34,16 +33,6 @@ AFTER_CRASH = {
     "deploy.after_push": (1, False),  # on the remote; the database never heard
     "deploy.after_db": (1, True),
 }
-
-
-def _worker_env(gitops_remote, kube_api) -> dict[str, str]:
-    return {
-        "GITOPS_REPO_URL": gitops_remote.url,
-        "CLUSTER_BACKEND": "kubernetes",
-        "KUBE_API_URL": kube_api.url,
-        "KUBE_TOKEN": TOKEN,
-        "STATUS_POLL_SECONDS": "1",
-    }
 
 
 @pytest.mark.parametrize("point", list(AFTER_CRASH))
@@ -66,7 +55,7 @@ def test_a_worker_killed_at_a_failpoint_loses_and_duplicates_nothing(
     release = services.release_submit(actor=alice, release=release)  # staging: approved
     assert release.state == ReleaseState.APPROVED
     commits_before = gitops_remote.commit_count()
-    env = _worker_env(gitops_remote, kube_api)
+    env = worker_env(gitops_remote, kube_api)
 
     doomed = start_worker("doomed", failpoints=point, **env)
     broker.send_task("releases.deploy_pending")  # what the approval's on_commit sends
@@ -119,7 +108,7 @@ def test_a_worker_killed_while_a_second_release_waits_commits_both_in_order(
         )
         releases.append(services.release_submit(actor=alice, release=release))
     first, second = releases
-    env = _worker_env(gitops_remote, kube_api)
+    env = worker_env(gitops_remote, kube_api)
     doomed = start_worker("doomed", failpoints="deploy.after_push", **env)
     broker.send_task("releases.deploy_pending")
     assert doomed.wait(90) == -signal.SIGKILL, doomed.output()
@@ -131,12 +120,8 @@ def test_a_worker_killed_while_a_second_release_waits_commits_both_in_order(
 
     wait_for(both_committed, timeout=60, what="the second release to be committed")
     first.refresh_from_db()
-    trailers = [
-        m.split("Release-Id: ")[1].split()[0]
-        for m in gitops_remote.messages()
-        if "Release-Id: " in m
-    ]
-    assert trailers[:2] == [str(second.uid), str(first.uid)]  # newest first: in order
+    trailers = release_id_trailers(gitops_remote)
+    assert trailers[-2:] == [str(first.uid), str(second.uid)]  # in order
     for release in (first, second):
         assert len(gitops_remote.commits_with_trailer("Release-Id", str(release.uid))) == 1
     # The first one's files were replaced before it went live.

@@ -20,24 +20,13 @@ import pytest
 from apps.audit.selectors import audit_chain_verify
 from apps.releases import services
 from apps.releases.models import Release, ReleaseState
-from tests.fixtures.kube import TOKEN
-from tests.hardening.support import redis_db, wait_for
+from tests.hardening.support import redis_db, release_id_trailers, wait_for, worker_env
 from tests.services import need_executable, need_service
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 REMOTE_DOWN_SECONDS = 20
 FOLDER = "environments/staging/churn-model"
-
-
-def _env(gitops_remote, kube_api) -> dict[str, str]:
-    return {
-        "GITOPS_REPO_URL": gitops_remote.url,
-        "CLUSTER_BACKEND": "kubernetes",
-        "KUBE_API_URL": kube_api.url,
-        "KUBE_TOKEN": TOKEN,
-        "STATUS_POLL_SECONDS": "1",
-    }
 
 
 def _approve(alice, staging, service, model_version, broker) -> Release:
@@ -49,22 +38,13 @@ def _approve(alice, staging, service, model_version, broker) -> Release:
     return release
 
 
-def _trailers(gitops_remote) -> list[str]:
-    """Release-Id trailers on the branch, oldest first."""
-    return [
-        m.split("Release-Id: ")[1].split()[0]
-        for m in reversed(gitops_remote.messages())
-        if "Release-Id: " in m
-    ]
-
-
 def test_git_remote_down_then_back_pushes_everything_in_approval_order_once(
     people, environments, service, gitops_remote, kube_api, broker, start_worker, tmp_path
 ):
     staging, _ = environments
     alice = people["alice"]
     moved = tmp_path / "remote-away.git"
-    worker = start_worker("w", beat=True, **_env(gitops_remote, kube_api))
+    worker = start_worker("w", beat=True, **worker_env(gitops_remote, kube_api))
     gitops_remote.path.rename(moved)  # the git host is gone
     try:
         approved = []
@@ -94,7 +74,8 @@ def test_git_remote_down_then_back_pushes_everything_in_approval_order_once(
 
     wait_for(all_committed, timeout=90, what="every approved release to be committed")
     recovery = time.monotonic() - back
-    assert _trailers(gitops_remote) == [str(r.uid) for r in approved]  # approval order, once
+    # In approval order, each once.
+    assert release_id_trailers(gitops_remote) == [str(r.uid) for r in approved]
     for release in approved:
         release.refresh_from_db()
         assert gitops_remote.commits_with_trailer("Release-Id", str(release.uid)) == [
@@ -218,7 +199,7 @@ def test_redis_restarts_lose_no_deploy(
     Each release is committed exactly once."""
     staging, _ = environments
     alice = people["alice"]
-    env = _env(gitops_remote, kube_api)
+    env = worker_env(gitops_remote, kube_api)
 
     def committed(release):
         def check():
@@ -286,7 +267,7 @@ def test_postgresql_restarted_during_a_deploy_the_deploy_completes(
     alice = people["alice"]
     pushing = tmp_path / "pushing"
     gitops_remote.set_hook("pre-receive", f"#!/bin/sh\ntouch {pushing}\nsleep 4\nexit 0\n")
-    start_worker("w", beat=True, **_env(gitops_remote, kube_api))
+    start_worker("w", beat=True, **worker_env(gitops_remote, kube_api))
     release = _approve(alice, staging, service, model_versions[0], broker)
     wait_for(pushing.exists, timeout=60, what="the worker to start pushing")
     connection.close()
@@ -296,6 +277,7 @@ def test_postgresql_restarted_during_a_deploy_the_deploy_completes(
         if not _postgres_up():
             subprocess.run([*cluster, "start"], timeout=60, check=False)
         wait_for(_postgres_up, timeout=60, what="PostgreSQL to answer again")
+    back = time.monotonic()
     connection.close()
 
     def committed():
@@ -307,6 +289,8 @@ def test_postgresql_restarted_during_a_deploy_the_deploy_completes(
         return release.commit_sha
 
     sha = wait_for(committed, timeout=90, interval=0.5, what="the deploy to be recorded")
+    recorded_after = time.monotonic() - back
+    print(f"\nPostgreSQL restart: deploy recorded {recorded_after:.1f} s after it was back")
     assert gitops_remote.commits_with_trailer("Release-Id", str(release.uid)) == [sha]
     assert release.state == ReleaseState.DEPLOYING
     assert audit_chain_verify()[1] is None
