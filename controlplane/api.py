@@ -10,7 +10,7 @@ from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from controlplane.errors import Conflict, DomainError, Forbidden, NotFound
+from apps.core.errors import Conflict, DomainError, Forbidden, NotFound
 
 
 def exception_handler(exc, context):

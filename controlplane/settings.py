@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "apps.core",
     "apps.audit",
     "apps.accounts",
     "apps.registry",
@@ -58,8 +59,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: counts and times every request, including those other middleware answer.
     "controlplane.prometheus.PrometheusMiddleware",
-    "apps.audit.middleware.RequestIdMiddleware",
-    "controlplane.middleware.BodySizeLimitMiddleware",
+    "apps.core.request_id.RequestIdMiddleware",
+    "apps.core.middleware.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "controlplane.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -357,7 +358,7 @@ LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "apps.audit.middleware.RequestIdLogFilter"}},
+    "filters": {"request_id": {"()": "apps.core.request_id.RequestIdLogFilter"}},
     "formatters": {
         "json": {"()": "controlplane.logging.JsonFormatter"},
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},

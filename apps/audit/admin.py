@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from apps.audit.models import AuditEvent
-from controlplane.admin import ReadOnlyAdmin
+from apps.core.admin import ReadOnlyAdmin
 
 
 @admin.register(AuditEvent)

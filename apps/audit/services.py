@@ -6,8 +6,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.audit.chain import GENESIS, row_digest
-from apps.audit.middleware import current_request_id
 from apps.audit.models import AuditEvent
+from apps.core.request_id import current_request_id
 
 # Arbitrary constant naming the audit chain's advisory lock on PostgreSQL.
 _AUDIT_CHAIN_LOCK = 0x51_1B_A7_A0

@@ -15,6 +15,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from apps.core.errors import DomainError, Forbidden
 from apps.dashboards.charts import DEFAULT_RANGE, RANGES, dashboard_figures
 from apps.dashboards.fleet import STATUS_ORDER, fleet_rows
 from apps.metrics import selectors as metric_selectors
@@ -28,7 +29,6 @@ from apps.releases.models import (
     ServiceEnvironment,
 )
 from apps.releases.services import rollback_candidates
-from controlplane.errors import DomainError, Forbidden
 
 # How long after a rollback finishes its progress box stays on the dashboard.
 ROLLBACK_PROGRESS_SHOWN_FOR = timedelta(minutes=10)

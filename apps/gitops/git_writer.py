@@ -23,7 +23,6 @@ import base64
 import contextlib
 import logging
 import os
-import random
 import re
 import shlex
 import shutil
@@ -38,11 +37,14 @@ from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
+from apps.core.backoff import backoff_delay
+from apps.core.failpoints import failpoint
 from apps.gitops.errors import (
     GitCommandError,
     GitOpsError,
     GitPushRejected,
     GitRemoteUnavailable,
+    RepositoryLockTimeout,
     UnsafePathError,
     UnsafeRemoteError,
 )
@@ -50,7 +52,6 @@ from apps.gitops.locks import file_lock, local_lock, repository_lock
 from apps.gitops.names import is_plain
 from apps.gitops.paths import check_file_name, release_folder, resolve_inside
 from apps.gitops.redact import Redactor, redact_url
-from controlplane.failpoints import failpoint
 
 logger = logging.getLogger("apps.gitops.git")
 
@@ -505,9 +506,10 @@ class GitWriter:
 
     # --- plumbing ---------------------------------------------------------------------
     def _backoff(self, attempt: int) -> float:
-        ceiling = min(self.remote.backoff_cap, self.remote.backoff_base * 2 ** (attempt - 1))
-        # Jitter, so writers rejected together do not retry together (not security).
-        return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311
+        # Jitter, so writers rejected together do not retry together.
+        return backoff_delay(
+            attempt, base=self.remote.backoff_base, cap=self.remote.backoff_cap, jitter=0.5
+        )
 
     @contextlib.contextmanager
     def _workdir_lock(self) -> Iterator[None]:
@@ -517,7 +519,9 @@ class GitWriter:
         lock.acquire()
         try:
             with file_lock(
-                workdir.parent / f".{workdir.name}.lock", timeout=self.remote.timeout * 10
+                workdir.parent / f".{workdir.name}.lock",
+                timeout=self.remote.timeout * 10,
+                timeout_error=RepositoryLockTimeout,
             ):
                 yield
         finally:

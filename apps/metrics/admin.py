@@ -3,8 +3,8 @@ roll-ups are left out (millions of rows; the dashboards show them)."""
 
 from django.contrib import admin
 
+from apps.core.admin import ReadOnlyAdmin
 from apps.metrics.models import GuardDecision, SloEvent, SloState, SourceHealth
-from controlplane.admin import ReadOnlyAdmin
 
 
 @admin.register(SourceHealth)

@@ -21,6 +21,7 @@ from django.db.models import Count, Max, Min, OuterRef, Subquery, Sum
 from django.utils import timezone
 
 from apps.audit.services import audit_record
+from apps.core.backoff import backoff_delay
 from apps.metrics import conf
 from apps.metrics.catalog import METRIC_NAMES, SLO_METRICS, Metric, format_value
 from apps.metrics.models import (
@@ -204,8 +205,11 @@ def _record_health(row: SourceHealth, run: SourceRun, now: datetime) -> None:
     row.last_error_at = now
     row.configuration_error = run.configuration_error
     # Next tried 1, 2, 4, 8 ... polls later (at most METRICS_BACKOFF_MAX_SECONDS).
-    polls = 2 ** min(row.consecutive_failures - 1, 20)
-    delay = min(polls * conf.get("METRICS_POLL_SECONDS"), conf.get("METRICS_BACKOFF_MAX_SECONDS"))
+    delay = backoff_delay(
+        row.consecutive_failures,
+        base=conf.get("METRICS_POLL_SECONDS"),
+        cap=conf.get("METRICS_BACKOFF_MAX_SECONDS"),
+    )
     row.next_attempt_at = now + timedelta(seconds=delay)
 
 
@@ -435,9 +439,9 @@ def guard_consider(
     decision is the whole story. The rollback goes to the last good release, break-glass,
     with the numbers in its reason, and deploys once this transaction commits.
     """
+    from apps.core.errors import Conflict
     from apps.releases.models import ReleaseKind
     from apps.releases.services import release_rollback, rollback_default_target
-    from controlplane.errors import Conflict
 
     now = now or timezone.now()
     release = live.release

@@ -12,7 +12,7 @@ import logging
 
 from celery import shared_task
 
-from controlplane.singleflight import single_flight
+from apps.core.locks import single_flight
 
 log = logging.getLogger(__name__)
 

@@ -10,23 +10,23 @@ database transaction: each model is read first, then written in one short transa
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import logging
 import math
 import re
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from apps.audit.services import audit_record
+from apps.core.backoff import backoff_delay
+from apps.core.errors import Conflict, DomainError
+from apps.core.locks import try_advisory_lock
 from apps.registry.client import (
     RELEASE_TAG,
     SCORE_BASELINE_PATH,
@@ -46,7 +46,6 @@ from apps.registry.models import (
     RegisteredModel,
     RegistrySyncState,
 )
-from controlplane.errors import Conflict, DomainError
 
 logger = logging.getLogger(__name__)
 
@@ -219,7 +218,7 @@ def registry_sync(
     started, calls_before = time.monotonic(), client.calls
     result = SyncResult()
     if model_names is None:
-        with _try_advisory_lock("registry-sync:all") as acquired:
+        with try_advisory_lock("registry-sync:all") as acquired:
             if not acquired:
                 result.skipped = True
             else:
@@ -854,7 +853,7 @@ def registry_alias_apply(
     if update is None or update.state != AliasUpdateState.PENDING:
         return update
     mv = update.model_version
-    with _try_advisory_lock(f"registry-alias:{mv.name}:{update.alias}") as acquired:
+    with try_advisory_lock(f"registry-alias:{mv.name}:{update.alias}") as acquired:
         now = timezone.now()
         if not acquired:
             AliasUpdate.objects.filter(pk=update.pk, state=AliasUpdateState.PENDING).update(
@@ -976,7 +975,9 @@ def _alias_attempt_failed(update: AliasUpdate, message: str, *, retry: bool) -> 
                     },
                 )
         else:
-            delay = min(ALIAS_RETRY_BASE_SECONDS * 2 ** (attempts - 1), ALIAS_RETRY_MAX_SECONDS)
+            delay = backoff_delay(
+                attempts, base=ALIAS_RETRY_BASE_SECONDS, cap=ALIAS_RETRY_MAX_SECONDS
+            )
             AliasUpdate.objects.filter(pk=update.pk, state=AliasUpdateState.PENDING).update(
                 attempts=attempts,
                 last_error=message,
@@ -995,27 +996,3 @@ def _enqueue_alias_update(alias_update_id: int) -> None:
     from apps.registry.tasks import registry_set_alias
 
     registry_set_alias.delay(alias_update_id)
-
-
-# --- locks ------------------------------------------------------------------------------
-
-
-@contextmanager
-def _try_advisory_lock(name: str) -> Iterator[bool]:
-    """A PostgreSQL session advisory lock on ``name``, without waiting: yields whether it
-    was acquired. Not a row lock and not inside a transaction, so holding it around slow
-    MLflow calls blocks only the other holders of the same name. On SQLite (the embedded
-    demo, one worker) there is nobody to exclude and it always yields True."""
-    if connection.vendor != "postgresql":
-        yield True
-        return
-    key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
-        acquired = bool(cursor.fetchone()[0])
-    try:
-        yield acquired
-    finally:
-        if acquired:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [key])

@@ -7,6 +7,7 @@ actions, which lock, check and audit. Setup changes made here are audited too.
 from django.contrib import admin
 
 from apps.audit.services import audit_record_standalone
+from apps.core.admin import ReadOnlyAdmin
 from apps.releases.models import (
     Approval,
     ApprovalRule,
@@ -15,7 +16,6 @@ from apps.releases.models import (
     Service,
     ServiceEnvironment,
 )
-from controlplane.admin import ReadOnlyAdmin
 
 
 class AuditedAdmin(admin.ModelAdmin):

@@ -20,6 +20,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db.models import Q
 
+from apps.core.failpoints import failpoint
 from apps.gitops.argo import ArgoRefresher
 from apps.gitops.errors import GitOpsError, ManifestError
 from apps.gitops.git_writer import GitWriter
@@ -28,7 +29,6 @@ from apps.gitops.validate import secret_findings, validate_manifests
 from apps.releases import services
 from apps.releases.models import Release, ReleaseState
 from apps.releases.rendering import control_plane_secrets
-from controlplane.failpoints import failpoint
 
 log = logging.getLogger(__name__)
 

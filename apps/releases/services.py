@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from apps.accounts.roles import user_roles
 from apps.audit.services import audit_record
+from apps.core.errors import Conflict, DomainError, Forbidden
 from apps.gitops.config import ConfigError
 from apps.gitops.errors import GitOpsError
 from apps.gitops.validate import secret_findings
@@ -33,7 +34,6 @@ from apps.releases.models import (
 from apps.releases.policy import open_slots_for
 from apps.releases.rendering import control_plane_secrets, render_release, resolve_config
 from apps.releases.selectors import release_policy_progress, soak_gate, standing_promotion
-from controlplane.errors import Conflict, DomainError, Forbidden
 
 DEPLOY_TASK = "releases.deploy_pending"
 

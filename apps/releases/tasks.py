@@ -8,8 +8,9 @@ import logging
 from celery import shared_task
 from django.db.models import Q
 
+from apps.core.backoff import backoff_delay
+from apps.core.locks import single_flight
 from apps.gitops.errors import GitOpsError
-from controlplane.singleflight import single_flight
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ def deploy_pending_task(self, resend: bool = False):
         else:
             return
     # Retry outside the single-flight lock, so the next attempt is not refused by it.
-    countdown = min(RETRY_BACKOFF_CAP_SECONDS, 2 ** min(self.request.retries, 6))
+    countdown = backoff_delay(self.request.retries + 1, base=1, cap=RETRY_BACKOFF_CAP_SECONDS)
     log.warning("deploy postponed %ss: %s", countdown, failure)
     raise self.retry(exc=failure, countdown=countdown)
 

@@ -13,6 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from apps.accounts.roles import user_roles
+from apps.core.errors import DomainError, Forbidden, NotFound
 from apps.registry.selectors import releasable_versions
 from apps.releases import permissions, selectors, services
 from apps.releases.forms import (
@@ -24,7 +25,6 @@ from apps.releases.forms import (
 )
 from apps.releases.models import Environment, Release, ReleaseState, Service
 from apps.releases.policy import open_slots_for
-from controlplane.errors import DomainError, Forbidden, NotFound
 
 
 def _get_release(pk: int) -> Release:

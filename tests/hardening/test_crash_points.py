@@ -1,7 +1,7 @@
 """A real Celery worker SIGKILLed at each named point of the deploy path, then a fresh
 worker: nothing lost, nothing committed twice, the release ends in the right state.
 
-The first worker runs with SLIPWAY_FAILPOINTS naming one point; controlplane.failpoints
+The first worker runs with SLIPWAY_FAILPOINTS naming one point; apps.core.failpoints
 kills the process right there (SIGKILL, as an OOM kill or a power cut would). The second
 worker runs with an embedded beat, as production does: its status poll
 (``releases.follow_rollouts``) is the safety net that re-sends the deploy of a release

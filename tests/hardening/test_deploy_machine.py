@@ -46,6 +46,7 @@ from hypothesis.stateful import (
 
 from apps.audit.models import AuditEvent
 from apps.audit.selectors import audit_chain_verify
+from apps.core.errors import DomainError
 from apps.gitops.demo_cluster import DemoClusterReader
 from apps.gitops.errors import GitOpsError
 from apps.gitops.git_writer import GitRemote, GitWriter
@@ -64,7 +65,6 @@ from apps.releases.models import (
     Release,
     ReleaseState,
 )
-from controlplane.errors import DomainError
 from tests import factories
 from tests.fixtures.git import BareRemote
 

@@ -227,7 +227,7 @@ def test_a_secret_in_the_reason_never_reaches_the_commit_or_metadata(
 def test_a_secret_in_a_reason_is_refused_when_the_release_is_created(
     secret_settings, people, environments, service, model_versions
 ):
-    from controlplane.errors import DomainError
+    from apps.core.errors import DomainError
 
     staging, _ = environments
     with pytest.raises(DomainError) as refused:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from celery import current_app
 
+from apps.core.locks import single_flight
 from apps.metrics import tasks
 from apps.metrics.models import MetricSample
-from controlplane.singleflight import single_flight
 
 pytestmark = pytest.mark.django_db
 

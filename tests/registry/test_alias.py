@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.audit.models import AuditEvent
+from apps.core.errors import Conflict, DomainError
 from apps.registry import services
 from apps.registry.client import RegistryClient
 from apps.registry.models import AliasUpdate, AliasUpdateState, ModelVersion, RegisteredModel
@@ -21,7 +22,6 @@ from apps.registry.services import (
     registry_alias_retry,
     registry_sync,
 )
-from controlplane.errors import Conflict, DomainError
 
 pytestmark = pytest.mark.django_db
 

@@ -165,7 +165,7 @@ def test_a_planted_secret_blocks_the_push(alice, staging, service, writer, gitop
 def test_the_secret_key_in_a_config_value_is_refused_at_creation(
     alice, staging, service, model_versions, settings
 ):
-    from controlplane.errors import DomainError
+    from apps.core.errors import DomainError
 
     with pytest.raises(DomainError):
         services.release_create(

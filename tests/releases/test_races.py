@@ -9,9 +9,9 @@ from django.utils import timezone
 
 from apps.audit.models import AuditEvent
 from apps.audit.selectors import audit_chain_verify
+from apps.core.errors import DomainError
 from apps.releases import services
 from apps.releases.models import Approval, Release, ReleaseKind, ReleaseState
-from controlplane.errors import DomainError
 from tests import factories
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]

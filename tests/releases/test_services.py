@@ -7,10 +7,10 @@ from django.utils import timezone
 
 from apps.audit.models import AuditEvent
 from apps.audit.selectors import audit_chain_verify
+from apps.core.errors import Conflict, DomainError, Forbidden
 from apps.registry.models import ModelVersionStatus
 from apps.releases import services
 from apps.releases.models import Approval, Release, ReleaseKind, ReleaseState
-from controlplane.errors import Conflict, DomainError, Forbidden
 from tests import factories
 
 

@@ -12,9 +12,9 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 
 from apps.audit.models import AuditEvent
 from apps.audit.selectors import audit_chain_verify
+from apps.core.errors import DomainError
 from apps.releases import services
 from apps.releases.models import RELEASE_TRANSITIONS, Approval, Release, ReleaseState
-from controlplane.errors import DomainError
 from tests import factories
 
 PEOPLE = ["alice", "bob", "pat", "paula", "carol", "otto", "ada", "dual", "nobody"]

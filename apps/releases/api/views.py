@@ -18,11 +18,11 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
+from apps.core.errors import DomainError
 from apps.registry.models import ModelVersion
 from apps.releases import selectors, services
 from apps.releases.api import serializers as s
 from apps.releases.models import ApprovalRule, Environment, Release, Service
-from controlplane.errors import DomainError
 
 _ERRORS = {
     400: OpenApiResponse(s.ErrorSerializer, description="bad input"),
