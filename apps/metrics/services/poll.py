@@ -1,0 +1,258 @@
+"""The poll: read every configured source for every live release, store the readings,
+keep each source's health (and back a failing one off), then hand the readings to SLO
+judging and the breaches to the guard.
+
+A cycle reads every source *outside* any transaction (HTTP to Prometheus or the cluster
+must never hold database locks), then writes what it read in one transaction: samples,
+the latest values, the sources' health, SLO state and events with their audit rows. The
+guard runs after that commits, one release at a time, each decision in its own
+transaction with the rollback it makes.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from apps.core.backoff import backoff_delay
+from apps.metrics import conf
+from apps.metrics.catalog import METRIC_NAMES, Metric
+from apps.metrics.models import GuardDecision, MetricLatest, MetricSample, SloEvent, SourceHealth
+from apps.metrics.selectors import LiveTarget, poll_targets
+from apps.metrics.services._batch import WRITE_BATCH
+from apps.metrics.services.guard import guard_consider
+from apps.metrics.services.slo import slo_judge
+from apps.metrics.sources import (
+    MetricsConfigError,
+    Reading,
+    Source,
+    SourceError,
+    build_source,
+    configured_source_names,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SourceRun:
+    source: str
+    ok: bool = False
+    skipped: bool = False  # backing off after failures
+    readings: int = 0
+    requests: int = 0
+    error: str = ""
+    configuration_error: bool = False
+    seconds: float = 0.0
+
+
+@dataclass
+class PollResult:
+    at: datetime
+    targets: int = 0
+    sources: list[SourceRun] = field(default_factory=list)
+    samples_written: int = 0
+    events: list[SloEvent] = field(default_factory=list)
+    guard: list[GuardDecision] = field(default_factory=list)
+
+    @property
+    def requests_sent(self) -> int:
+        return sum(run.requests for run in self.sources)
+
+
+def metrics_poll(
+    *, now: datetime | None = None, sources: Sequence[Source] | None = None
+) -> PollResult:
+    """One poll cycle: read every configured source for every live release, store the
+    readings, judge SLOs, and let the guard act on sustained breaches during bake.
+
+    A source that fails stores nothing this cycle and is marked stale, and backs off:
+    after n failures in a row it is next asked 2^(n-1) polls later (at most
+    METRICS_BACKOFF_MAX_SECONDS later). ``sources`` replaces the configured ones.
+    Callers make sure cycles do not overlap (the task takes a single-flight lock).
+    """
+    now = now or timezone.now()
+    live = poll_targets()
+    result = PollResult(at=now, targets=len(live))
+    targets = [item.target for item in live]
+    by_key = {item.target.key: item for item in live}
+
+    if sources is None:
+        try:
+            names = configured_source_names()
+        except MetricsConfigError as exc:
+            log.error("metrics poll: %s", exc)
+            names, sources = [], []
+            result.sources.append(SourceRun(source="configuration", error=str(exc)))
+    else:
+        names = [source.name for source in sources]
+    health = {h.source: h for h in SourceHealth.objects.filter(source__in=names)}
+    provided = {source.name: source for source in sources or []}
+
+    readings: dict[tuple[str, str, str], Reading] = {}
+    for name in names:
+        row = health.get(name) or SourceHealth(source=name)
+        health[name] = row
+        run = SourceRun(source=name)
+        result.sources.append(run)
+        if _backing_off(row, now):
+            run.skipped = True
+            run.error = row.last_error
+            continue
+        got = _read_source(name, provided.get(name), targets, now, run)
+        _record_health(row, run, now)
+        for reading in got if run.ok else []:
+            if _acceptable(reading, by_key):
+                readings[(reading.service, reading.environment, reading.metric)] = reading
+        run.readings = len(got) if run.ok else 0
+    for reading in derived_readings(readings.values()):
+        readings[(reading.service, reading.environment, reading.metric)] = reading
+
+    with transaction.atomic():
+        result.samples_written = _store(readings.values(), by_key)
+        for row in health.values():
+            if row.last_attempt_at == now:
+                row.save()
+        result.events, breached = slo_judge(live=live, readings=readings, now=now)
+
+    by_release = {item.release.pk: item for item in live}
+    for release_id, states in breached.items():
+        try:
+            decision = guard_consider(live=by_release[release_id], breaches=states, now=now)
+        except Exception:  # one release's trouble must not keep the guard from the others
+            log.exception("auto-rollback guard failed on release #%s", release_id)
+            continue
+        if decision is not None:
+            result.guard.append(decision)
+    return result
+
+
+def _backing_off(row: SourceHealth, now: datetime) -> bool:
+    if row.next_attempt_at is None:
+        return False
+    slack = timedelta(seconds=0.1 * conf.get("METRICS_POLL_SECONDS"))  # beat's own jitter
+    return now + slack < row.next_attempt_at
+
+
+def _read_source(name, source, targets, now, run: SourceRun) -> list[Reading]:
+    started = timezone.now()
+    try:
+        source = source or build_source(name)
+    except MetricsConfigError as exc:
+        run.error = str(exc)
+        run.configuration_error = True
+        log.error("metrics source %s: %s", name, exc)
+        return []
+    except Exception as exc:
+        log.exception("metrics source %s could not be set up", name)
+        run.error = f"{type(exc).__name__}: {exc}"[:2000]
+        return []
+    try:
+        got = source.poll(targets, at=now)
+        run.ok = True
+        return got
+    except SourceError as exc:
+        run.error = str(exc)
+        run.configuration_error = isinstance(exc, MetricsConfigError)
+        (log.error if isinstance(exc, MetricsConfigError) else log.warning)(
+            "metrics source %s: %s", name, exc
+        )
+        return []
+    except Exception as exc:  # a bug in one source must not stop the others
+        log.exception("metrics source %s failed", name)
+        run.error = f"{type(exc).__name__}: {exc}"[:2000]
+        return []
+    finally:
+        run.requests = getattr(source, "requests_sent", 0) or 0
+        run.seconds = (timezone.now() - started).total_seconds()
+        if hasattr(source, "close"):
+            source.close()
+
+
+def _record_health(row: SourceHealth, run: SourceRun, now: datetime) -> None:
+    row.last_attempt_at = now
+    row.last_requests = run.requests
+    if run.ok:
+        row.last_success_at = now
+        row.consecutive_failures = 0
+        row.next_attempt_at = None
+        row.configuration_error = False
+        return
+    row.consecutive_failures += 1
+    row.last_error = run.error[:4000]
+    row.last_error_at = now
+    row.configuration_error = run.configuration_error
+    # Next tried 1, 2, 4, 8 ... polls later (at most METRICS_BACKOFF_MAX_SECONDS).
+    delay = backoff_delay(
+        row.consecutive_failures,
+        base=conf.get("METRICS_POLL_SECONDS"),
+        cap=conf.get("METRICS_BACKOFF_MAX_SECONDS"),
+    )
+    row.next_attempt_at = now + timedelta(seconds=delay)
+
+
+def _acceptable(reading: Reading, by_key) -> bool:
+    return (
+        (reading.service, reading.environment) in by_key
+        and reading.metric in METRIC_NAMES
+        and isinstance(reading.value, int | float)
+        and math.isfinite(reading.value)
+    )
+
+
+def derived_readings(readings: Iterable[Reading]) -> list[Reading]:
+    """Cost per 1,000 predictions, where cost per hour and a non-zero request rate were
+    both read this cycle: cost_per_hour / (requests per hour / 1000)."""
+    cost, rate = {}, {}
+    for r in readings:
+        if r.metric == Metric.COST_PER_HOUR:
+            cost[(r.service, r.environment)] = r
+        elif r.metric == Metric.REQUEST_RATE:
+            rate[(r.service, r.environment)] = r
+    out = []
+    for key, c in cost.items():
+        r = rate.get(key)
+        if r is None or r.value <= 0:
+            continue
+        out.append(
+            Reading(
+                service=c.service,
+                environment=c.environment,
+                metric=Metric.COST_PER_1K_PREDICTIONS,
+                value=c.value / (r.value * 3.6),
+                time=c.time,
+                window_seconds=r.window_seconds,
+            )
+        )
+    return out
+
+
+def _store(readings: Iterable[Reading], by_key: dict[tuple[str, str], LiveTarget]) -> int:
+    samples, latest = [], []
+    for r in readings:
+        item = by_key[(r.service, r.environment)]
+        ids = {
+            "service_id": item.release.service_id,
+            "environment_id": item.release.environment_id,
+            "release_id": item.release.pk,
+            "metric": r.metric,
+            "time": r.time,
+            "value": float(r.value),
+        }
+        samples.append(MetricSample(**ids))
+        latest.append(MetricLatest(**ids))
+    MetricSample.objects.bulk_create(samples, batch_size=WRITE_BATCH)
+    MetricLatest.objects.bulk_create(
+        latest,
+        batch_size=WRITE_BATCH,
+        update_conflicts=True,
+        unique_fields=["service", "environment", "metric"],
+        update_fields=["release", "time", "value"],
+    )
+    return len(samples)

@@ -1,0 +1,173 @@
+"""SLO judging: advance each live release's streaks with a poll's readings, breach after
+K bad polls in a row, recover after R good ones, and write the state, the events and their
+audit rows.
+
+Runs inside the poll's write transaction, so a cycle's samples and the judgements made on
+them commit together or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from apps.audit.services import audit_record
+from apps.metrics import conf
+from apps.metrics.catalog import SLO_METRICS
+from apps.metrics.models import SloEvent, SloEventKind, SloState
+from apps.metrics.selectors import LiveTarget
+from apps.metrics.services._batch import WRITE_BATCH
+from apps.metrics.sources import Reading
+
+METRICS_ACTOR = "metrics"
+
+
+def slo_judge(
+    *,
+    live: Sequence[LiveTarget],
+    readings: dict[tuple[str, str, str], Reading],
+    now: datetime,
+) -> tuple[list[SloEvent], dict[int, list[SloState]]]:
+    """Advance every target's SLO streaks with this cycle's readings; breach after K bad
+    polls in a row, recover after R good ones. Returns the events and, per release, the
+    SLOs currently in breach (what the guard looks at).
+
+    A poll without a reading for a metric (source down, no traffic) is no evidence either
+    way: the streak neither grows nor breaks. Streaks belong to the live release: when it
+    changes they start over, so one release is never judged on another's numbers; and a
+    reading whose window reaches back before the release went live is not judged at all.
+    The caller holds the transaction (the poll's write).
+    """
+    breach_after = int(conf.get("METRICS_SLO_BREACH_POLLS"))
+    recover_after = int(conf.get("METRICS_SLO_RECOVERY_POLLS"))
+    known = {(s.service_id, s.environment_id, s.metric): s for s in SloState.objects.all()}
+    states, events, breached = [], [], {}
+    for item in live:
+        release = item.release
+        for slo_key, metric in SLO_METRICS.items():
+            threshold = item.target.slo.get(slo_key)
+            key = (release.service_id, release.environment_id, metric)
+            state = known.get(key)
+            if state is None:
+                if threshold is None:
+                    continue
+                state = SloState(
+                    service_id=key[0], environment_id=key[1], metric=metric, release_id=release.pk
+                )
+            if state.release_id != release.pk or threshold is None:
+                _restart(state, release.pk)
+            state.threshold = threshold
+            reading = readings.get((item.target.service, item.target.environment, metric))
+            if threshold is not None and reading is not None and _judgeable(reading, release):
+                event = _advance(state, reading.value, now, breach_after, recover_after)
+                if event is not None:
+                    event.release = release
+                    events.append(event)
+            if state.in_breach:
+                breached.setdefault(release.pk, []).append(state)
+            state.pk = None  # written with an upsert below
+            states.append(state)
+            known.pop(key, None)
+    # Targets with nothing live any more: their judgements no longer describe anything.
+    for state in known.values():
+        if state.in_breach or state.last_evaluated_at is not None:
+            _restart(state, None)
+            state.pk = None
+            states.append(state)
+    SloState.objects.bulk_create(
+        states,
+        batch_size=WRITE_BATCH,
+        update_conflicts=True,
+        unique_fields=["service", "environment", "metric"],
+        update_fields=[
+            "release",
+            "threshold",
+            "last_value",
+            "last_evaluated_at",
+            "consecutive_bad",
+            "consecutive_good",
+            "streak_since",
+            "in_breach",
+            "breach_started_at",
+        ],
+    )
+    if events:
+        SloEvent.objects.bulk_create(events)
+        for event in events:
+            _audit_event(event)
+    return events, breached
+
+
+def _restart(state: SloState, release_id: int) -> None:
+    state.release_id = release_id
+    state.consecutive_bad = state.consecutive_good = 0
+    state.streak_since = None
+    state.in_breach = False
+    state.breach_started_at = None
+    state.last_value = None
+    state.last_evaluated_at = None
+
+
+def _judgeable(reading: Reading, release) -> bool:
+    if release.live_at is None:
+        return True
+    return reading.time - timedelta(seconds=reading.window_seconds) >= release.live_at
+
+
+def _advance(
+    state: SloState, value: float, now: datetime, breach_after: int, recover_after: int
+) -> SloEvent | None:
+    bad = value > state.threshold
+    was_bad = state.consecutive_bad > 0
+    state.last_value = value
+    state.last_evaluated_at = now
+    if bad:
+        state.consecutive_good = 0
+        state.consecutive_bad += 1
+        if not was_bad:
+            state.streak_since = now
+        if not state.in_breach and state.consecutive_bad >= breach_after:
+            state.in_breach = True
+            state.breach_started_at = state.streak_since
+            return _event(state, SloEventKind.BREACH, state.consecutive_bad, now)
+        return None
+    state.consecutive_bad = 0
+    if was_bad or state.consecutive_good == 0:
+        state.streak_since = now
+    state.consecutive_good += 1
+    if state.in_breach and state.consecutive_good >= recover_after:
+        state.in_breach = False
+        return _event(state, SloEventKind.RECOVERY, state.consecutive_good, now)
+    return None
+
+
+def _event(state: SloState, kind: str, polls: int, now: datetime) -> SloEvent:
+    return SloEvent(
+        service_id=state.service_id,
+        environment_id=state.environment_id,
+        metric=state.metric,
+        kind=kind,
+        value=state.last_value,
+        threshold=state.threshold,
+        polls=polls,
+        started_at=state.streak_since or now,
+        time=now,
+    )
+
+
+def _audit_event(event: SloEvent) -> None:
+    audit_record(
+        system_actor=METRICS_ACTOR,
+        action=f"slo.{event.kind}",
+        target_type="release",
+        target_id=event.release_id,
+        after={
+            "service_id": event.service_id,
+            "environment_id": event.environment_id,
+            "metric": event.metric,
+            "value": event.value,
+            "threshold": event.threshold,
+            "polls": event.polls,
+            "since": event.started_at.isoformat(),
+        },
+    )
