@@ -7,8 +7,6 @@ rename one (``apps.core.queue`` explains the check that catches a drift).
 
 from __future__ import annotations
 
-from functools import partial
-
 from django.db import transaction
 
 from apps.core.queue import declare, enqueue_now
@@ -27,9 +25,15 @@ def enqueue_set_alias_on_commit(alias_update_id: int) -> None:
     not turn it into an error or stop the other on-commit callbacks. Nothing is lost: the
     update carries ``next_attempt_at``, and the sweeper sends it when it falls due.
     """
-    transaction.on_commit(
-        partial(enqueue_now, SET_ALIAS, alias_update_id=alias_update_id), robust=True
-    )
+
+    # A named function, not functools.partial: Django 5.2 logs a robust callback's
+    # failure with ``func.__qualname__``, which a partial lacks, so the logging itself
+    # raised AttributeError into the caller (Django ticket #36487; the partial used here
+    # before made ``robust=True`` do nothing).
+    def send_set_alias() -> None:
+        enqueue_now(SET_ALIAS, alias_update_id=alias_update_id)
+
+    transaction.on_commit(send_set_alias, robust=True)
 
 
 def enqueue_set_alias_now(alias_update_id: int) -> None:
