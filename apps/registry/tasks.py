@@ -12,6 +12,7 @@ from django.conf import settings
 
 from apps.registry import selectors, services
 from apps.registry.client import RegistryClient
+from apps.registry.queue import enqueue_set_alias_now
 
 # The whole sync must end before the soft limit; the client stops calling MLflow when
 # its budget is spent, so a slow MLflow ends the sync cleanly instead of killing it.
@@ -63,5 +64,5 @@ def registry_retry_alias_updates() -> int:
     is lost with the broker. Duplicates are harmless (the service is idempotent)."""
     due = selectors.alias_updates_due()
     for alias_update_id in due:
-        registry_set_alias.delay(alias_update_id)
+        enqueue_set_alias_now(alias_update_id)
     return len(due)

@@ -331,10 +331,10 @@ def test_sync_by_a_user_is_audited_in_their_name(mlflow_store, alice):
 
 
 def test_forced_refresh_reads_details_of_the_newest_versions_only(mlflow_store, monkeypatch):
-    from apps.registry import services
+    from apps.registry.services import sync
 
     registry_sync(client=mlflow_store.registry_client())
-    monkeypatch.setattr(services, "FORCED_DETAILS_NEWEST", 2)
+    monkeypatch.setattr(sync, "FORCED_DETAILS_NEWEST", 2)
 
     client = mlflow_store.registry_client()
     registry_sync(client=client, model_names=["churn-model"], force=True)
