@@ -38,7 +38,21 @@ def enqueue_now(name: str, **kwargs: Any) -> None:
 
 
 def enqueue_on_commit(name: str, **kwargs: Any) -> None:
-    """Send the task when the current transaction commits (at once when none is open)."""
+    """Send the task when the current transaction commits (at once when none is open).
+
+    The send is registered ``robust``: a broker that is down at commit time must not turn
+    a committed state change into an error for the caller, nor stop later on-commit
+    callbacks. The work is not lost: every enqueued job has a periodic sweeper (the status
+    poll re-sends deploys, the alias sweeper re-sends alias updates) that finds it in the
+    database. The callback is a named function, not a ``partial``: Django 5.2 logs a
+    failing robust callback by ``__qualname__``, which a partial lacks (ticket #36487).
+    """
     if name not in _DECLARED:
         raise LookupError(f"task {name!r} is not declared in any app's queue module")
-    transaction.on_commit(lambda: enqueue_now(name, **kwargs))
+
+    def send_declared_task() -> None:
+        enqueue_now(name, **kwargs)
+
+    # Django names the callback in its log line when the send fails: make it say which task.
+    send_declared_task.__qualname__ = f"send of task {name}"
+    transaction.on_commit(send_declared_task, robust=True)

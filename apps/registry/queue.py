@@ -7,9 +7,7 @@ rename one (``apps.core.queue`` explains the check that catches a drift).
 
 from __future__ import annotations
 
-from django.db import transaction
-
-from apps.core.queue import declare, enqueue_now
+from apps.core.queue import declare, enqueue_now, enqueue_on_commit
 
 # Sent by Celery beat (controlplane settings), declared here so the name is checked too.
 SYNC = declare("registry.sync")
@@ -20,20 +18,12 @@ SET_ALIAS = declare("registry.set_alias")
 def enqueue_set_alias_on_commit(alias_update_id: int) -> None:
     """Send one attempt at an alias update once the transaction that wrote it commits.
 
-    Robust, unlike ``apps.core.queue.enqueue_on_commit``: the caller's transaction has
-    already committed (a release is live), so a broker that is down at that moment must
-    not turn it into an error or stop the other on-commit callbacks. Nothing is lost: the
-    update carries ``next_attempt_at``, and the sweeper sends it when it falls due.
+    Robust (``apps.core.queue.enqueue_on_commit``): the caller's transaction has already
+    committed (a release is live), so a broker that is down at that moment must not turn
+    it into an error. Nothing is lost: the update carries ``next_attempt_at``, and the
+    sweeper sends it when it falls due.
     """
-
-    # A named function, not functools.partial: Django 5.2 logs a robust callback's
-    # failure with ``func.__qualname__``, which a partial lacks, so the logging itself
-    # raised AttributeError into the caller (Django ticket #36487; the partial used here
-    # before made ``robust=True`` do nothing).
-    def send_set_alias() -> None:
-        enqueue_now(SET_ALIAS, alias_update_id=alias_update_id)
-
-    transaction.on_commit(send_set_alias, robust=True)
+    enqueue_on_commit(SET_ALIAS, alias_update_id=alias_update_id)
 
 
 def enqueue_set_alias_now(alias_update_id: int) -> None:

@@ -120,7 +120,7 @@ def test_a_broker_down_at_commit_fails_nothing_and_leaves_the_update_to_the_swee
     with caplog.at_level(logging.ERROR):
         update = assign(2)  # commits; the send after commit fails, and only logs
 
-    assert "send_set_alias" in caplog.text and "Connection refused" in caplog.text
+    assert "send of task registry.set_alias" in caplog.text and "Connection refused" in caplog.text
 
     update.refresh_from_db()
     assert update.state == AliasUpdateState.PENDING
