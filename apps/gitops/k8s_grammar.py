@@ -204,7 +204,7 @@ def annotation_problems(annotations: Mapping[str, str]) -> list[str]:
         if not isinstance(key, str):
             problems.append(f"annotation key {key!r} must be text")
             continue
-        problems += [f"annotation {p}" for p in qualified_name_problems(key.lower())]
+        problems += [f"annotation key {key!r}: {p}" for p in qualified_name_problems(key.lower())]
         total += len(key.encode("utf-8"))
         if isinstance(value, str):
             total += len(value.encode("utf-8"))

@@ -92,7 +92,12 @@ SECRET_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
         "a JSON web token",
         re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
     ),
-    ("a password in a URL", re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]+:[^/\s@]+@")),
+    # The scheme is bounded: unbounded, a long run of letters (a 256 KiB annotation) made
+    # this quadratic, minutes per file. A longer scheme still matches on its last 32.
+    (
+        "a password in a URL",
+        re.compile(r"[A-Za-z][A-Za-z0-9+.-]{0,31}://[^/\s:@]+:[^/\s@]+@"),
+    ),
 )
 
 
@@ -235,9 +240,9 @@ def _api_server_problems(doc: dict) -> list[str]:
 def _label_problems(path: str, labels: dict) -> list[str]:
     problems = []
     for key, value in labels.items():
-        problems += [f"{path}: label key {p}." for p in qualified_name_problems(key)]
+        problems += [f"{path}: label key {key!r}: {p}." for p in qualified_name_problems(key)]
         if isinstance(value, str):
-            problems += [f"{path}.{key}: label {p}." for p in label_value_problems(value)]
+            problems += [f"{path}.{key}: label value: {p}." for p in label_value_problems(value)]
     return problems
 
 
