@@ -225,7 +225,7 @@ def _api_server_problems(doc: dict) -> list[str]:
             problems += _label_problems(path, selector)
     for path, block in _resource_blocks(doc):
         problems += _resources_problems(path, block)
-    memory = (doc.get("spec") or {}).get("memory") if doc.get("kind") == "Model" else None
+    memory = _dict(doc.get("spec")).get("memory") if doc.get("kind") == "Model" else None
     if memory is not None:  # Seldon's model memory request
         problems += _quantity_problems("spec.memory", memory)
     for path, uri in _storage_uris(doc):
@@ -235,6 +235,12 @@ def _api_server_problems(doc: dict) -> list[str]:
             except ValueError as exc:
                 problems.append(f"{path}: {exc}.")
     return problems
+
+
+def _dict(value: Any) -> dict:
+    """``value`` if it is a mapping, else an empty one: a wrong type is the schema's to
+    report, not a crash here."""
+    return value if isinstance(value, dict) else {}
 
 
 def _label_problems(path: str, labels: dict) -> list[str]:
@@ -254,7 +260,7 @@ def _metadata_blocks(doc: dict) -> Iterator[tuple[str, Any, Any]]:
     ``labels``/``annotations`` onto its pods. KEDA's ``triggers[].metadata`` is scaler
     settings, not object metadata, so only these known places are looked at.
     """
-    spec = doc.get("spec") if isinstance(doc.get("spec"), dict) else {}
+    spec = _dict(doc.get("spec"))
     places: list[tuple[str, Any]] = [("metadata", doc.get("metadata"))]
     template = spec.get("template")
     if isinstance(template, dict):
@@ -262,7 +268,7 @@ def _metadata_blocks(doc: dict) -> Iterator[tuple[str, Any, Any]]:
     job = spec.get("jobTemplate")
     if isinstance(job, dict):
         places.append(("spec.jobTemplate.metadata", job.get("metadata")))
-        job_template = (job.get("spec") or {}).get("template")
+        job_template = _dict(job.get("spec")).get("template")
         if isinstance(job_template, dict):
             places.append(("spec.jobTemplate.spec.template.metadata", job_template.get("metadata")))
     if doc.get("kind") == "InferenceService" and isinstance(spec.get("predictor"), dict):
@@ -274,7 +280,7 @@ def _metadata_blocks(doc: dict) -> Iterator[tuple[str, Any, Any]]:
 
 def _selectors(doc: dict) -> Iterator[tuple[str, Any]]:
     """Label selectors: a Service's plain map, everyone else's ``matchLabels``."""
-    spec = doc.get("spec") if isinstance(doc.get("spec"), dict) else {}
+    spec = _dict(doc.get("spec"))
     selector = spec.get("selector")
     if doc.get("kind") == "Service":
         yield "spec.selector", selector
@@ -360,7 +366,7 @@ def _resources_problems(path: str, resources: dict) -> list[str]:
 
 
 def _storage_uris(doc: dict) -> Iterator[tuple[str, Any]]:
-    spec = doc.get("spec") if isinstance(doc.get("spec"), dict) else {}
+    spec = _dict(doc.get("spec"))
     if doc.get("kind") == "Model":
         yield "spec.storageUri", spec.get("storageUri")
     predictor = spec.get("predictor")
