@@ -392,3 +392,34 @@ def test_a_long_value_is_scanned_in_linear_time():
     started = time.monotonic()
     validate_manifests(files, require_image_digest=False)
     assert time.monotonic() - started < 20
+
+
+def test_custom_resource_quantities_are_int_or_string_like_the_official_crds():
+    def set_cpu(value):
+        return lambda d: d["spec"]["predictor"]["model"]["resources"]["requests"].update(cpu=value)
+
+    files = edit(rendered_files(Runtime.KSERVE_SKLEARN), "inferenceservice.yaml", set_cpu(2))
+    files = edit(
+        files,
+        "inferenceservice.yaml",
+        lambda d: d["spec"]["predictor"]["model"]["resources"]["limits"].update(cpu="4"),
+    )
+    validate_manifests(files, require_image_digest=False)
+    # x-kubernetes-int-or-string: a JSON float is neither.
+    files = edit(rendered_files(Runtime.KSERVE_SKLEARN), "inferenceservice.yaml", set_cpu(0.5))
+    assert any("resources.requests.cpu" in p for p in problems(files))
+
+
+@pytest.mark.parametrize(
+    "threshold, ok", [("100", True), ("+7", True), ("0", False), ("-1", False)]
+)
+def test_kafka_lag_threshold_is_a_positive_integer_as_keda_requires(threshold, ok):
+    files = edit(
+        rendered_files(Runtime.STREAMING),
+        "scaledobject.yaml",
+        lambda d: d["spec"]["triggers"][0]["metadata"].update(lagThreshold=threshold),
+    )
+    if ok:
+        validate_manifests(files, require_image_digest=False)
+    else:
+        assert any("lagThreshold" in p for p in problems(files))
