@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from apps.gitops.errors import GitOpsError
+from apps.gitops.k8s_grammar import parse_quantity
 from apps.gitops.names import (
     DNS1123_SUBDOMAIN,
     ENV_VAR_NAME,
@@ -91,8 +92,6 @@ _IMAGE = re.compile(
     r"(?:@(?P<digest>sha256:[a-f0-9]{64}))?"
 )
 IMAGE_DIGEST = re.compile(r"@sha256:[a-f0-9]{64}\Z")
-_CPU = re.compile(r"(?:[0-9]+m|[0-9]+(?:\.[0-9]{1,3})?)")
-_MEMORY = re.compile(r"[0-9]+(?:\.[0-9]+)?(?:Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?")
 _HTTP_PATH = re.compile(r"/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*")
 # A path that no sane probe needs and that would let ".." games reach the server.
 _STORAGE_SCHEMES = ("s3://", "gs://", "pvc://", "https://", "hf://", "oci://")
@@ -523,44 +522,53 @@ def _parse_resources(errors: _Errors, value: Any) -> Resources | None:
     cpu_hint = "Write CPU as cores ('1', '0.5') or millicores ('500m')."
     mem_hint = "Write memory with a unit, e.g. '512Mi' or '2Gi'."
     if "cpu" in spec:
-        out["cpu"] = _string(
-            errors, "resources.cpu", _quantity(spec["cpu"]), pattern=_CPU, hint=cpu_hint
-        )
+        out["cpu"] = _parse_quantity(errors, "resources.cpu", spec["cpu"], hint=cpu_hint)
     if "memory" in spec:
-        out["memory"] = _string(
-            errors, "resources.memory", _quantity(spec["memory"]), pattern=_MEMORY, hint=mem_hint
-        )
+        out["memory"] = _parse_quantity(errors, "resources.memory", spec["memory"], hint=mem_hint)
     if "gpu" in spec:
         out["gpu"] = _integer(errors, "resources.gpu", spec["gpu"], minimum=0, maximum=16)
     if "limits" in spec:
         limits = _mapping(errors, "resources.limits", spec["limits"], {"cpu", "memory"})
         if limits is not None:
             if "cpu" in limits:
-                out["cpu_limit"] = _string(
-                    errors,
-                    "resources.limits.cpu",
-                    _quantity(limits["cpu"]),
-                    pattern=_CPU,
-                    hint=cpu_hint,
+                out["cpu_limit"] = _parse_quantity(
+                    errors, "resources.limits.cpu", limits["cpu"], hint=cpu_hint
                 )
             if "memory" in limits:
-                out["memory_limit"] = _string(
-                    errors,
-                    "resources.limits.memory",
-                    _quantity(limits["memory"]),
-                    pattern=_MEMORY,
-                    hint=mem_hint,
+                out["memory_limit"] = _parse_quantity(
+                    errors, "resources.limits.memory", limits["memory"], hint=mem_hint
                 )
     if any(v is None for v in out.values()):
         return None
     return Resources(**out)
 
 
-def _quantity(value: Any) -> Any:
-    # Quantities are strings in Kubernetes; accept a bare number for convenience.
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return format(value, "g")
-    return value
+def _parse_quantity(errors: _Errors, path: str, value: Any, *, hint: str) -> str | None:
+    """A CPU or memory amount in the Kubernetes quantity grammar, above zero.
+
+    The grammar is the API server's (``k8s_grammar.parse_quantity``: '500m', '0.5',
+    '1e9', '1Gi', '100u' are all fine); zero or less is refused because a zero request
+    schedules a pod that is then starved or OOM-killed, and a negative one is refused by
+    the API server anyway.
+    """
+    # Quantities are strings in Kubernetes; accept a bare number for convenience (repr,
+    # not format "g": 12345678 must not become '1.23457e+07').
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    elif isinstance(value, float):
+        value = repr(value)
+    text = _string(errors, path, value, max_length=64, hint=hint)
+    if text is None:
+        return None
+    try:
+        amount = parse_quantity(text)
+    except ValueError as exc:
+        errors.add(path, f"{exc}. {hint}")
+        return None
+    if amount <= 0:
+        errors.add(path, f"{text!r} is not above zero; give the container a real amount. {hint}")
+        return None
+    return text
 
 
 def _parse_probes(errors: _Errors, value: Any, default: Probes) -> Probes | None:

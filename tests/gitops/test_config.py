@@ -203,3 +203,54 @@ def test_unknown_runtime():
     with pytest.raises(ConfigError) as caught:
         parse_serving_config("tensorflow-lite", {})
     assert "runtime" in caught.value.errors
+
+
+@pytest.mark.parametrize(
+    "amount, written",
+    [
+        ("500n", "500n"),
+        ("1e9", "1e9"),
+        ("1Ei", "1Ei"),
+        ("100u", "100u"),
+        ("1.5", "1.5"),
+        ("+1", "+1"),
+        ("0.5Gi", "0.5Gi"),
+        (".5", ".5"),
+        ("250m", "250m"),
+        (2, "2"),
+        (0.5, "0.5"),
+        (12345678, "12345678"),  # every digit kept, not '1.23457e+07'
+    ],
+)
+def test_every_kubernetes_quantity_is_accepted_as_written(amount, written):
+    config = parse_serving_config(
+        Runtime.CUSTOM,
+        {
+            "image": IMAGE,
+            "resources": {"cpu": amount, "memory": amount, "limits": {"memory": amount}},
+        },
+    )
+    assert config.resources.requests()["cpu"] == written
+    assert config.resources.limits()["memory"] == written
+
+
+@pytest.mark.parametrize("amount", ["0", "0m", "0Gi", "-1", "-500m", 0, 0.0, "0.0e5"])
+def test_zero_or_negative_cpu_and_memory_are_refused(amount):
+    errors = errors_of(
+        Runtime.KSERVE_SKLEARN,
+        {"resources": {"cpu": amount, "memory": amount, "limits": {"cpu": amount}}},
+    )
+    for path in ("resources.cpu", "resources.memory", "resources.limits.cpu"):
+        assert "not above zero" in errors[path]
+
+
+@pytest.mark.parametrize("amount", ["1.5.5", "Mi", "1MiB", "--1", "1e1.5", "1K", "lots", True])
+def test_malformed_quantities_are_refused_with_the_field_path(amount):
+    errors = errors_of(
+        Runtime.CUSTOM,
+        {"image": IMAGE, "resources": {"cpu": amount, "limits": {"memory": amount}}},
+    )
+    assert "Write CPU as cores" in errors["resources.cpu"]
+    assert "Write memory with a unit" in errors["resources.limits.memory"]
+    if isinstance(amount, str):
+        assert "not a Kubernetes quantity" in errors["resources.cpu"]

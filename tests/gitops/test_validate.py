@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import time
 
 import pytest
 import yaml
@@ -179,3 +180,246 @@ def test_every_problem_is_listed_together():
     files["secret.yaml"] = dump({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}})
     found = problems(files, require_image_digest=True)
     assert len(found) >= 3
+
+
+# --- what the API server checks beyond the schemas ---------------------------------------
+def test_a_bad_label_key_is_refused_naming_the_object_and_field():
+    files = edit(
+        rendered_files(),
+        "deployment.yaml",
+        lambda d: d["metadata"]["labels"].update({"a/b/c": "x"}),
+    )
+    assert any(
+        p.startswith("deployment.yaml: Deployment metadata.labels: label key 'a/b/c'")
+        for p in problems(files)
+    )
+
+
+def test_pod_template_and_selector_labels_are_checked_too():
+    files = edit(
+        rendered_files(),
+        "deployment.yaml",
+        lambda d: d["spec"]["template"]["metadata"]["labels"].update({"team": "x" * 64}),
+    )
+    assert any(
+        "Deployment spec.template.metadata.labels.team: label value: the value is 64" in p
+        for p in problems(files)
+    )
+    files = edit(
+        rendered_files(), "service.yaml", lambda d: d["spec"]["selector"].update({"Bad.io/x": "y"})
+    )
+    assert any(
+        "service.yaml: Service spec.selector: label key 'Bad.io/x'" in p for p in problems(files)
+    )
+    files = edit(
+        rendered_files(Runtime.BATCH),
+        "cronjob.yaml",
+        lambda d: d["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"].update(
+            {"-x": "y"}
+        ),
+    )
+    assert any(
+        "CronJob spec.jobTemplate.spec.template.metadata.labels: label key '-x'" in p
+        for p in problems(files)
+    )
+
+
+def test_kserve_predictor_labels_reach_pods_so_they_are_checked():
+    files = edit(
+        rendered_files(Runtime.KSERVE_SKLEARN),
+        "inferenceservice.yaml",
+        lambda d: d["spec"]["predictor"]["labels"].update({"x/y/z": "1"}),
+    )
+    assert any(
+        "inferenceservice.yaml: InferenceService spec.predictor.labels: label key 'x/y/z'" in p
+        for p in problems(files)
+    )
+
+
+def test_oversize_annotations_are_refused_naming_the_object():
+    big = "x" * (256 * 1024)
+    files = edit(
+        rendered_files(Runtime.KSERVE_SKLEARN),
+        "inferenceservice.yaml",
+        lambda d: d["metadata"]["annotations"].update({"note": big}),
+    )
+    assert any(
+        p.startswith(
+            "inferenceservice.yaml: InferenceService metadata.annotations: annotations take"
+        )
+        and "at most 262144" in p
+        for p in problems(files)
+    )
+
+
+def test_annotation_keys_are_checked_but_capitals_are_fine():
+    files = edit(
+        rendered_files(),
+        "pdb.yaml",
+        lambda d: d["metadata"]["annotations"].update({"Example.COM/Note": "fine"}),
+    )
+    validate_manifests(files, require_image_digest=False)
+    files = edit(
+        rendered_files(),
+        "pdb.yaml",
+        lambda d: d["metadata"]["annotations"].update({"only/one/slash": "no"}),
+    )
+    assert any(
+        "pdb.yaml: PodDisruptionBudget metadata.annotations: annotation key 'only/one/slash'" in p
+        for p in problems(files)
+    )
+
+
+def _set_requests(**amounts):
+    def change(doc):
+        doc["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"].update(amounts)
+
+    return change
+
+
+CONTAINER = "Deployment spec.template.spec.containers[0].resources"
+
+
+@pytest.mark.parametrize("bad", ["1.5.5", "Mi", "1MiB", "--1", "1e1.5"])
+def test_a_bad_quantity_in_a_core_kind_is_refused_naming_the_field(bad):
+    # kubernetes-validate's schema takes any string for a Quantity; the grammar does not.
+    files = edit(rendered_files(), "deployment.yaml", _set_requests(cpu=bad))
+    assert any(
+        p.startswith(f"deployment.yaml: {CONTAINER}.requests.cpu: {bad!r} is not a Kubernetes")
+        for p in problems(files)
+    )
+
+
+def test_negative_quantities_and_requests_above_limits_are_refused():
+    files = edit(rendered_files(), "deployment.yaml", _set_requests(cpu="-1"))
+    assert (
+        f"deployment.yaml: {CONTAINER}.requests.cpu: '-1' must be greater than or equal to 0."
+        in (problems(files))
+    )
+    files = edit(rendered_files(), "deployment.yaml", _set_requests(memory="3Gi"))
+    found = problems(files)  # the rendered limit is the 512Mi default
+    assert any(f"{CONTAINER}.requests.memory: must be less than or equal to" in p for p in found)
+
+
+def test_extended_resources_are_whole_and_requested_as_limited():
+    files = edit(rendered_files(), "deployment.yaml", _set_requests(**{"nvidia.com/gpu": "0.5"}))
+    found = problems(files)
+    assert any(
+        f"{CONTAINER}.requests.nvidia.com/gpu: '0.5' must be an integer." in p for p in found
+    )
+    assert any("a limit must be set for nvidia.com/gpu" in p for p in found)
+
+
+def test_unusual_but_valid_quantities_pass():
+    files = edit(
+        rendered_files(),
+        "deployment.yaml",
+        _set_requests(cpu="500n", memory="0.25Gi", **{"example.com/foo": "1e3"}),
+    )
+    files = edit(
+        files,
+        "deployment.yaml",
+        lambda d: d["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"].update(
+            {"memory": "1Ei", "example.com/foo": 1000}
+        ),
+    )
+    validate_manifests(files, require_image_digest=False)
+
+
+def test_custom_resource_quantities_are_checked_with_the_crd_pattern_and_the_parser():
+    files = edit(
+        rendered_files(Runtime.KSERVE_SKLEARN),
+        "inferenceservice.yaml",
+        lambda d: d["spec"]["predictor"]["model"]["resources"]["requests"].update(cpu="1e1.5"),
+    )
+    found = problems(files)
+    # The CRD pattern lets a fractional exponent through; the server's parser does not.
+    assert any(
+        "InferenceService spec.predictor.model.resources.requests.cpu: '1e1.5' is not" in p
+        for p in found
+    )
+    files = edit(
+        rendered_files(Runtime.SELDON), "model.yaml", lambda d: d["spec"].update(memory="1MiB")
+    )
+    assert any(p.startswith("model.yaml: Model spec.memory: '1MiB'") for p in problems(files))
+    files = edit(
+        rendered_files(Runtime.SELDON), "model.yaml", lambda d: d["spec"].update(memory="100u")
+    )
+    validate_manifests(files, require_image_digest=False)
+
+
+DIGEST = "sha256:" + "0123456789abcdef" * 4
+
+
+@pytest.mark.parametrize("runtime", [Runtime.KSERVE_SKLEARN, Runtime.SELDON])
+def test_digest_pinned_oci_model_uris_render_and_validate(runtime):
+    uri = f"oci://registry.example.com/ml/churn@{DIGEST}"
+    rendered = render(make_request(runtime, config={"storage_uri": uri}))
+    assert uri in "".join(rendered.files.values())
+
+
+def test_a_malformed_oci_digest_is_refused_naming_the_field():
+    uri = "oci://registry.example.com/ml/churn@sha256:" + "A" * 64
+    files = edit(
+        rendered_files(Runtime.KSERVE_SKLEARN),
+        "inferenceservice.yaml",
+        lambda d: d["spec"]["predictor"]["model"].update(storageUri=uri),
+    )
+    assert any(
+        "InferenceService spec.predictor.model.storageUri: a sha256 digest is written in lowercase"
+        in p
+        for p in problems(files)
+    )
+    files = edit(
+        rendered_files(Runtime.SELDON),
+        "model.yaml",
+        lambda d: d["spec"].update(storageUri="oci://r.io/m@sha256:" + "a" * 63),
+    )
+    assert any("Model spec.storageUri: a sha256 digest has 64" in p for p in problems(files))
+
+
+def test_a_long_value_is_scanned_in_linear_time():
+    # The URL-password pattern once took ~2 minutes on a 256 KiB run of letters and
+    # would take far longer on a 1 MiB file: quadratic. Linear, this is well under a
+    # second; the bound leaves room for a loaded machine.
+    files = edit(
+        rendered_files(),
+        "deployment.yaml",
+        lambda d: d["spec"]["template"]["spec"]["containers"][0]["env"].append(
+            {"name": "NOTE", "value": "x" * (512 * 1024)}
+        ),
+    )
+    started = time.monotonic()
+    validate_manifests(files, require_image_digest=False)
+    assert time.monotonic() - started < 20
+
+
+def test_custom_resource_quantities_are_int_or_string_like_the_official_crds():
+    def set_cpu(value):
+        return lambda d: d["spec"]["predictor"]["model"]["resources"]["requests"].update(cpu=value)
+
+    files = edit(rendered_files(Runtime.KSERVE_SKLEARN), "inferenceservice.yaml", set_cpu(2))
+    files = edit(
+        files,
+        "inferenceservice.yaml",
+        lambda d: d["spec"]["predictor"]["model"]["resources"]["limits"].update(cpu="4"),
+    )
+    validate_manifests(files, require_image_digest=False)
+    # x-kubernetes-int-or-string: a JSON float is neither.
+    files = edit(rendered_files(Runtime.KSERVE_SKLEARN), "inferenceservice.yaml", set_cpu(0.5))
+    assert any("resources.requests.cpu" in p for p in problems(files))
+
+
+@pytest.mark.parametrize(
+    "threshold, ok", [("100", True), ("+7", True), ("0", False), ("-1", False)]
+)
+def test_kafka_lag_threshold_is_a_positive_integer_as_keda_requires(threshold, ok):
+    files = edit(
+        rendered_files(Runtime.STREAMING),
+        "scaledobject.yaml",
+        lambda d: d["spec"]["triggers"][0]["metadata"].update(lagThreshold=threshold),
+    )
+    if ok:
+        validate_manifests(files, require_image_digest=False)
+    else:
+        assert any("lagThreshold" in p for p in problems(files))
