@@ -6,7 +6,8 @@ prometheus_client's global one, so no library's metrics leak in by import):
 - **Request counters and latency**, recorded by ``PrometheusMiddleware`` per view name
   (the URL pattern's name, so ``/releases/123`` and ``/releases/456`` are one series),
   method and status.
-- **State gauges computed at scrape time from the database**: releases by environment and
+- **State gauges computed at scrape time from the database**, by the collectors each app
+  registers from its ``ops.py`` (apps/core/ops.py): releases by environment and
   state, releases waiting for approval, the deploy queue (approved, not yet deploying) and
   the age of its oldest entry, the age of the last good MLflow registry sync, and each
   metric source's staleness. Being read from the database, they are the same whichever
@@ -32,7 +33,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-import math
 import os
 import time
 from collections.abc import Iterator
@@ -46,9 +46,11 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, multiproces
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 
+from apps.core.ops import METRICS_PREFIX, metrics_collectors
+
 logger = logging.getLogger("controlplane.prometheus")
 
-PREFIX = "slipway_controlplane"
+PREFIX = METRICS_PREFIX
 MULTIPROCESS_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
 if MULTIPROCESS_DIR:
     # prometheus_client writes its per-process files here as soon as a metric exists.
@@ -113,9 +115,10 @@ def _view_name(request) -> str:
 
 
 class StateCollector:
-    """Reads Slipway's state from the database on every scrape (a few small aggregate
-    queries). A part that fails is reported by ``..._state_collect_ok{part}`` = 0 and
-    logged; the other parts are still exposed."""
+    """Runs every collector the apps registered (apps/core/ops.py: releases, registry,
+    metric sources), which read Slipway's state from the database on every scrape (a few
+    small aggregate queries). A part that fails is reported by
+    ``..._state_collect_ok{part}`` = 0 and logged; the other parts are still exposed."""
 
     def collect(self) -> Iterator[Metric]:
         ok = GaugeMetricFamily(
@@ -124,11 +127,7 @@ class StateCollector:
             labels=["part"],
         )
         database_down = False
-        for part, reader in (
-            ("releases", _release_metrics),
-            ("registry", _registry_metrics),
-            ("metrics_sources", _source_metrics),
-        ):
+        for part, reader in metrics_collectors().items():
             if database_down:
                 # Each attempt would wait for the connect timeout again; the scrape
                 # must answer within Prometheus's scrape timeout.
@@ -144,104 +143,6 @@ class StateCollector:
             ok.add_metric([part], 1)
             yield from families
         yield ok
-
-
-def _release_metrics() -> Iterator[Metric]:
-    from django.db.models import Count, Min
-    from django.utils import timezone
-
-    from apps.releases.models import Environment, Release, ReleaseState
-
-    now = timezone.now()
-    environments = list(Environment.objects.order_by("name").values_list("name", flat=True))
-    counts = {
-        (row["environment__name"], row["state"]): row["n"]
-        for row in Release.objects.values("environment__name", "state").annotate(n=Count("id"))
-    }
-    releases = GaugeMetricFamily(
-        f"{PREFIX}_releases",
-        "Releases by environment and state.",
-        labels=["environment", "state"],
-    )
-    pending = GaugeMetricFamily(
-        f"{PREFIX}_approvals_pending",
-        "Releases waiting for approval, by environment.",
-        labels=["environment"],
-    )
-    queue = GaugeMetricFamily(
-        f"{PREFIX}_deploy_queue_depth",
-        "Approved releases not yet being deployed, by environment.",
-        labels=["environment"],
-    )
-    for env in environments:
-        for state in ReleaseState.values:
-            releases.add_metric([env, state], counts.get((env, state), 0))
-        pending.add_metric([env], counts.get((env, ReleaseState.PENDING_APPROVAL), 0))
-        queue.add_metric([env], counts.get((env, ReleaseState.APPROVED), 0))
-    oldest = Release.objects.filter(state=ReleaseState.APPROVED).aggregate(
-        oldest=Min("approved_at")
-    )["oldest"]
-    oldest_age = GaugeMetricFamily(
-        f"{PREFIX}_deploy_queue_oldest_age_seconds",
-        "How long the oldest approved release has waited to be deployed; 0 when none waits.",
-        value=max(0.0, (now - oldest).total_seconds()) if oldest else 0.0,
-    )
-    yield from (releases, pending, queue, oldest_age)
-
-
-def _registry_metrics() -> Iterator[Metric]:
-    from django.utils import timezone
-
-    from apps.registry.selectors import sync_status
-
-    status = sync_status()
-    age = (
-        (timezone.now() - status.last_success_at).total_seconds()
-        if status.last_success_at
-        else math.inf  # never synced: infinitely stale, so "age > X" alerts fire
-    )
-    yield GaugeMetricFamily(
-        f"{PREFIX}_registry_last_sync_age_seconds",
-        "Seconds since the last good sync of the MLflow registry mirror (+Inf: never).",
-        value=age,
-    )
-    yield GaugeMetricFamily(
-        f"{PREFIX}_registry_sync_stale",
-        "1 when the registry mirror is stale (never read, failing, or older than three "
-        "sync intervals), as the pages show it.",
-        value=1.0 if status.is_stale else 0.0,
-    )
-
-
-def _source_metrics() -> Iterator[Metric]:
-    from django.utils import timezone
-
-    from apps.metrics.selectors import source_health
-
-    now = timezone.now()
-    stale = GaugeMetricFamily(
-        f"{PREFIX}_metrics_source_stale",
-        "1 when a metric source's figures are stale (failing, never read, or too old).",
-        labels=["source"],
-    )
-    age = GaugeMetricFamily(
-        f"{PREFIX}_metrics_source_last_success_age_seconds",
-        "Seconds since a metric source last answered (+Inf: never).",
-        labels=["source"],
-    )
-    failures = GaugeMetricFamily(
-        f"{PREFIX}_metrics_source_consecutive_failures",
-        "Polls of a metric source that failed in a row.",
-        labels=["source"],
-    )
-    for status in source_health(now=now):
-        stale.add_metric([status.source], 1.0 if status.is_stale else 0.0)
-        age.add_metric(
-            [status.source],
-            (now - status.last_success_at).total_seconds() if status.last_success_at else math.inf,
-        )
-        failures.add_metric([status.source], status.consecutive_failures)
-    yield from (stale, age, failures)
 
 
 class _RequestMetrics:

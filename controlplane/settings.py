@@ -62,7 +62,7 @@ MIDDLEWARE = [
     "apps.core.request_id.RequestIdMiddleware",
     "apps.core.middleware.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "controlplane.security.ContentSecurityPolicyMiddleware",
+    "apps.core.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -87,7 +87,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "apps.accounts.context_processors.roles",
                 "apps.releases.context_processors.navigation",
-                "controlplane.context_processors.deployment",
+                "apps.core.context_processors.deployment",
             ],
         },
     },
@@ -174,9 +174,9 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "controlplane.api.StrictLimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "apps.core.api.StrictLimitOffsetPagination",
     "PAGE_SIZE": 50,
-    "EXCEPTION_HANDLER": "controlplane.api.exception_handler",
+    "EXCEPTION_HANDLER": "apps.core.api.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
 }
@@ -198,8 +198,8 @@ CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     for sub in ("queue", "processed", "control"):
         (_broker_dir / sub).mkdir(parents=True, exist_ok=True)
-    # kombu's transport with atomic message files (why: controlplane/broker_filesystem.py).
-    CELERY_BROKER_TRANSPORT = "controlplane.broker_filesystem:Transport"
+    # kombu's transport with atomic message files (why: apps/core/broker_filesystem.py).
+    CELERY_BROKER_TRANSPORT = "apps.core.broker_filesystem:Transport"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "control_folder": str(_broker_dir / "control"),
         "data_folder_in": str(_broker_dir / "queue"),
@@ -360,7 +360,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "filters": {"request_id": {"()": "apps.core.request_id.RequestIdLogFilter"}},
     "formatters": {
-        "json": {"()": "controlplane.logging.JsonFormatter"},
+        "json": {"()": "apps.core.logging.JsonFormatter"},
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
     },
     "handlers": {

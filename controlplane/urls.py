@@ -25,4 +25,4 @@ urlpatterns = [
     ),
 ]
 
-handler404 = "controlplane.api.not_found"
+handler404 = "apps.core.api.not_found"

@@ -1,7 +1,7 @@
 """Domain errors raised by service functions, shared by every app.
 
 Views and API views translate them: forms show the message, the API answers with the
-matching status code (controlplane.api.exception_handler). Messages are sentences a
+matching status code (apps.core.api.exception_handler). Messages are sentences a
 person can act on: what is wrong and what to do instead.
 """
 

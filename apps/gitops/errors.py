@@ -2,7 +2,7 @@
 
 Every error is a ``GitOpsError``, so a caller can catch the family. Messages are meant
 for people (the release page shows them) and never contain credentials: anything that
-carries a URL or git output passes through ``apps.gitops.redact`` first.
+carries a URL or git output passes through ``apps.core.redact`` first.
 """
 
 from __future__ import annotations

@@ -32,13 +32,14 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
 from apps.core.backoff import backoff_delay
 from apps.core.failpoints import failpoint
+from apps.core.redact import Redactor, redact_url
 from apps.gitops.errors import (
     GitCommandError,
     GitOpsError,
@@ -51,7 +52,6 @@ from apps.gitops.errors import (
 from apps.gitops.locks import file_lock, local_lock, repository_lock
 from apps.gitops.names import is_plain
 from apps.gitops.paths import check_file_name, release_folder, resolve_inside
-from apps.gitops.redact import Redactor, redact_url
 
 logger = logging.getLogger("apps.gitops.git")
 
@@ -152,6 +152,15 @@ class CommitOutcome:
     sha: str
     created: bool  # False: a commit with this Release-Id was already on the remote
     push_attempts: int  # pushes made by this call (0 when the commit already existed)
+
+
+@dataclass(frozen=True)
+class RemoteProbe:
+    """What ``GitWriter.ls_remote`` saw: git's exit status (0: the branch exists, 2: the
+    remote answered but has no such branch) and its redacted stderr."""
+
+    returncode: int
+    stderr: str
 
 
 @dataclass(frozen=True)
@@ -320,6 +329,25 @@ class GitWriter:
             f"{redact_url(self.remote.url)} rejected the push {attempts} times; last reason: "
             f"{rejection}"
         )
+
+    def ls_remote(self, *, timeout: float | None = None) -> RemoteProbe:
+        """``git ls-remote`` of the branch: is the remote reachable with these credentials,
+        and does the branch exist? For readiness probes, which must not touch the lock or
+        the working clone: it runs from "/", so a process that never cloned (web) can ask.
+        Raises GitRemoteUnavailable on timeout (message redacted)."""
+        probe = GitWriter(replace(self.remote, workdir=Path("/")), lock=self._lock)
+        result = probe._git(
+            "ls-remote",
+            "--heads",
+            "--exit-code",
+            "--",
+            self.remote.url,
+            f"refs/heads/{self.remote.branch}",
+            check=False,
+            remote=True,
+            timeout=timeout,
+        )
+        return RemoteProbe(returncode=result.returncode, stderr=result.stderr)
 
     def is_ancestor(self, commit: str, descendant: str) -> bool:
         """True when ``commit`` is ``descendant`` or one of its ancestors.

@@ -87,7 +87,7 @@ def test_request_metrics_middleware_is_first():
 
 
 def test_content_security_policy_middleware_is_installed():
-    assert "controlplane.security.ContentSecurityPolicyMiddleware" in settings.MIDDLEWARE
+    assert "apps.core.security.ContentSecurityPolicyMiddleware" in settings.MIDDLEWARE
 
 
 @pytest.mark.parametrize(

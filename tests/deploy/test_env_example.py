@@ -1,9 +1,10 @@
 """.env.example documents every environment variable Slipway reads, and nothing else.
 
 "Reads" means: controlplane/settings.py (``env_str("NAME"...)`` and friends), the
-settings the deploy modules look up (controlplane/readiness.py, prometheus.py,
-security.py), the metrics settings apps/metrics/conf.py proposes, the gunicorn config,
-and the variables docker-compose.yml interpolates. A variable added to settings.py
+settings the ops modules look up (controlplane/readiness.py and prometheus.py,
+apps/core/security.py and probes.py, apps/gitops/ops.py), the metrics settings
+apps/metrics/conf.py proposes, the gunicorn config, and the variables docker-compose.yml
+interpolates. A variable added to settings.py
 without a line here fails this test, which keeps the configuration table honest.
 """
 
@@ -57,8 +58,14 @@ def settings_variables() -> set[str]:
 
 def deploy_module_settings() -> set[str]:
     names = set()
-    for module in ("readiness.py", "prometheus.py", "security.py"):
-        text = (ROOT / "controlplane" / module).read_text()
+    for module in (
+        "controlplane/readiness.py",
+        "controlplane/prometheus.py",
+        "apps/core/security.py",
+        "apps/core/probes.py",
+        "apps/gitops/ops.py",
+    ):
+        text = (ROOT / module).read_text()
         names |= set(re.findall(r'getattr\(settings, "([A-Z][A-Z0-9_]*)"', text))
     return names - {"CELERY_BROKER_TRANSPORT_OPTIONS", "CELERY_BROKER_USE_SSL", "CSP_POLICY"}
 

@@ -543,3 +543,23 @@ def test_is_ancestor(gitops_remote, make_git_writer):
     assert not writer.is_ancestor(ours, "0" * 40)
     with pytest.raises(GitOpsError):
         writer.is_ancestor("--help", ours)
+
+
+# --- ls_remote: the readiness probe's question, asked without a working clone ---------------
+
+
+def test_ls_remote_finds_the_branch_without_cloning(gitops_remote, make_git_writer):
+    writer = make_git_writer(gitops_remote.url)
+    probe = writer.ls_remote(timeout=10)
+    assert probe.returncode == 0
+    assert not writer.remote.workdir.exists(), "ls_remote must not create the working clone"
+
+
+def test_ls_remote_on_an_empty_remote_says_the_branch_is_missing(empty_remote, make_git_writer):
+    assert make_git_writer(empty_remote.url).ls_remote(timeout=10).returncode == 2
+
+
+def test_ls_remote_on_a_missing_remote_fails_with_gits_reason(tmp_path, make_git_writer):
+    probe = make_git_writer((tmp_path / "nowhere.git").as_uri()).ls_remote(timeout=10)
+    assert probe.returncode not in (0, 2)
+    assert "fatal:" in probe.stderr

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from kombu import Connection
 
-from controlplane.broker_filesystem import Transport
+from apps.core.broker_filesystem import Transport
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -56,7 +56,7 @@ def _produce(folder: str, transport: str) -> None:
 def test_a_consumer_racing_a_producer_reads_every_message_whole(tmp_path):
     options = _options(tmp_path)
     producer = multiprocessing.get_context("spawn").Process(
-        target=_produce, args=(str(tmp_path), "controlplane.broker_filesystem:Transport")
+        target=_produce, args=(str(tmp_path), "apps.core.broker_filesystem:Transport")
     )
     received: list[int] = []
     with Connection("filesystem://", transport=Transport, transport_options=options) as conn:
@@ -112,5 +112,5 @@ def test_the_embedded_default_broker_uses_the_atomic_transport(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     transport, folder = result.stdout.split()
-    assert transport == "controlplane.broker_filesystem:Transport"
+    assert transport == "apps.core.broker_filesystem:Transport"
     assert Path(folder) == tmp_path / "broker" / "queue"

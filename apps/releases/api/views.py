@@ -1,5 +1,5 @@
 """Release API for CI pipelines and scripts. Thin: parse, call a service, serialise.
-Domain errors map to 400/403/404/409 in controlplane.api.exception_handler."""
+Domain errors map to 400/403/404/409 in apps.core.api.exception_handler."""
 
 from __future__ import annotations
 

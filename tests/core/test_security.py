@@ -1,4 +1,4 @@
-"""The Content-Security-Policy (controlplane/security.py).
+"""The Content-Security-Policy (apps/core/security.py).
 
 - the middleware sets the policy on every response, leaves a view's own policy alone,
   and can report instead of enforce;
@@ -19,7 +19,7 @@ from django.contrib.staticfiles import finders
 from django.http import HttpResponse
 from django.test import RequestFactory
 
-from controlplane.security import ContentSecurityPolicyMiddleware, build_policy
+from apps.core.security import ContentSecurityPolicyMiddleware, build_policy
 from tests.services import need_executable
 
 ROOT = Path(__file__).resolve().parents[2]

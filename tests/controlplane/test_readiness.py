@@ -20,11 +20,11 @@ import pytest
 from django.db import OperationalError
 from django.test import Client
 
-from controlplane import readiness
+from apps.gitops import ops as gitops_ops
 from tests.services import REDIS_URL, need_service, redis_available
 
 ROOT = Path(__file__).resolve().parents[2]
-URLS = "tests.deploy.urls_minimal"
+URLS = "tests.controlplane.urls_minimal"
 TOKEN = "ghp_" + "Q" * 36  # the shape of a GitHub token, so any leak would be obvious
 
 
@@ -218,14 +218,14 @@ def test_the_git_answer_is_reused_for_a_while(ready_settings, gitops_remote):
     """Probing /readyz must not turn into a flood of ls-remote calls on the git host."""
     import shutil
 
-    readiness._git_cache.clear()
+    gitops_ops._git_cache.clear()
     ready_settings.READINESS_GIT_CACHE_SECONDS = 60
     assert get("/readyz?checks=git")[0].status_code == 200
     shutil.rmtree(gitops_remote.path)
     assert get("/readyz?checks=git")[0].status_code == 200  # from the cache
     ready_settings.READINESS_GIT_CACHE_SECONDS = 0
     assert get("/readyz?checks=git")[0].status_code == 503
-    readiness._git_cache.clear()
+    gitops_ops._git_cache.clear()
 
 
 def test_the_command_line_runs_the_same_checks(gitops_remote, tmp_path):
