@@ -49,11 +49,9 @@ NEVER_IMPORTED = {"dashboards", "demo"}
 ONLY_CORE = {"core": set(), "gitops": {"core"}}
 CONTROLPLANE_WIRING = {"settings.py", "urls.py", "celery.py"}
 
-# TEMPORARY (remove after merging the registry split, issue #12): apps/registry/services.py
-# enqueues through a lazy `from apps.registry.tasks import registry_set_alias`, and
-# apps/registry/tasks.py imports services. The registry branch replaces that with
-# apps/registry/queue.py; once merged the circle is gone and this test says so.
-TEMPORARY_CYCLE_ALLOWANCES = [{"apps/registry/services.py", "apps/registry/tasks.py"}]
+# Known circles to be broken, as sets of files; none today. An entry that is no longer a
+# circle fails the test, so the list cannot go stale.
+TEMPORARY_CYCLE_ALLOWANCES: list[set[str]] = []
 
 
 @dataclass(frozen=True)
