@@ -12,7 +12,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from apps.metrics.analysis.checks import FAIL, INCONCLUSIVE, LABELS, PASS, CheckResult
+from apps.metrics.analysis.checks import (
+    FAIL,
+    INCONCLUSIVE,
+    LABELS,
+    PASS,
+    CheckResult,
+    check_agreement,
+    check_cost_per_1k,
+    check_error_rate,
+    check_latency_p95,
+    check_output_psi,
+)
+from apps.metrics.analysis.inputs import AnalysisInputs
 from apps.metrics.analysis.thresholds import Thresholds
 
 _ORDER = {FAIL: 0, INCONCLUSIVE: 1, PASS: 2}
@@ -62,3 +74,41 @@ def combine(results: Iterable[CheckResult], *, thresholds: Thresholds) -> Verdic
     if missing:
         return Verdict(INCONCLUSIVE, ordered, "inconclusive: " + "; ".join(reasons), tuple(missing))
     return Verdict(PASS, ordered, "pass: " + "; ".join(c.message for c in ordered))
+
+
+def run_checks(inputs: AnalysisInputs, *, thresholds: Thresholds) -> list[CheckResult]:
+    """Every check on one window's inputs. Cost and agreement run only when some figure
+    for them came back (or a service requires them): a cluster without a cost metric or a
+    regressor without a shadow comparer should not read "not measured" on every step."""
+    c, s = inputs.candidate, inputs.stable
+    results = [
+        check_latency_p95(candidate=c.latency_ms, stable=s.latency_ms, thresholds=thresholds),
+        check_error_rate(
+            candidate_requests=c.requests,
+            candidate_errors=c.errors,
+            stable_requests=s.requests,
+            stable_errors=s.errors,
+            thresholds=thresholds,
+        ),
+        check_output_psi(candidate=c.scores, stable=s.scores, thresholds=thresholds),
+    ]
+    if c.cost is not None or s.cost is not None or "cost_per_1k" in thresholds.required:
+        results.append(
+            check_cost_per_1k(
+                candidate_cost=c.cost,
+                candidate_requests=c.requests,
+                stable_cost=s.cost,
+                stable_requests=s.requests,
+                thresholds=thresholds,
+            )
+        )
+    if inputs.compared is not None or "agreement" in thresholds.required:
+        results.append(
+            check_agreement(agreed=inputs.agreed, compared=inputs.compared, thresholds=thresholds)
+        )
+    return results
+
+
+def analyse(inputs: AnalysisInputs, *, thresholds: Thresholds) -> Verdict:
+    """The verdict on one window: every applicable check, combined."""
+    return combine(run_checks(inputs, thresholds=thresholds), thresholds=thresholds)
