@@ -13,7 +13,7 @@ shared by every check:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 from apps.metrics.analysis.thresholds import Thresholds
@@ -399,12 +399,3 @@ def check_agreement(
         f"{label} {100 * rate:.1f}% on {compared:,.0f} mirrored requests "
         f"(limit at least {100 * limit:.1f}%): {verdict}",
     )  # fmt: skip
-
-
-def counts_from(values: Sequence[float]) -> tuple[float, ...]:
-    """Cumulative counts from per-bucket counts (test and simulator helper)."""
-    out, running = [], 0.0
-    for value in values:
-        running += value
-        out.append(running)
-    return tuple(out)
