@@ -11,6 +11,10 @@ v4-bad         50 requests, 5 errors (10%); latency {.05: 5, .1: 15, .25: 35, .5
                1: 50}: p95 750 ms; same scores as stable
 v4-drift       like v4-good, but scores [1,1,2,3,4,5,7,8,9,10]: PSI ~0.49; 40 of 50 agree
 v4-quiet       3 requests (180 in the window), 1 scored prediction
+
+The same window also holds the series the KServe (Knative queue-proxy, milliseconds,
+``revision_name``) and Seldon Core 2 (``model_internal``) defaults read, so each runtime's
+default PromQL runs against data shaped like what that runtime exports.
 """
 
 from __future__ import annotations
@@ -85,9 +89,15 @@ REVISIONS = {
 class _Metrics(OpenMetrics):
     """OpenMetrics with gauges (kube-state-metrics' pod requests and labels)."""
 
-    def gauge(self, family: str, labels: dict, value: float) -> _Metrics:
+    def gauge(self, family: str, labels: dict, values) -> _Metrics:
+        """``values``: one per time in ``TIMES``, or a single number held throughout."""
+        if isinstance(values, int | float):
+            values = [values] * len(TIMES)
         lines = self._family(family, "gauge")
-        lines += [f"{family}{_labels(labels)} {_number(value)} {t:.3f}" for t in TIMES]
+        lines += [
+            f"{family}{_labels(labels)} {_number(v)} {t:.3f}"
+            for t, v in zip(TIMES, values, strict=True)
+        ]
         return self
 
 
@@ -161,7 +171,84 @@ def analysis_openmetrics() -> str:
             },
             1,
         )
+    _knative(om)
+    _seldon(om)
     return om.text()
+
+
+KNATIVE_STABLE, KNATIVE_CANDIDATE = "churn-model-predictor-00003", "churn-model-predictor-00004"
+
+
+def _knative(om: _Metrics) -> None:
+    """Queue-proxy series as Knative (<= 1.18) exports them: latencies in milliseconds, a
+    request count per response_code_class (a plain name without _total, so declared here
+    as a gauge, which increase() reads the same way)."""
+    revisions = {
+        KNATIVE_STABLE: ({"2xx": 199, "5xx": 1}, {25: 100, 50: 160, 100: 194, 250: 199}, 20),
+        KNATIVE_CANDIDATE: ({"2xx": 50}, {25: 25, 50: 40, 100: 48, 250: 50}, 5),
+    }
+    for revision, (codes, _, _) in revisions.items():
+        for code_class, per_step in codes.items():
+            om.gauge(
+                "revision_app_request_count",
+                {"revision_name": revision, "response_code_class": code_class},
+                [per_step * i for i in range(len(TIMES))],
+            )
+    for revision, (codes, latency, _) in revisions.items():
+        total = sum(codes.values())
+        om.histogram(
+            "revision_app_request_latencies",
+            {"revision_name": revision},
+            TIMES,
+            {**latency, 500: total, INF: total},
+            start=10,
+        )
+    for revision, (_, _, per_bucket) in revisions.items():
+        om.histogram(
+            "slipway_prediction_score",
+            {"revision_name": revision},
+            TIMES,
+            _cumulative([per_bucket] * 10),
+            start=10,
+        )
+
+
+SELDON_STABLE, SELDON_CANDIDATE = "churn-model-v3", "churn-model-v4"
+
+
+def _seldon(om: _Metrics) -> None:
+    """The Seldon agent's histogram per answering Model (``model_internal`` =
+    ``<Model>_<Seldon's version>``) and status code; a decoy Model whose name starts with
+    the candidate's must not be read as the candidate."""
+    series = [
+        ("churn-model-v3_1", "200", {0.05: 100, 0.1: 160, 0.25: 194, 0.5: 199, 1.0: 200}),
+        ("churn-model-v4_2", "200", {0.05: 20, 0.1: 32, 0.25: 39, 0.5: 40, 1.0: 40}),
+        ("churn-model-v4_2", "500", {0.05: 10, 0.1: 10, 0.25: 10, 0.5: 10, 1.0: 10}),
+        ("churn-model-v40_1", "500", {0.05: 999, 0.1: 999, 0.25: 999, 0.5: 999, 1.0: 999}),
+    ]
+    for internal, code, buckets in series:
+        om.histogram(
+            "seldon_model_infer_api_seconds",
+            {
+                "model": SERVICE,
+                "model_internal": internal,
+                "code": code,
+                "method_type": "rest",
+                "server": "mlserver",
+                "server_replica": "0",
+            },
+            TIMES,
+            {**buckets, INF: buckets[1.0]},
+            start=10,
+        )
+    for model in (SELDON_STABLE, SELDON_CANDIDATE):
+        om.histogram(
+            "slipway_prediction_score",
+            {**{"environment": ENV, "service": SERVICE}, "model": model},
+            TIMES,
+            _cumulative([20 if model == SELDON_STABLE else 5] * 10),
+            start=10,
+        )
 
 
 @pytest.fixture(scope="module")
@@ -311,3 +398,53 @@ def test_a_histogram_built_from_the_reader_keeps_prometheus_bucket_order(client)
     assert isinstance(inputs.stable.scores, Histogram)
     assert list(inputs.stable.scores.bounds) == [*SCORE_BOUNDS, INF]
     assert inputs.stable.scores.total == 200 * 60
+
+
+def test_kserve_defaults_read_knative_revisions_in_milliseconds(client):
+    analysis = analysis_run(
+        environment=ENV,
+        service=SERVICE,
+        runtime="kserve-sklearn",
+        candidate=KNATIVE_CANDIDATE,
+        stable=KNATIVE_STABLE,
+        start=START,
+        end=END,
+        client=client,
+    )
+    checks = _by_name(analysis)
+    assert analysis.verdict.verdict == "pass", analysis.verdict.message
+    # bounds already in ms: 50 + 50 * 7.5/8 and 50 + 50 * 30/34, not a thousand times more
+    assert checks["latency_p95"].candidate == pytest.approx(96.875)
+    assert checks["latency_p95"].stable == pytest.approx(50 + 50 * 30 / 34)
+    assert checks["error_rate"].candidate == 0.0
+    assert checks["error_rate"].stable == pytest.approx(1 / 200)
+    assert checks["latency_p95"].samples == 3000
+    assert "cost_per_1k" not in checks  # no pods labelled with these revisions: not measured
+
+
+def test_seldon_defaults_read_the_answering_model_and_nothing_else(client):
+    analysis = analysis_run(
+        environment=ENV,
+        service=SERVICE,
+        runtime="seldon",
+        candidate=SELDON_CANDIDATE,
+        stable=SELDON_STABLE,
+        start=START,
+        end=END,
+        client=client,
+    )
+    checks = _by_name(analysis)
+    assert analysis.verdict.verdict == "fail"
+    assert analysis.verdict.failed == ("error_rate",)
+    # 10 errors in 50 a step: the decoy churn-model-v40's 999 errors are not counted
+    assert checks["error_rate"].candidate == pytest.approx(0.2)
+    assert checks["error_rate"].stable == 0.0
+    assert checks["latency_p95"].candidate == pytest.approx(100 + 150 * 5.5 / 7)
+    assert checks["output_psi"].verdict == "pass"
+    assert analysis.inputs.queries_sent == 5  # no cost query for Seldon
+
+
+def test_an_agreement_template_without_the_agree_split_is_a_config_error(client):
+    flat = 'sum(increase(slipway_shadow_comparisons_total{candidate="$candidate"}[$window]))'
+    with pytest.raises(MetricsConfigError, match="'agree' label"):
+        _run(client, "v4-good", config={"promql": {"agreement": flat}})

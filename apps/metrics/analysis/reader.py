@@ -100,7 +100,8 @@ class AnalysisReader:
         agreed = compared = None
         agreement = self.queries.get("agreement")
         if agreement is not None:
-            agreed, compared = _agreement(self._run(agreement, agreement.render(**values), end))
+            samples = self._run(agreement, agreement.render(**values), end)
+            agreed, compared = _agreement(samples, agreement)
         scale = self.queries.latency_scale
         built = {}
         for side in SIDES:
@@ -178,11 +179,18 @@ def _buckets(samples: list[Sample], query: AnalysisQuery) -> dict[float, float]:
     return out
 
 
-def _agreement(samples: list[Sample]) -> tuple[float | None, float | None]:
+def _agreement(samples: list[Sample], query: AnalysisQuery) -> tuple[float | None, float | None]:
     if not samples:
         return None, None
     agreed = compared = 0.0
     for labels, value in samples:
+        # Without the split every comparison would count as a disagreement: refuse it.
+        if labels.get("agree") not in ("true", "false"):
+            raise MetricsConfigError(
+                f"The analysis PromQL template {query.origin} returned a series whose "
+                f'\'agree\' label is not "true" or "false" ({labels}); aggregate with '
+                "sum by (agree)."
+            )
         if not math.isfinite(value):
             return None, None
         compared += value
