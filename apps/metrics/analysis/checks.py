@@ -155,15 +155,36 @@ def _too_few(label: str, unit: str, need: int, candidate: float, stable: float) 
     return f"{label}: needs {need:,} {unit} per side, {' and '.join(short)}: inconclusive"
 
 
-def _result(name, verdict, candidate, stable, threshold, samples, message) -> CheckResult:
-    return CheckResult(
-        name=name,
-        verdict=verdict,
-        candidate=candidate,
-        stable=stable,
-        threshold=threshold,
-        samples=int(samples),
-        message=message,
+class _Judge:
+    """Builds one check's results: its name and limit fixed, the rest per outcome."""
+
+    def __init__(self, name: str, threshold: float):
+        self.name = name
+        self.threshold = threshold
+
+    def __call__(
+        self,
+        verdict: str,
+        message: str,
+        *,
+        samples: float = 0,
+        candidate: float | None = None,
+        stable: float | None = None,
+    ) -> CheckResult:
+        return CheckResult(
+            name=self.name,
+            verdict=verdict,
+            candidate=candidate,
+            stable=stable,
+            threshold=self.threshold,
+            samples=int(samples),
+            message=message,
+        )
+
+
+def _missing_sides(candidate, stable) -> str:
+    return " and ".join(
+        side for side, h in (("candidate", candidate), ("stable", stable)) if h is None
     )
 
 
@@ -175,52 +196,58 @@ def check_latency_p95(
 ) -> CheckResult:
     """p95 latency ratio candidate/stable from each revision's latency histogram (bounds in
     milliseconds) over the window; its observation count is the request count."""
-    name, limit, label = "latency_p95", thresholds.latency_p95_ratio_max, "p95 latency"
+    limit, label = thresholds.latency_p95_ratio_max, LABELS["latency_p95"]
+    result = _Judge("latency_p95", limit)
     if candidate is None or stable is None:
-        missing = " and ".join(
-            side for side, h in (("candidate", candidate), ("stable", stable)) if h is None
+        return result(
+            INCONCLUSIVE,
+            f"{label}: no latency histogram for the {_missing_sides(candidate, stable)}: "
+            "inconclusive",
         )
-        return _result(
-            name, INCONCLUSIVE, None, None, limit, 0,
-            f"{label}: no latency histogram for the {missing}: inconclusive",
-        )  # fmt: skip
     samples = min(candidate.total, stable.total)
     if samples < thresholds.min_requests:
-        return _result(
-            name, INCONCLUSIVE, None, None, limit, samples,
-            _too_few(label, "requests", thresholds.min_requests, candidate.total, stable.total),
-        )  # fmt: skip
+        need = thresholds.min_requests
+        return result(
+            INCONCLUSIVE,
+            _too_few(label, "requests", need, candidate.total, stable.total),
+            samples=samples,
+        )
     c_p95, s_p95 = histogram_quantile(0.95, candidate), histogram_quantile(0.95, stable)
     if not (_usable(c_p95) and _usable(s_p95)):
-        return _result(
-            name, INCONCLUSIVE, None, None, limit, samples,
+        return result(
+            INCONCLUSIVE,
             f"{label}: the histograms have too few buckets to place a p95: inconclusive",
-        )  # fmt: skip
+            samples=samples,
+        )
+    figures = {"samples": samples, "candidate": c_p95, "stable": s_p95}
     if _in_overflow(0.95, stable):
-        return _result(
-            name, INCONCLUSIVE, c_p95, s_p95, limit, samples,
-            f"{label}: the stable's p95 is above the highest bucket bound "
-            f"({_num(s_p95)} ms), so no ratio can be computed; add larger buckets: inconclusive",
-        )  # fmt: skip
+        return result(
+            INCONCLUSIVE,
+            f"{label}: the stable's p95 is above the highest bucket bound ({_num(s_p95)} ms), "
+            "so no ratio can be computed; add larger buckets: inconclusive",
+            **figures,
+        )
     ratio = c_p95 / s_p95 if s_p95 > 0 else (1.0 if c_p95 <= 0 else math.inf)
-    figures = f"{_num(c_p95)} ms vs {_num(s_p95)} ms stable"
+    versus = f"{_num(c_p95)} ms vs {_num(s_p95)} ms stable"
     if _in_overflow(0.95, candidate):
-        # The candidate's true p95 is above the highest bound: the ratio is a lower bound.
+        # The candidate's true p95 is above the highest bound: the ratio is a lower bound,
+        # enough to fail on, not to pass on.
         if ratio > limit:
-            return _result(
-                name, FAIL, c_p95, s_p95, limit, samples,
-                f"{label} above {figures} (over {ratio:.2f}x, limit {limit:.2f}x): fail",
-            )  # fmt: skip
-        return _result(
-            name, INCONCLUSIVE, c_p95, s_p95, limit, samples,
-            f"{label} of the candidate is above the highest bucket bound "
-            f"({_num(c_p95)} ms); the ratio cannot be told: inconclusive",
-        )  # fmt: skip
+            return result(
+                FAIL,
+                f"{label} above {versus} (over {ratio:.2f}x, limit {limit:.2f}x): fail",
+                **figures,
+            )
+        return result(
+            INCONCLUSIVE,
+            f"{label} of the candidate is above the highest bucket bound ({_num(c_p95)} ms); "
+            "the ratio cannot be told: inconclusive",
+            **figures,
+        )
     verdict = PASS if ratio <= limit else FAIL
-    return _result(
-        name, verdict, c_p95, s_p95, limit, samples,
-        f"{label} {figures} ({ratio:.2f}x, limit {limit:.2f}x): {verdict}",
-    )  # fmt: skip
+    return result(
+        verdict, f"{label} {versus} ({ratio:.2f}x, limit {limit:.2f}x): {verdict}", **figures
+    )
 
 
 # --- errors --------------------------------------------------------------------------------
@@ -236,42 +263,49 @@ def check_error_rate(
 ) -> CheckResult:
     """Error rate (errors / requests over the window): at most ``error_rate_max`` absolute
     and at most ``error_rate_ratio_max`` x the stable's rate + ``error_rate_floor``."""
-    name, label = "error_rate", "error rate"
-    limit_abs = thresholds.error_rate_max
-    figures = (candidate_requests, candidate_errors, stable_requests, stable_errors)
-    if not all(_usable(v) for v in figures):
-        return _result(
-            name, INCONCLUSIVE, None, None, limit_abs, 0,
+    label = LABELS["error_rate"]
+    result = _Judge("error_rate", thresholds.error_rate_max)
+    counts = (candidate_requests, candidate_errors, stable_requests, stable_errors)
+    if not all(_usable(v) for v in counts):
+        return result(
+            INCONCLUSIVE,
             f"{label}: no usable request or error counts for both revisions: inconclusive",
-        )  # fmt: skip
+        )
+    # Half a request of slack: increase() extrapolates, so counts are not whole numbers.
     if (
-        any(v < 0 for v in figures)
+        any(v < 0 for v in counts)
         or candidate_errors > candidate_requests + 0.5
-        or (stable_errors > stable_requests + 0.5)
+        or stable_errors > stable_requests + 0.5
     ):
-        return _result(
-            name, INCONCLUSIVE, None, None, limit_abs, 0,
+        return result(
+            INCONCLUSIVE,
             f"{label}: the counts do not add up (more errors than requests, or negative); "
             "check the error and request queries: inconclusive",
-        )  # fmt: skip
+        )
     samples = min(candidate_requests, stable_requests)
     if samples < thresholds.min_requests:
-        return _result(
-            name, INCONCLUSIVE, None, None, limit_abs, samples,
-            _too_few(label, "requests", thresholds.min_requests, candidate_requests,
-                     stable_requests),
-        )  # fmt: skip
+        return result(
+            INCONCLUSIVE,
+            _too_few(
+                label, "requests", thresholds.min_requests, candidate_requests, stable_requests
+            ),
+            samples=samples,
+        )
     c_rate = min(candidate_errors / candidate_requests, 1.0)
     s_rate = min(stable_errors / stable_requests, 1.0)
+    limit_abs = thresholds.error_rate_max
     limit_rel = thresholds.error_rate_ratio_max * s_rate + thresholds.error_rate_floor
     limit = min(limit_abs, limit_rel)
     verdict = PASS if c_rate <= limit + 1e-12 else FAIL
-    return _result(
-        name, verdict, c_rate, s_rate, limit, samples,
+    message = (
         f"{label} {_pct(c_rate)} vs {_pct(s_rate)} stable (limit {_pct(limit_abs)}, and "
         f"{thresholds.error_rate_ratio_max:g}x stable + {_pct(thresholds.error_rate_floor)}"
-        f" = {_pct(limit_rel)}): {verdict}",
-    )  # fmt: skip
+        f" = {_pct(limit_rel)}): {verdict}"
+    )
+    # The threshold stored is the limit that applied: the tighter of the two.
+    return _Judge("error_rate", limit)(
+        verdict, message, samples=samples, candidate=c_rate, stable=s_rate
+    )
 
 
 # --- cost ----------------------------------------------------------------------------------
@@ -287,44 +321,50 @@ def check_cost_per_1k(
 ) -> CheckResult:
     """Cost per 1,000 predictions: what each revision cost over the window (currency
     units) divided by its requests, x 1,000; the ratio candidate/stable is limited."""
-    name, limit, label = (
-        "cost_per_1k",
-        thresholds.cost_per_1k_ratio_max,
-        "cost per 1,000 predictions",
-    )
+    limit, label = thresholds.cost_per_1k_ratio_max, LABELS["cost_per_1k"]
+    result = _Judge("cost_per_1k", limit)
     figures = (candidate_cost, candidate_requests, stable_cost, stable_requests)
     if not all(_usable(v) for v in figures):
-        return _result(
-            name, INCONCLUSIVE, None, None, limit, 0,
+        return result(
+            INCONCLUSIVE,
             f"{label}: no usable cost or request figures for both revisions: inconclusive",
-        )  # fmt: skip
+        )
     samples = min(candidate_requests, stable_requests)
     if samples < thresholds.min_requests:
-        return _result(
-            name, INCONCLUSIVE, None, None, limit, samples,
-            _too_few(label, "requests", thresholds.min_requests, candidate_requests,
-                     stable_requests),
-        )  # fmt: skip
+        return result(
+            INCONCLUSIVE,
+            _too_few(
+                label, "requests", thresholds.min_requests, candidate_requests, stable_requests
+            ),
+            samples=samples,
+        )
     c_cost = 1000 * candidate_cost / candidate_requests
     s_cost = 1000 * stable_cost / stable_requests
     if c_cost < 0 or s_cost < 0:
-        return _result(
-            name, INCONCLUSIVE, None, None, limit, samples,
+        return result(
+            INCONCLUSIVE,
             f"{label}: a negative cost came back; check the cost query: inconclusive",
-        )  # fmt: skip
+            samples=samples,
+        )
     if s_cost == 0:
-        return _result(
-            name, INCONCLUSIVE, c_cost, s_cost, limit, samples,
+        return result(
+            INCONCLUSIVE,
             f"{label}: the stable cost nothing in the window, so no ratio can be computed: "
             "inconclusive",
-        )  # fmt: skip
+            samples=samples,
+            candidate=c_cost,
+            stable=s_cost,
+        )
     ratio = c_cost / s_cost
     verdict = PASS if ratio <= limit else FAIL
-    return _result(
-        name, verdict, c_cost, s_cost, limit, samples,
+    return result(
+        verdict,
         f"{label} {c_cost:.4g} vs {s_cost:.4g} stable ({ratio:.2f}x, limit {limit:.2f}x): "
         f"{verdict}",
-    )  # fmt: skip
+        samples=samples,
+        candidate=c_cost,
+        stable=s_cost,
+    )
 
 
 # --- prediction distribution ---------------------------------------------------------------
@@ -335,38 +375,42 @@ def check_output_psi(
 ) -> CheckResult:
     """PSI of the candidate's prediction-score histogram against the stable's, on the same
     buckets and window (``apps.metrics.sources.drift.psi``, stable as the expected)."""
-    name, limit, label = "output_psi", thresholds.psi_max, "output PSI"
+    limit, label = thresholds.psi_max, LABELS["output_psi"]
+    result = _Judge("output_psi", limit)
     if candidate is None or stable is None:
-        missing = " and ".join(
-            side for side, h in (("candidate", candidate), ("stable", stable)) if h is None
+        return result(
+            INCONCLUSIVE,
+            f"{label}: no prediction-score histogram for the "
+            f"{_missing_sides(candidate, stable)}: inconclusive",
         )
-        return _result(
-            name, INCONCLUSIVE, None, None, limit, 0,
-            f"{label}: no prediction-score histogram for the {missing}: inconclusive",
-        )  # fmt: skip
     samples = min(candidate.total, stable.total)
     if samples < thresholds.min_predictions:
-        return _result(
-            name, INCONCLUSIVE, None, None, limit, samples,
-            _too_few(label, "scored predictions", thresholds.min_predictions,
-                     candidate.total, stable.total),
-        )  # fmt: skip
+        need = thresholds.min_predictions
+        return result(
+            INCONCLUSIVE,
+            _too_few(label, "scored predictions", need, candidate.total, stable.total),
+            samples=samples,
+        )
     if not candidate.same_bounds(stable):
-        return _result(
-            name, INCONCLUSIVE, None, None, limit, samples,
+        return result(
+            INCONCLUSIVE,
             f"{label}: the two revisions export different score buckets, so their "
             "distributions cannot be compared; export the same buckets: inconclusive",
-        )  # fmt: skip
+            samples=samples,
+        )
     value = psi(stable.counts(), candidate.counts(), epsilon=thresholds.psi_epsilon)
     verdict = PASS if value <= limit else FAIL
     zone = ""
     if verdict == PASS and value > thresholds.psi_watch:
         zone = f", in the watch zone {thresholds.psi_watch:g}-{limit:g}"
-    return _result(
-        name, verdict, value, 0.0, limit, samples,
+    return result(
+        verdict,
         f"{label} {value:.3f} against stable over {len(stable.bounds)} buckets "
         f"(limit {limit:g}{zone}): {verdict}",
-    )  # fmt: skip
+        samples=samples,
+        candidate=value,
+        stable=0.0,  # the stable against itself
+    )
 
 
 def check_agreement(
@@ -374,28 +418,29 @@ def check_agreement(
 ) -> CheckResult:
     """Share of mirrored requests on which candidate and stable predicted the same class
     (classifiers only): at least ``agreement_min``."""
-    name, limit, label = "agreement", thresholds.agreement_min, "agreement"
+    limit, label = thresholds.agreement_min, LABELS["agreement"]
+    result = _Judge("agreement", limit)
     if not (_usable(agreed) and _usable(compared)):
-        return _result(
-            name, INCONCLUSIVE, None, None, limit, 0,
-            f"{label}: no mirrored comparisons were recorded: inconclusive",
-        )  # fmt: skip
+        return result(INCONCLUSIVE, f"{label}: no mirrored comparisons were recorded: inconclusive")
     if agreed < 0 or agreed > compared + 0.5:
-        return _result(
-            name, INCONCLUSIVE, None, None, limit, 0,
+        return result(
+            INCONCLUSIVE,
             f"{label}: {agreed:,.0f} agreements out of {compared:,.0f} comparisons do not add "
             "up; check the agreement query: inconclusive",
-        )  # fmt: skip
+        )
     if compared < thresholds.min_comparisons:
-        return _result(
-            name, INCONCLUSIVE, None, None, limit, compared,
+        return result(
+            INCONCLUSIVE,
             f"{label}: needs {thresholds.min_comparisons:,} mirrored requests, had "
             f"{compared:,.0f}: inconclusive",
-        )  # fmt: skip
+            samples=compared,
+        )
     rate = min(agreed / compared, 1.0)
     verdict = PASS if rate >= limit else FAIL
-    return _result(
-        name, verdict, rate, None, limit, compared,
+    return result(
+        verdict,
         f"{label} {100 * rate:.1f}% on {compared:,.0f} mirrored requests "
         f"(limit at least {100 * limit:.1f}%): {verdict}",
-    )  # fmt: skip
+        samples=compared,
+        candidate=rate,
+    )
