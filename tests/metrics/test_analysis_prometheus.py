@@ -19,6 +19,7 @@ default PromQL runs against data shaped like what that runtime exports.
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import UTC, datetime
 
@@ -307,6 +308,12 @@ def test_a_clearly_good_candidate_passes_every_check(client, settings):
     assert checks["cost_per_1k"].candidate == pytest.approx(1000 * per_pod / 3000)
     assert checks["cost_per_1k"].stable == pytest.approx(1000 * 4 * per_pod / 12000)
     assert analysis.inputs.queries_sent == 6
+    stored = json.loads(json.dumps(analysis.as_dict(), allow_nan=False))
+    assert stored["verdict"] == "pass"
+    assert (stored["candidate"], stored["stable"]) == ("v4-good", "v3")
+    assert stored["start"] == START.isoformat()
+    assert stored["thresholds"]["latency_p95_ratio_max"] == 1.2
+    assert len(stored["checks"]) == 5
 
 
 def test_a_clearly_bad_candidate_fails_on_errors_and_latency(client):

@@ -9,6 +9,8 @@ import pytest
 from apps.core.errors import DomainError
 from apps.metrics.analysis.queries import FAMILIES, resolve_queries
 from apps.metrics.analysis.reader import AnalysisReader
+from apps.metrics.analysis.run import analysis_run
+from apps.metrics.analysis.thresholds import ThresholdError
 from apps.metrics.sources import MetricsConfigError
 from apps.metrics.sources.promapi import PrometheusClient
 
@@ -145,5 +147,30 @@ def test_the_reader_refuses_bad_input_before_asking_prometheus(candidate, stable
             stable=stable,
             start=start,
             end=END,
+        )
+    assert client.requests_sent == 0
+
+
+@pytest.mark.parametrize(
+    ("config", "error", "words"),
+    [
+        ({"threshold": {}}, MetricsConfigError, "unknown keys \\['threshold'\\]"),
+        ({"thresholds": {"psi_max": "high"}}, ThresholdError, "'psi_max' must be a number"),
+        ({"promql": {"latency": "x"}}, MetricsConfigError, "the service's analysis promql"),
+    ],
+)
+def test_a_bad_service_config_is_refused_before_prometheus_is_asked(config, error, words):
+    client = PrometheusClient("http://127.0.0.1:9", timeout=1)
+    with pytest.raises(error, match=words):
+        analysis_run(
+            environment="prod",
+            service="churn-model",
+            runtime="custom",
+            candidate="v4",
+            stable="v3",
+            start=END - timedelta(minutes=15),
+            end=END,
+            config=config,
+            client=client,
         )
     assert client.requests_sent == 0

@@ -71,3 +71,10 @@ def test_not_a_mapping_is_refused():
 def test_as_dict_round_trips():
     t = Thresholds.from_dict({"psi_max": 0.25, "required": ["latency_p95"]})
     assert Thresholds.from_dict(t.as_dict()) == t
+
+
+def test_a_lower_psi_limit_alone_says_the_default_watch_level_must_follow():
+    with pytest.raises(ThresholdError, match=r"psi_watch \(0.1, the default; set it too\)"):
+        Thresholds.from_dict({"psi_max": 0.05})
+    t = Thresholds.from_dict({"psi_max": 0.05, "psi_watch": 0.02})
+    assert (t.psi_max, t.psi_watch) == (0.05, 0.02)

@@ -159,10 +159,13 @@ def revision(draw):
     so that all three verdicts come up (the property is empty if nothing ever passes)."""
     requests = draw(st.integers(0, 3 * T.min_requests))
     predictions = draw(st.integers(0, 3 * T.min_predictions))
-    broken = draw(st.sampled_from(["", "", "", "requests", "latency", "scores", "errors"]))
+    broken = draw(st.sampled_from(["", "", "", "requests", "latency", "scores", "errors", "slow"]))
+    latency = None if broken == "latency" else _scaled(requests)
+    if broken == "slow" and latency is not None:
+        latency = latency.scaled(3)
     return RevisionInputs(
         revision="r",
-        latency_ms=None if broken == "latency" else _scaled(requests),
+        latency_ms=latency,
         requests=draw(maybe_number) if broken == "requests" else float(requests),
         errors=draw(maybe_number) if broken == "errors" else 0.0,
         cost=draw(st.one_of(st.none(), st.floats(0, 10))),
@@ -191,7 +194,7 @@ def test_the_property_above_reaches_every_verdict():
     """Guards the property against a strategy that never produces a pass."""
     seen = set()
 
-    @settings(max_examples=400, deadline=None, database=None)
+    @settings(max_examples=400, deadline=None, database=None, derandomize=True)
     @given(revision(), revision())
     def collect(candidate, stable):
         seen.add(analyse(AnalysisInputs(candidate, stable, START, END), thresholds=T).verdict)

@@ -89,8 +89,9 @@ class Thresholds:
         if not errors:
             merged = {**{f: getattr(cls(), f) for f in known}, **values}
             if merged["psi_watch"] > merged["psi_max"]:
+                given = "" if "psi_watch" in values else ", the default; set it too"
                 errors["psi_watch"] = [
-                    f"psi_watch ({merged['psi_watch']:g}) must not exceed psi_max "
+                    f"psi_watch ({merged['psi_watch']:g}{given}) must not exceed psi_max "
                     f"({merged['psi_max']:g}): the watch zone lies below the limit."
                 ]
         if errors:
