@@ -132,6 +132,7 @@ END = datetime(2024, 1, 1, 1, tzinfo=UTC)
         ("v4", "v4", END - timedelta(minutes=15), "the same revision"),
         ("v4", "v3", END - timedelta(seconds=30), "at least 60 s"),
         ("v4", "v3", END - timedelta(seconds=90.5), "whole seconds"),
+        ("v4", "v3", datetime(2024, 1, 1, 0, 45), "timezone-aware"),
     ],
 )
 def test_the_reader_refuses_bad_input_before_asking_prometheus(candidate, stable, start, words):

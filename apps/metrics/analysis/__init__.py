@@ -25,15 +25,25 @@ from apps.metrics.analysis.checks import (
     check_output_psi,
     histogram_quantile,
 )
+from apps.metrics.analysis.inputs import AnalysisInputs, RevisionInputs
+from apps.metrics.analysis.queries import resolve_queries
+from apps.metrics.analysis.reader import AnalysisReader
+from apps.metrics.analysis.run import Analysis, analysis_run
 from apps.metrics.analysis.thresholds import ThresholdError, Thresholds
-from apps.metrics.analysis.verdict import Verdict, combine
+from apps.metrics.analysis.verdict import Verdict, analyse, combine
 
 __all__ = [
+    "Analysis",
+    "AnalysisInputs",
+    "AnalysisReader",
     "CheckResult",
     "Histogram",
+    "RevisionInputs",
     "ThresholdError",
     "Thresholds",
     "Verdict",
+    "analyse",
+    "analysis_run",
     "check_agreement",
     "check_cost_per_1k",
     "check_error_rate",
@@ -41,4 +51,5 @@ __all__ = [
     "check_output_psi",
     "combine",
     "histogram_quantile",
+    "resolve_queries",
 ]

@@ -67,6 +67,9 @@ class AnalysisReader:
                 )
         if candidate == stable:
             raise DomainError(f"Candidate and stable are the same revision ({candidate!r}).")
+        if start.tzinfo is None or end.tzinfo is None:
+            # A naive time would be read as the server's local time: an hour off, silently.
+            raise DomainError("An analysis window needs timezone-aware start and end times.")
         seconds = (end - start).total_seconds()
         if seconds < MIN_WINDOW_SECONDS or seconds != int(seconds):
             raise DomainError(
