@@ -455,3 +455,15 @@ def test_an_agreement_template_without_the_agree_split_is_a_config_error(client)
     flat = 'sum(increase(slipway_shadow_comparisons_total{candidate="$candidate"}[$window]))'
     with pytest.raises(MetricsConfigError, match="'agree' label"):
         _run(client, "v4-good", config={"promql": {"agreement": flat}})
+
+
+def test_nan_from_prometheus_is_inconclusive_never_a_zero(client):
+    # 0/0 is what a rate ratio gives on no traffic; here forced on real series.
+    nan_requests = 'sum(increase(slipway_requests_total{version="$revision"}[$window])) * 0 / 0'
+    analysis = _run(client, "v4-good", config={"promql": {"requests": nan_requests}})
+    assert math.isnan(analysis.inputs.candidate.requests)
+    checks = _by_name(analysis)
+    assert checks["error_rate"].verdict == "inconclusive"
+    assert checks["cost_per_1k"].verdict == "inconclusive"
+    assert analysis.verdict.verdict == "inconclusive"
+    assert analysis.verdict.missing == ("error_rate",)
