@@ -325,3 +325,153 @@ def test_a_claimed_release_without_a_commit_is_not_followed(
     assert rollout.follow_rollouts(reader=reader) == []
     release.refresh_from_db()
     assert release.state == ReleaseState.DEPLOYING
+
+
+# --- Argo CD's verdict as 3.x reports it, end to end through the kube double ------------
+APP = "churn-model-staging"
+
+
+def _deployed(alice, staging, service, writer, version=2):
+    good = factories.live_release(service, staging, 1, requester=alice)
+    release = _approved(alice, staging, service, version)
+    deploy_pending(writer=writer)
+    release.refresh_from_db()
+    return good, release
+
+
+def test_a_failed_sync_fails_at_once_with_argo_s_message_and_restores(
+    alice, staging, service, writer, reader, kube_api, gitops_remote
+):
+    good, bad = _deployed(alice, staging, service, writer)
+    kube_api.set_application(
+        APP,
+        sync="OutOfSync",
+        revision=bad.commit_sha,
+        health="Healthy",
+        phase="Failed",
+        message="one or more objects failed to apply, reason: admission webhook denied",
+        resources=[
+            {
+                "group": "apps",
+                "kind": "Deployment",
+                "name": "churn-model",
+                "status": "SyncFailed",
+                "message": "resource quota exceeded: requests.cpu",
+            }
+        ],
+    )
+    # The very first poll, long before the 900 s timeout.
+    assert rollout.follow_rollouts(reader=reader, writer=writer) == [(bad.pk, "failed")]
+    bad.refresh_from_db()
+    assert bad.state == ReleaseState.FAILED
+    assert "admission webhook denied" in bad.status_message
+    assert "Deployment/churn-model: resource quota exceeded" in bad.status_message
+    restore = Release.objects.get(kind=ReleaseKind.ROLLBACK)
+    assert restore.rollback_target_id == good.pk
+    deploy_pending(writer=writer)
+    assert _manifests(gitops_remote.files_at(FOLDER)) == good.rendered_files
+
+
+def test_a_running_operation_waits_even_when_synced_and_healthy(
+    alice, staging, service, writer, reader, kube_api
+):
+    _, release = _deployed(alice, staging, service, writer)
+    kube_api.set_application(
+        APP,
+        sync="Synced",
+        revision=release.commit_sha,
+        health="Healthy",
+        phase="Running",
+        message="waiting for completion of hook batch/Job/smoke",
+    )
+    assert rollout.follow_rollouts(reader=reader, writer=writer) == [(release.pk, "waiting")]
+    release.refresh_from_db()
+    assert "operation Running" in release.status_message
+    kube_api.set_application(
+        APP, sync="Synced", revision=release.commit_sha, health="Healthy", phase="Succeeded"
+    )
+    assert rollout.follow_rollouts(reader=reader, writer=writer) == [(release.pk, "live")]
+
+
+def test_suspended_waits_past_the_timeout_with_what_to_do(
+    alice, staging, service, writer, reader, kube_api
+):
+    _, release = _deployed(alice, staging, service, writer)
+    kube_api.set_application(
+        APP,
+        sync="Synced",
+        revision=release.commit_sha,
+        health="Suspended",
+        phase="Succeeded",
+        health_message="ScaledObject is paused",
+    )
+    much_later = timezone.now() + timedelta(hours=2)
+    assert rollout.follow_rollouts(reader=reader, writer=writer, now=much_later) == [
+        (release.pk, "waiting")
+    ]
+    release.refresh_from_db()
+    assert release.state == ReleaseState.DEPLOYING
+    assert release.status_message.startswith("paused")
+    assert "ScaledObject is paused" in release.status_message
+    assert "autoscaling.keda.sh/paused" in release.status_message
+
+
+def test_degraded_on_the_previous_revision_waits(alice, staging, service, writer, reader, kube_api):
+    good, release = _deployed(alice, staging, service, writer)
+    previous = good.commit_sha or "0" * 40
+    kube_api.set_application(
+        APP,
+        sync="OutOfSync",
+        revision=previous,
+        health="Degraded",
+        phase="Succeeded",
+        health_message="CrashLoopBackOff",
+    )
+    now = timezone.now()
+    later = now + rollout.DEGRADED_GRACE + timedelta(seconds=30)
+    for moment in (now, later):
+        assert rollout.follow_rollouts(reader=reader, writer=writer, now=moment) == [
+            (release.pk, "waiting")
+        ]
+    release.refresh_from_db()
+    assert "previous revision" in release.status_message
+    kube_api.set_application(
+        APP, sync="Synced", revision=release.commit_sha, health="Healthy", phase="Succeeded"
+    )
+    assert rollout.follow_rollouts(reader=reader, writer=writer) == [(release.pk, "live")]
+
+
+def test_an_old_failed_operation_does_not_fail_the_new_release(
+    alice, staging, service, writer, reader, kube_api
+):
+    _, release = _deployed(alice, staging, service, writer)
+    kube_api.set_application(
+        APP,
+        sync="OutOfSync",
+        revision=release.commit_sha,
+        health="Healthy",
+        phase="Failed",
+        operation_revision="1" * 40,  # an older commit's failed sync
+        message="old failure",
+    )
+    assert rollout.follow_rollouts(reader=reader, writer=writer) == [(release.pk, "waiting")]
+
+
+def test_a_multi_source_app_is_read_at_our_repository_s_revision(
+    alice, staging, service, writer, kube_api, kube_api_client, gitops_remote
+):
+    _, release = _deployed(alice, staging, service, writer)
+    reader = ArgoStatusReader(kube_api_client, repo_url=gitops_remote.url)
+    sources = [
+        {"repoURL": "https://charts.example.com", "chart": "base", "targetRevision": "1.0.0"},
+        {"repoURL": gitops_remote.url, "path": FOLDER, "targetRevision": "main"},
+    ]
+    kube_api.set_application(
+        APP,
+        sync="Synced",
+        health="Healthy",
+        phase="Succeeded",
+        sources=sources,
+        revisions=["1.0.0", release.commit_sha],
+    )
+    assert rollout.follow_rollouts(reader=reader, writer=writer) == [(release.pk, "live")]
