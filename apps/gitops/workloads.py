@@ -16,7 +16,7 @@ Field names follow the controllers: Seldon Core 2 sets ``ModelReady`` (mirrored 
 ScheduleFailed, ModelScaledDown) and its reason text, which the operator writes into
 ``message`` and ``reason`` the other way round from Knative's habit, so both are read.
 KServe sets ``Ready``/``PredictorReady``/``IngressReady``/``LatestDeploymentReady``,
-``Stopped``, ``observedGeneration``, ``modelStatus.transitionStatus`` with
+``Stopped``, ``modelStatus.transitionStatus`` with
 ``lastFailureInfo`` and, in Knative mode, ``components.predictor.latestCreatedRevision``
 vs ``latestReadyRevision``.
 """
@@ -123,9 +123,8 @@ def seldon_model_status(obj: dict[str, Any]) -> WorkloadStatus:
 def inference_service_status(obj: dict[str, Any]) -> WorkloadStatus:
     """What a KServe ``InferenceService`` says about itself."""
     status = obj.get("status") or {}
-    stale = _stale(obj)
-    if stale:
-        return WorkloadStatus("progressing", stale)
+    # Not observedGeneration: KServe copies it from its Knative Service or Deployment, a
+    # different object's counter; the predictor's revisions say whether it is current.
     conditions = status.get("conditions") or []
     stopped = _condition(conditions, "Stopped")
     if stopped and stopped.get("status") == "True":
