@@ -246,7 +246,8 @@ def test_kserve_model_that_failed_to_load_is_degraded_with_the_reason():
     conditions = ready_conditions(PredictorReady="False", Ready="False")
     assert health(KSERVE, isvc(conditions, model_status=model_status)) == (
         "Degraded",
-        "Model failed to load: ModelLoadFailed: Failed to locate model file at /mnt/models/model.joblib",
+        "Model failed to load: ModelLoadFailed: "
+        "Failed to locate model file at /mnt/models/model.joblib",
     )
 
 
@@ -266,7 +267,7 @@ def test_kserve_ready_false_names_the_failing_condition():
 def test_kserve_unknown_ready_is_progressing_and_stopped_is_suspended():
     status, message = health(KSERVE, isvc(ready_conditions(Ready="Unknown")))
     assert status == "Progressing" and "Ready is Unknown" in message
-    stopped = ready_conditions(Ready="False") + [{"type": "Stopped", "status": "True"}]
+    stopped = [*ready_conditions(Ready="False"), {"type": "Stopped", "status": "True"}]
     assert health(KSERVE, isvc(stopped))[0] == "Suspended"
 
 
