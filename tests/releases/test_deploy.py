@@ -475,3 +475,128 @@ def test_a_multi_source_app_is_read_at_our_repository_s_revision(
         revisions=["1.0.0", release.commit_sha],
     )
     assert rollout.follow_rollouts(reader=reader, writer=writer) == [(release.pk, "live")]
+
+
+# --- the serving object's own word, where Argo CD's health says too little ---------------
+def _runtime_service(name, runtime, config):
+    return factories.make_service(name, runtime=runtime, default_config=config)
+
+
+def _seldon_model(status, message, reason="", *, generation=1):
+    return {
+        "apiVersion": "mlops.seldon.io/v1alpha1",
+        "kind": "Model",
+        "metadata": {"name": "fraud-model", "namespace": "staging", "generation": generation},
+        "spec": {"storageUri": "gs://models/fraud/1"},
+        "status": {
+            "replicas": 1,
+            "availableReplicas": 1 if status == "True" else 0,
+            "conditions": [
+                {"type": "ModelReady", "status": status, "message": message, "reason": reason},
+                {"type": "Ready", "status": status, "message": message, "reason": reason},
+            ],
+        },
+    }
+
+
+def test_a_seldon_model_that_fails_to_load_says_why_and_is_not_live(
+    alice, staging, writer, reader, kube_api
+):
+    from tests.fixtures.kube import SELDON_MODELS
+
+    service = _runtime_service("fraud-model", "seldon", {"storage_uri": "gs://models/fraud/1"})
+    release = _approved(alice, staging, service, 1)
+    deploy_pending(writer=writer)
+    release.refresh_from_db()
+    assert release.state == ReleaseState.DEPLOYING, release.status_message
+    # Without the Lua check Argo CD calls the Model Healthy as soon as it exists.
+    kube_api.set_application(
+        "fraud-model-staging",
+        sync="Synced",
+        revision=release.commit_sha,
+        health="Healthy",
+        phase="Succeeded",
+    )
+    why = "rpc error: code = Internal desc = failed to load model: No such file model.joblib"
+    kube_api.put_object(SELDON_MODELS, _seldon_model("False", "ModelFailed", why))
+    assert rollout.follow_rollouts(reader=reader, writer=writer) == [(release.pk, "waiting")]
+    release.refresh_from_db()
+    assert release.status_message.startswith(f"model failed to load: {why}")
+
+    kube_api.put_object(SELDON_MODELS, _seldon_model("True", "ModelAvailable"))
+    assert rollout.follow_rollouts(reader=reader, writer=writer) == [(release.pk, "live")]
+
+
+def _job(name, release, *, state):
+    conditions = []
+    if state == "succeeded":
+        conditions = [{"type": "Complete", "status": "True"}]
+    elif state == "failed":
+        conditions = [
+            {
+                "type": "Failed",
+                "status": "True",
+                "reason": "BackoffLimitExceeded",
+                "message": "Job has reached the specified backoff limit",
+            }
+        ]
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "namespace": "staging",
+            "labels": {"slipway.io/release-id": str(release.uid)},
+            "ownerReferences": [{"kind": "CronJob", "name": "nightly-scores"}],
+            "creationTimestamp": "2026-12-02T03:00:00Z",
+        },
+        "status": {"conditions": conditions},
+    }
+
+
+BATCH_CONFIG = {
+    "image": "registry.example.com/scorer@sha256:" + "b" * 64,
+    "schedule": "0 3 * * *",
+}
+
+
+@pytest.mark.parametrize("outcome", ["succeeded", "failed"])
+def test_a_batch_release_is_scheduled_until_its_first_job_finishes(
+    alice, staging, writer, reader, kube_api, outcome
+):
+    from tests.fixtures.kube import JOBS
+
+    service = _runtime_service("nightly-scores", "batch", BATCH_CONFIG)
+    release = _approved(alice, staging, service, 1)
+    deploy_pending(writer=writer)
+    release.refresh_from_db()
+    assert release.state == ReleaseState.DEPLOYING, release.status_message
+    kube_api.set_application(
+        "nightly-scores-staging",
+        sync="Synced",
+        revision=release.commit_sha,
+        health="Healthy",  # Argo CD's CronJob check: healthy before it ever ran
+        phase="Succeeded",
+    )
+    # A Job of another release (the previous revision) says nothing about this one.
+    other = Release(uid="00000000-0000-0000-0000-000000000001")
+    kube_api.put_object(JOBS, _job("nightly-scores-old", other, state="succeeded"))
+    long_after = timezone.now() + timedelta(days=1)  # no timeout while scheduled
+    assert rollout.follow_rollouts(reader=reader, writer=writer, now=long_after) == [
+        (release.pk, "waiting")
+    ]
+    release.refresh_from_db()
+    assert release.status_message.startswith("scheduled: CronJob nightly-scores is in place")
+
+    kube_api.put_object(JOBS, _job("nightly-scores-29412", release, state="running"))
+    assert rollout.follow_rollouts(reader=reader, writer=writer) == [(release.pk, "waiting")]
+    release.refresh_from_db()
+    assert release.status_message.startswith("scheduled: first run in progress")
+
+    kube_api.put_object(JOBS, _job("nightly-scores-29412", release, state=outcome))
+    expected = "live" if outcome == "succeeded" else "failed"
+    assert rollout.follow_rollouts(reader=reader, writer=writer) == [(release.pk, expected)]
+    release.refresh_from_db()
+    if outcome == "failed":
+        assert "first scoring run failed" in release.status_message
+        assert "BackoffLimitExceeded" in release.status_message
