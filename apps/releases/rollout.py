@@ -160,7 +160,7 @@ def follow_rollouts(
             degraded_since=degraded_since,
             operation_at_commit=operation_at_commit,
         )
-        if workloads is not None and at_commit and verdict.outcome != "failed":
+        if workloads is not None and at_commit:
             verdict = _workload_verdict(release, verdict, workloads)
         _record_target(release.service_id, release.environment_id, status)
         seen_targets.add((release.service_id, release.environment_id))
@@ -198,9 +198,11 @@ def _serving_object(release: Release) -> dict | None:
 
 
 def _workload_verdict(release: Release, verdict: Verdict, workloads) -> Verdict:
-    """Refine a live or waiting verdict with the serving object's (or Jobs') own word.
+    """Refine a verdict with the serving object's (or Jobs') own word: live only when it
+    is ready too; waiting and failed say the controller's reason first (Argo CD 3.x often
+    leaves the app's health message empty).
 
-    A cluster error here never fails a release: Argo CD's verdict stands, with a note.
+    A cluster error here never fails a release: Argo CD's verdict stands, with a log line.
     """
     obj = _serving_object(release)
     if obj is None:
@@ -220,7 +222,7 @@ def _workload_verdict(release: Release, verdict: Verdict, workloads) -> Verdict:
         return verdict
     if verdict.outcome == "live":
         return Verdict("waiting", f"{own.message} (Argo CD says Synced and Healthy)")
-    return Verdict("waiting", f"{own.message}; {verdict.message}")
+    return Verdict(verdict.outcome, f"{own.message}; {verdict.message}"[:2000])
 
 
 def _batch_verdict(release: Release, workloads, namespace: str, cronjob: str) -> Verdict:

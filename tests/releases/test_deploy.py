@@ -600,3 +600,35 @@ def test_a_batch_release_is_scheduled_until_its_first_job_finishes(
     if outcome == "failed":
         assert "first scoring run failed" in release.status_message
         assert "BackoffLimitExceeded" in release.status_message
+
+
+def test_a_degraded_seldon_model_fails_with_the_controller_s_reason(
+    alice, staging, writer, reader, kube_api
+):
+    from tests.fixtures.kube import SELDON_MODELS
+
+    service = _runtime_service("fraud-model", "seldon", {"storage_uri": "gs://models/fraud/1"})
+    release = _approved(alice, staging, service, 1)
+    deploy_pending(writer=writer)
+    release.refresh_from_db()
+    # With the template's Lua check Argo CD says Degraded; 3.x may leave the app's
+    # health message empty, so the reason comes from the Model itself.
+    kube_api.set_application(
+        "fraud-model-staging",
+        sync="Synced",
+        revision=release.commit_sha,
+        health="Degraded",
+        phase="Succeeded",
+    )
+    kube_api.put_object(SELDON_MODELS, _seldon_model("False", "ModelFailed", "no such file"))
+    now = timezone.now()
+    later = now + rollout.DEGRADED_GRACE + timedelta(seconds=1)
+    assert rollout.follow_rollouts(reader=reader, writer=writer, now=now) == [
+        (release.pk, "waiting")
+    ]
+    assert rollout.follow_rollouts(reader=reader, writer=writer, now=later) == [
+        (release.pk, "failed")
+    ]
+    release.refresh_from_db()
+    assert release.status_message.startswith("model failed to load: no such file; ")
+    assert "Argo CD reports Degraded" in release.status_message

@@ -66,6 +66,10 @@ CronJob succeeds (Jobs carry the release's `slipway.io/release-id` label from th
 `jobTemplate`); that wait has no timeout, since the next run may be a day away. A first run
 that fails fails the release.
 
+In the demo (`CLUSTER_BACKEND=demo`), a model version tagged `demo.fail=sync` in MLflow plays a
+failed sync operation (rule 1) and `demo.fail=load` a model that fails to load (Degraded with
+the reason, rule 4; the serving object and the first batch Job say so too).
+
 "First poll" is the verdict 30 s after the push; "after the timeout" is the verdict
 {TIMEOUT + 60} s after it, with Degraded seen since the start.
 """
