@@ -160,7 +160,9 @@ def follow_rollouts(
             degraded_since=degraded_since,
             operation_at_commit=operation_at_commit,
         )
-        if workloads is not None and at_commit:
+        # A failed sync never applied our objects: what they say is the previous revision's.
+        sync_failed = verdict.outcome == "failed" and status.operation_failed
+        if workloads is not None and at_commit and not sync_failed:
             verdict = _workload_verdict(release, verdict, workloads)
         _record_target(release.service_id, release.environment_id, status)
         seen_targets.add((release.service_id, release.environment_id))
