@@ -44,17 +44,19 @@ The rules, in order:
 
 1. A **Failed** or **Error** operation for our commit fails the release at once with Argo CD's
    message (`operationState.message`, then the first `syncResult.resources[].message` of a
-   resource that failed). Argo CD's automated sync does not retry the same commit, so waiting
-   would only burn the timeout. Failing commits the live release's files again (restore).
+   resource that failed). Argo CD's automated sync does not try a commit again once its sync
+   failed, so waiting would only burn the timeout; with `syncPolicy.retry` (the template sets
+   5 attempts) the phase stays Running while it retries, so only the final failure counts.
+   Failing commits the live release's files again (restore).
 2. **Live** = Synced at our commit, Healthy, and no operation for it still **Running** or
    **Terminating**. "No operation" is live too: Argo CD reports Synced at a commit when the
    objects already match it, e.g. a restore commit whose files equal what runs, and then it
    has nothing to apply.
 3. **Suspended** at our commit waits, saying it is paused and how to resume it; it never times
    out: someone paused it on purpose, and failing would commit a restore behind their back.
-4. **Degraded** at our commit fails after {int(DEGRADED_GRACE.total_seconds())} s (pods
-   restarting report Degraded for a moment). Degraded on the previous revision is not ours:
-   it waits.
+4. **Degraded** at our commit fails after {int(DEGRADED_GRACE.total_seconds())} s \
+(pods restarting report Degraded for a moment).
+   Degraded on the previous revision is not ours: it waits.
 5. Anything else waits, and fails when the release is not live after `ROLLOUT_TIMEOUT_SECONDS`
    ({TIMEOUT} s here).
 
