@@ -101,7 +101,7 @@ def _model_uri(request: RenderRequest, runtime: Runtime, config: ServingConfig) 
         return config.storage_uri
     if runtime in KSERVE_RUNTIMES or runtime == Runtime.SELDON:
         # The model server fetches the model itself, so the URI must be one it can fetch.
-        problem = storage_uri_problem(request.model_uri)
+        problem = storage_uri_problem(request.model_uri, runtime)
         if problem:
             raise ConfigError(
                 {
