@@ -49,8 +49,8 @@ def layout_problems(
         problems = _one_top_level(paths, XGBOOST_FILES, "KServe's XGBoost server")
         if problems and any(p.endswith(".xgb") for p in paths):
             problems.append(
-                "model.xgb is MLflow's default XGBoost format, which the server does not "
-                "read: log the model with model_format='json' or 'ubj'."
+                "model.xgb (what older MLflow versions wrote by default) is not read by the "
+                "server: log the model with model_format='ubj' or 'json'."
             )
         return problems
     if runtime == Runtime.KSERVE_ONNX:

@@ -33,7 +33,7 @@ def test_an_empty_folder_never_fits(runtime):
     [
         (Runtime.KSERVE_SKLEARN, ["a.pkl", "b.joblib"], ["refuses more than one"]),
         (Runtime.KSERVE_SKLEARN, ["sub/model.pkl"], ["No .joblib/.pkl/.pickle", "sub/model.pkl"]),
-        (Runtime.KSERVE_XGBOOST, ["model.xgb", "MLmodel"], ["model_format='json'"]),
+        (Runtime.KSERVE_XGBOOST, ["model.xgb", "MLmodel"], ["model_format='ubj'"]),
         (Runtime.KSERVE_ONNX, ["model.onnx"], ["<model-name>/1/model.onnx"]),
         (Runtime.KSERVE_TRITON, ["churn/1/model.onnx"], ["churn/config.pbtxt is missing"]),
         (Runtime.KSERVE_PYTORCH, ["model-store/churn.mar"], ["config/config.properties"]),
