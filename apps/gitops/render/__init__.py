@@ -107,7 +107,12 @@ def _model_uri(request: RenderRequest, runtime: Runtime, config: ServingConfig) 
                 {
                     "storage_uri": (
                         f"The model version's URI cannot be loaded by {runtime.label}. "
-                        f"{problem} Set storage_uri to where the model artifacts are."
+                        f"{problem}"
+                        + (
+                            ""
+                            if "storage_uri" in problem
+                            else " Set storage_uri to where the model artifacts are."
+                        )
                     )
                 }
             )
