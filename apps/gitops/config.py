@@ -482,6 +482,14 @@ def parse_serving_config(runtime: Runtime | str, raw: Mapping) -> ServingConfig:
                 hint="Use a Seldon server capability such as 'sklearn' or 'mlflow'.",
             ),
         )
+        if values["requirements"] == ():
+            # Seldon places a model on any Server having all the listed capabilities:
+            # none listed lets it land on a server that cannot load the format.
+            errors.add(
+                "requirements",
+                "List at least one capability the Server must have to load this model "
+                "(e.g. 'mlflow' for an MLflow model, 'sklearn', 'xgboost').",
+            )
     if present("server"):
         values["server"] = _string(
             errors,

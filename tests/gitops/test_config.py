@@ -265,3 +265,12 @@ def test_streaming_probe_types():
     assert "probes.type" in errors_of(
         Runtime.CUSTOM, {"image": IMAGE, "probes": {"type": "exec", "command": ["true"]}}
     )
+
+
+def test_seldon_requirements_cannot_be_empty():
+    assert (
+        "at least one capability" in errors_of(Runtime.SELDON, {"requirements": []})["requirements"]
+    )
+    assert parse_serving_config(Runtime.SELDON, {"requirements": ["sklearn"]}).requirements == (
+        "sklearn",
+    )
