@@ -416,7 +416,7 @@ def test_the_mode_does_not_touch_other_runtimes():
     "uri, fragment",
     [
         ("models:/churn/4", "only an MLflow client can resolve"),
-        ("file:///tmp/mlruns/1/abc/artifacts/model", "path on the machine"),
+        ("file:///home/alice/mlruns/1/abc/artifacts/model", "path on the machine"),
         ("oci://registry.example.com/models/churn:4", "Pin an OCI model car by digest"),
     ],
 )
