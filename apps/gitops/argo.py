@@ -26,9 +26,9 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
+from apps.core.redact import redact_url
 from apps.gitops.errors import ClusterError, ClusterUnavailable
 from apps.gitops.names import DNS1123_SUBDOMAIN
-from apps.gitops.redact import redact_url
 from apps.gitops.workloads import WorkloadReader
 
 logger = logging.getLogger("apps.gitops.argo")
