@@ -11,6 +11,7 @@ from django.db.models import Q
 from apps.core.backoff import backoff_delay
 from apps.core.locks import single_flight
 from apps.gitops.errors import GitOpsError
+from apps.releases import queue as release_queue
 
 log = logging.getLogger(__name__)
 
@@ -81,4 +82,4 @@ def follow_rollouts_task():
         Q(state=ReleaseState.APPROVED) | Q(state=ReleaseState.DEPLOYING, commit_sha="")
     )
     if waiting.exists():
-        deploy_pending_task.delay(resend=True)
+        release_queue.resend_deploy()
