@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
-from django.db.models import Q
 
 from apps.core.backoff import backoff_delay
 from apps.core.locks import single_flight
@@ -66,8 +65,8 @@ def follow_rollouts_task():
     """Move deploying releases to live or failed from Argo CD's answers; also re-send the
     deploy task when approved releases wait (a lost message must not strand them)."""
     from apps.releases.cluster import cluster_reader, repository_writer
-    from apps.releases.models import Release, ReleaseState
     from apps.releases.rollout import follow_rollouts
+    from apps.releases.selectors import releases_awaiting_commit
 
     with single_flight("releases.follow_rollouts") as mine:
         if not mine:
@@ -78,8 +77,5 @@ def follow_rollouts_task():
         finally:
             if writer is not None:
                 writer.close()
-    waiting = Release.objects.filter(
-        Q(state=ReleaseState.APPROVED) | Q(state=ReleaseState.DEPLOYING, commit_sha="")
-    )
-    if waiting.exists():
+    if releases_awaiting_commit().exists():
         release_queue.resend_deploy()

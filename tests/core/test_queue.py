@@ -14,10 +14,10 @@ import importlib.util
 import pytest
 from django.apps import apps as django_apps
 from django.db import transaction
-from kombu import Queue as BrokerQueue
 
 from apps.core import queue as core_queue
 from controlplane.celery import app as celery_app
+from tests.fixtures.broker import sent, waiting
 
 
 def _app_modules(suffix: str) -> list[str]:
@@ -65,41 +65,21 @@ def test_an_undeclared_name_is_refused():
         core_queue.enqueue_now("releases.no_such_task")
 
 
-@pytest.fixture
-def broker_queue():
-    """The Celery default queue on the broker the suite's Celery app really uses (read
-    through the app's own connection, so whichever transport the settings pick), emptied
-    before and after the test."""
-    with celery_app.connection_for_write() as conn:
-        queue = BrokerQueue(celery_app.conf.task_default_queue)(conn.default_channel)
-        queue.declare()
-        queue.purge()
-        yield queue
-        queue.purge()
-
-
-def _waiting(queue) -> int:
-    return queue.queue_declare(passive=True).message_count
-
-
 @pytest.mark.django_db(transaction=True)
-def test_an_enqueue_inside_a_transaction_is_sent_only_at_commit(broker_queue):
+def test_an_enqueue_inside_a_transaction_is_sent_only_at_commit(celery_queue):
     from apps.releases import queue as release_queue
 
     with transaction.atomic():
         release_queue.enqueue_deploy_on_commit()
         with transaction.atomic():  # a savepoint releasing is not the commit
             release_queue.enqueue_deploy_on_commit()
-        assert _waiting(broker_queue) == 0
-    assert _waiting(broker_queue) == 2
-    message = broker_queue.get(no_ack=True)
-    assert message.headers["task"] == "releases.deploy_pending"
-    args, kwargs, _ = message.decode()
-    assert (args, kwargs) == ([], {})
+        assert waiting(celery_queue) == 0
+    assert waiting(celery_queue) == 2
+    assert sent(celery_queue) == [("releases.deploy_pending", {})] * 2
 
 
 @pytest.mark.django_db(transaction=True)
-def test_an_enqueue_in_a_rolled_back_transaction_is_never_sent(broker_queue):
+def test_an_enqueue_in_a_rolled_back_transaction_is_never_sent(celery_queue):
     from apps.releases import queue as release_queue
 
     with pytest.raises(RuntimeError), transaction.atomic():
@@ -107,14 +87,11 @@ def test_an_enqueue_in_a_rolled_back_transaction_is_never_sent(broker_queue):
         raise RuntimeError("the approval failed after asking for the deploy")
     with transaction.atomic():
         pass  # a later commit does not send what the rolled-back one asked for
-    assert _waiting(broker_queue) == 0
+    assert waiting(celery_queue) == 0
 
 
-def test_a_resend_goes_out_at_once_and_says_so(broker_queue):
+def test_a_resend_goes_out_at_once_and_says_so(celery_queue):
     from apps.releases import queue as release_queue
 
     release_queue.resend_deploy()
-    assert _waiting(broker_queue) == 1
-    message = broker_queue.get(no_ack=True)
-    assert message.headers["task"] == "releases.deploy_pending"
-    assert message.decode()[1] == {"resend": True}
+    assert sent(celery_queue) == [("releases.deploy_pending", {"resend": True})]
