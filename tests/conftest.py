@@ -6,6 +6,7 @@ from django.db import connection
 from tests import factories
 
 pytest_plugins = [
+    "tests.fixtures.broker",
     "tests.fixtures.git",
     "tests.fixtures.kube",
     "tests.fixtures.mlflow",
