@@ -10,7 +10,7 @@ from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from apps.core.errors import Conflict, DomainError, Forbidden, NotFound
+from apps.core.errors import Conflict, DomainError, Forbidden, NotFound, Unavailable
 
 
 def exception_handler(exc, context):
@@ -25,6 +25,7 @@ def exception_handler(exc, context):
             (Conflict, status.HTTP_409_CONFLICT),
             (Forbidden, status.HTTP_403_FORBIDDEN),
             (NotFound, status.HTTP_404_NOT_FOUND),
+            (Unavailable, status.HTTP_503_SERVICE_UNAVAILABLE),
         ):
             if isinstance(exc, cls):
                 code = mapped

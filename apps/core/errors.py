@@ -27,3 +27,7 @@ class Forbidden(DomainError):
 
 class NotFound(DomainError):
     """The object does not exist or is not visible: 404."""
+
+
+class Unavailable(DomainError):
+    """A system the action needs (MLflow, git, the cluster) did not answer: 503, try again."""

@@ -43,3 +43,15 @@ def test_a_standard_mode_environment_refuses_a_canary_and_scales_on_cpu(staging)
     isvc = yaml.safe_load(render_for(staging, {}).files["inferenceservice.yaml"])
     assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Standard"
     assert isvc["spec"]["predictor"]["scaleMetric"] == "cpu"
+
+
+def test_the_api_says_which_mode_an_environment_runs(prod, alice):
+    from rest_framework.test import APIClient
+
+    prod.kserve_mode = "standard"
+    prod.save(update_fields=["kserve_mode"])
+    client = APIClient()
+    client.force_authenticate(alice)
+    rows = {row["name"]: row for row in client.get("/api/v1/environments/").json()["results"]}
+    assert (rows["prod"]["kserve_mode"], rows["prod"]["kserve_version"]) == ("standard", "0.20")
+    assert rows["staging"]["kserve_mode"] == "knative"

@@ -33,6 +33,8 @@ class EnvironmentSerializer(serializers.ModelSerializer):
             "is_production",
             "auto_rollback",
             "bake_minutes",
+            "kserve_mode",
+            "kserve_version",
             "approval_rules",
         ]
 

@@ -8,6 +8,7 @@ an interface.
 """
 
 from apps.releases.services.approval import release_approve, release_reject
+from apps.releases.services.artifacts import release_check_artifacts
 from apps.releases.services.create import release_cancel, release_create, release_submit
 from apps.releases.services.deployment import (
     release_deploy_claim,
@@ -27,6 +28,7 @@ from apps.releases.services.rollback import (
 __all__ = [
     "release_approve",
     "release_cancel",
+    "release_check_artifacts",
     "release_create",
     "release_deploy_claim",
     "release_mark_failed",

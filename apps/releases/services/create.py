@@ -32,6 +32,7 @@ from apps.releases.services._transitions import (
     _locked,
     _move,
 )
+from apps.releases.services.artifacts import release_check_artifacts
 
 
 def _render_or_error(*, service, environment, model_version, release_uid, config):
@@ -210,13 +211,27 @@ def _create(
     return release
 
 
-@transaction.atomic
 def release_submit(*, actor, release: Release) -> Release:
     """Freeze a draft and ask the environment's reviewers for approval.
 
     From here on the release is immutable. An environment without approval rules
-    approves it at once, and the deploy is queued after commit.
+    approves it at once, and the deploy is queued after commit. First, outside any row
+    lock, the model server must be able to load the version's artifacts: reviewers should
+    not approve what cannot run.
     """
+    if not permissions.can_submit_or_cancel(actor, release):
+        raise Forbidden("Only the requester or an admin can submit this release.")
+    _check_transition(release, ReleaseState.PENDING_APPROVAL, doing="submit")
+    release_check_artifacts(
+        service=release.service, model_version=release.model_version, config=release.config
+    )
+    return submit_checked(actor=actor, release=release)
+
+
+@transaction.atomic
+def submit_checked(*, actor, release: Release) -> Release:
+    """``release_submit`` once the artifacts were checked (promotion checks them before
+    its own transaction)."""
     release = _locked(release)
     if not permissions.can_submit_or_cancel(actor, release):
         raise Forbidden("Only the requester or an admin can submit this release.")

@@ -7,10 +7,18 @@ from django.db import transaction
 
 from apps.core.errors import Conflict, DomainError, Forbidden
 from apps.releases import permissions
-from apps.releases.models import Environment, Release, ReleaseKind, ReleaseState
+from apps.releases.models import (
+    Environment,
+    Release,
+    ReleaseKind,
+    ReleaseState,
+    ServiceEnvironment,
+)
+from apps.releases.rendering import resolve_config
 from apps.releases.selectors import soak_gate, standing_promotion
 from apps.releases.services._transitions import _committed_text, _locked
-from apps.releases.services.create import _create, _ensure_releasable, release_submit
+from apps.releases.services.artifacts import release_check_artifacts
+from apps.releases.services.create import _create, _ensure_releasable, submit_checked
 
 
 def release_promote(
@@ -60,6 +68,19 @@ def release_promote(
     if not gate.passed:
         raise Conflict(gate.message)
     _ensure_releasable(source.model_version, source.service)
+    # The target environment may configure the server differently (its overrides): check
+    # the artifacts against what the promotion will run, before taking any lock.
+    target_config = resolve_config(
+        service=source.service,
+        environment=environment,
+        target=ServiceEnvironment.objects.filter(
+            service=source.service, environment=environment
+        ).first(),
+        overrides=source.config_overrides,
+    )
+    release_check_artifacts(
+        service=source.service, model_version=source.model_version, config=target_config
+    )
     with transaction.atomic():
         # One standing promotion per source and target: a second click, a browser's
         # resubmit or a colleague's request would put the same change in front of
@@ -84,4 +105,4 @@ def release_promote(
             promoted_from=source,
             idempotency_key=idempotency_key or None,
         )
-        return release_submit(actor=actor, release=release), True
+        return submit_checked(actor=actor, release=release), True
