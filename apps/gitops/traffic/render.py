@@ -26,9 +26,11 @@ an annotation change into new pods: the traffic objects, the Services, and the
 Deployments' own metadata (never the pod template). Not on an InferenceService: KServe
 copies its annotations into the Knative revision template
 (``components/predictor.go``, ``buildPredictorResources``), so a per-step annotation
-would start a new revision at every step and drop the candidate's warm pods. Not on a
-Seldon Model either, whose changes the operator sends to the scheduler as a new model
-version. There, the weight is the traffic field itself and the step is in the commit.
+would start a new revision at every step and drop the candidate's warm pods; there the
+weight is ``canaryTrafficPercent`` itself and the step is in the commit trailer. Seldon
+Models do carry them: the operator's Model reconciler filters events with
+``GenerationChangedPredicate`` (``operator/controllers/mlops/model_controller.go``), and
+a metadata change does not bump the generation, so no model is reloaded.
 """
 
 from __future__ import annotations
@@ -216,7 +218,10 @@ def _seldon(
     candidate_name = _derived_name(service, CANDIDATE_SUFFIX)
     new["metadata"]["name"] = candidate_name
     new["metadata"]["labels"][LABEL_TRACK] = TRACK_CANDIDATE
-    objects: dict[str, Any] = {"model.yaml": old, "model-candidate.yaml": new}
+    objects: dict[str, Any] = {
+        "model.yaml": _annotate(old, step),
+        "model-candidate.yaml": _annotate(new, step),
+    }
     if step.weight == 0 and not step.mirror_percent:
         return objects  # blue-green at 0%: nothing routes to the candidate yet
     # The scheduler requires the default to be one of the candidates and every name
