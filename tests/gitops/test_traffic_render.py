@@ -286,6 +286,8 @@ def test_httproute_schema_refusals():
         del rule["filters"][0]["requestMirror"]["backendRef"]["port"]
         rule["filters"][0]["requestMirror"]["fraction"] = {"numerator": 1}
         rule["filters"].append({"type": "URLRewrite", "requestMirror": {"backendRef": {}}})
+        rule["backendRefs"][0]["bogus"] = 1
+        doc["spec"]["parentRefs"][0]["port"] = 0
 
     with pytest.raises(ManifestError) as caught:
         validate_manifests(_with(files, "httproute.yaml", break_route), require_image_digest=False)
@@ -294,6 +296,8 @@ def test_httproute_schema_refusals():
     assert "'port' is a required property" in text
     assert "should not be valid under" in text  # percent and fraction together
     assert "rules.0.filters.1" in text  # a requestMirror body on another filter type
+    assert "'bogus' was unexpected" in text
+    assert "spec.parentRefs.0.port: 0 is less than the minimum of 1" in text
 
 
 def test_experiment_schema_refusals():
