@@ -9,7 +9,7 @@ runtime's controller honours (``capabilities``):
   ``spec.predictor.canaryTrafficPercent: <weight>``; Knative keeps the last revision
   that had 100% as the stable one and gives it the rest. The promotion is the
   candidate's own render (field absent: 100% to the latest revision).
-- Seldon Core 2: the stable Model as it is, the candidate Model under
+- Seldon Core 2: the stable Model with its spec unchanged, the candidate Model under
   ``<service>-candidate``, and an ``Experiment`` whose default is the stable Model:
   candidates' weights for canary, ``mirror`` for shadow. At 0% (blue-green) there is no
   Experiment: the candidate is reachable only by its own name.
