@@ -62,6 +62,9 @@ CUSTOM_SCHEMAS = {
     ("serving.kserve.io/v1beta1", "InferenceService"): "inferenceservice.json",
     ("mlops.seldon.io/v1alpha1", "Model"): "seldon-model.json",
     ("keda.sh/v1alpha1", "ScaledObject"): "keda-scaledobject.json",
+    # Rollout steps (apps.gitops.traffic): Seldon's traffic split and Gateway API's.
+    ("mlops.seldon.io/v1alpha1", "Experiment"): "experiment.json",
+    ("gateway.networking.k8s.io/v1", "HTTPRoute"): "httproute.json",
 }
 _SHARED_SCHEMAS = ("_metadata.json", "_container.json")
 _MAX_FILE_BYTES = 1024 * 1024
