@@ -357,11 +357,6 @@ def test_every_step_builds_with_kubectl_kustomize(runtime, plan, tmp_path):
     kustomize(render_abort(stable=stable), tmp_path / "abort")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gitops-repo-template's AppProject does not allow the traffic kinds yet (outside "
-    "apps/gitops/traffic); once it does, remove this marker",
-)
 def test_the_repository_template_allows_the_traffic_kinds():
     template = Path(__file__).resolve().parents[2] / "gitops-repo-template"
     project = yaml.safe_load((template / "argocd" / "appproject.yaml").read_text())["spec"]
