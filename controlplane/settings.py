@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "apps.releases",
     "apps.metrics",
     "apps.dashboards",
+    "apps.evidence",
     "apps.demo",
 ]
 
@@ -240,6 +241,9 @@ AUDIT_CHAIN_KEY = env_str("AUDIT_CHAIN_KEY", "") or f"audit-chain:{SECRET_KEY}"
 AUDIT_ANCHOR_FILE = Path(env_str("AUDIT_ANCHOR_FILE", str(VAR_DIR / "audit-anchors.log")))
 AUDIT_ANCHOR_GIT_DIR = env_str("AUDIT_ANCHOR_GIT_DIR", "")
 AUDIT_CHECKPOINT_SECONDS = env_int("AUDIT_CHECKPOINT_SECONDS", 900, minimum=10)
+# Ed25519 key signing evidence packs: PEM, or the raw 32-byte seed in base64 (or *_FILE).
+# Unset: packs cannot be made, except in demo mode, which keeps a generated key in VAR_DIR.
+EVIDENCE_SIGNING_KEY = env_str("EVIDENCE_SIGNING_KEY", "")
 
 # --- releases -------------------------------------------------------------------------
 # Reasons and comments are free text from people; cap them so a paste cannot bloat rows.
