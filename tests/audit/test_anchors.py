@@ -164,3 +164,17 @@ def test_audit_page_shows_the_stored_verification(client, ada, alice):
     client.force_login(ada)
     page = client.get(reverse("audit:list")).content.decode()
     assert "audit chain intact: " in page and "proven up to event" in page
+
+
+def test_the_checkpoint_task_runs_on_beat_and_anchors(alice, anchor_places):
+    from django.conf import settings
+
+    from apps.audit.tasks import audit_checkpoint_task
+
+    entry = settings.CELERY_BEAT_SCHEDULE["audit.checkpoint"]
+    assert entry["task"] == "audit.checkpoint"
+    assert entry["schedule"] == float(settings.AUDIT_CHECKPOINT_SECONDS)
+    _append(1, alice)
+    result = audit_checkpoint_task.apply().get()
+    assert result["intact"] and result["proven_to_id"] == _ids()[-1]
+    assert anchor_places.exists()
