@@ -18,10 +18,14 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m apps.demo
 
+# The suite runs on PYTEST_WORKERS processes (pytest-xdist, a database each), then the few
+# tests that restart a shared service run alone (exit 5, "none selected", is fine there).
+PYTEST_WORKERS ?= 2
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -m "not serial" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m serial $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

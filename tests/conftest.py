@@ -6,6 +6,7 @@ from django.db import connection
 from tests import factories
 
 pytest_plugins = [
+    "tests.fixtures.broker",
     "tests.fixtures.git",
     "tests.fixtures.kube",
     "tests.fixtures.mlflow",
@@ -19,6 +20,12 @@ def pytest_collection_modifyitems(config, items):
     SQLite (tests/settings.py fails first)."""
     from django.conf import settings
 
+    for item in items:
+        # Tests that start real Celery workers share one Redis broker: a worker of one test
+        # could take another test's message. Under pytest-xdist they all run on one worker,
+        # one after another (``--dist loadgroup``); everything else spreads over the others.
+        if item.nodeid.startswith("tests/hardening/"):
+            item.add_marker(pytest.mark.xdist_group("hardening"))
     if settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
         return
     skip = pytest.mark.skip(reason="needs PostgreSQL on 127.0.0.1:5432 (suite is on SQLite)")

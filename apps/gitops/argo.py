@@ -1,18 +1,23 @@
 """What Argo CD says about an Application, and asking it to look again.
 
 ``ArgoStatusReader`` reads the ``Application`` custom resource (argoproj.io/v1alpha1)
-through the Kubernetes API with the official client: sync status and revision, health,
-the last operation's phase and message. ``ArgoRefresher`` calls Argo CD's own REST API
-(``GET /api/v1/applications/<name>?refresh=normal``) right after a push, so the rollout
-starts now rather than at Argo CD's next poll; it is an optimisation and never raises.
+through the Kubernetes API with the official client: sync status and the revision of OUR
+source (multi-source apps matched by repoURL), health, the last sync operation's phase,
+message, failing resource and the revision it was for (Argo CD 3.x field names, from
+``pkg/apis/application/v1alpha1/types.go``: ``status.sync``, ``status.health``,
+``status.operationState.{phase,message,operation.sync,syncResult}``). ``ArgoRefresher``
+calls Argo CD's own REST API (``GET /api/v1/applications/<name>?refresh=normal``) right
+after a push, so the rollout starts now rather than at Argo CD's next poll; it is an
+optimisation and never raises.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
 import urllib3
@@ -21,25 +26,34 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
+from apps.core.redact import redact_url
 from apps.gitops.errors import ClusterError, ClusterUnavailable
 from apps.gitops.names import DNS1123_SUBDOMAIN
+from apps.gitops.workloads import WorkloadReader
 
 logger = logging.getLogger("apps.gitops.argo")
 
 GROUP, VERSION, PLURAL = "argoproj.io", "v1alpha1", "applications"
 # Argo CD condition types that explain why an Application cannot sync.
 _ERROR_CONDITIONS = ("Error", "Warning")
+_COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")  # SHA-1 or SHA-256 object names
 
 
 @dataclass(frozen=True)
 class ApplicationStatus:
     name: str
     sync_status: str  # Synced | OutOfSync | Unknown | "" (not reported yet)
-    revision: str  # the git commit Argo CD last compared with / synced to
+    revision: str  # the commit Argo CD last compared OUR repository's source with
     health_status: str  # Healthy | Progressing | Degraded | Suspended | Missing | Unknown
     operation_phase: str  # Running | Succeeded | Failed | Error | Terminating | ""
     message: str  # the most useful explanation Argo CD gives, "" when all is well
     exists: bool
+    # The commit of our source the last sync operation was for ("" when there was none,
+    # or when it named no commit): a Failed operation only matters for that commit.
+    operation_revision: str = ""
+    operation_message: str = ""  # operationState.message, verbatim
+    resource_message: str = ""  # the first resource that failed to sync, "Kind/name: why"
+    health_message: str = ""  # status.health.message (Argo CD 3.x may leave it empty)
 
     @property
     def synced(self) -> bool:
@@ -50,8 +64,23 @@ class ApplicationStatus:
         return self.health_status == "Healthy"
 
     @property
+    def operation_failed(self) -> bool:
+        return self.operation_phase in FAILED_PHASES
+
+    @property
     def degraded(self) -> bool:
-        return self.health_status == "Degraded" or self.operation_phase in ("Failed", "Error")
+        return self.health_status == "Degraded" or self.operation_failed
+
+    @property
+    def operation_at_revision(self) -> bool:
+        """The last operation was for the revision Argo CD now compares with."""
+        return bool(self.operation_revision) and self.operation_revision == self.revision
+
+    @property
+    def failure_message(self) -> str:
+        """Why the last operation failed, in Argo CD's own words."""
+        parts = [p for p in (self.operation_message, self.resource_message) if p]
+        return "; ".join(dict.fromkeys(parts))[:2000]
 
     @classmethod
     def missing(cls, name: str) -> ApplicationStatus:
@@ -66,27 +95,117 @@ class ApplicationStatus:
         )
 
     @classmethod
-    def from_resource(cls, name: str, resource: dict[str, Any]) -> ApplicationStatus:
+    def from_resource(
+        cls, name: str, resource: dict[str, Any], *, repo_url: str = ""
+    ) -> ApplicationStatus:
+        """Read an Application; ``repo_url`` picks our source in a multi-source app."""
+        spec = resource.get("spec") or {}
         status = resource.get("status") or {}
         sync = status.get("sync") or {}
         health = status.get("health") or {}
         operation = status.get("operationState") or {}
         phase = operation.get("phase") or ""
-        revision = (
-            sync.get("revision")
-            or next(iter(sync.get("revisions") or []), "")  # multi-source Applications
-            or (operation.get("syncResult") or {}).get("revision")
-            or ""
-        )
+        revision, operation_revision, problem = _our_revisions(spec, sync, operation, repo_url)
+        message = problem or _message(status, phase)
         return cls(
             name=name,
             sync_status=sync.get("status") or "",
-            revision=revision if isinstance(revision, str) else "",
+            revision=revision,
             health_status=health.get("status") or "",
             operation_phase=phase,
-            message=_message(status, phase),
+            message=message,
             exists=True,
+            operation_revision=operation_revision,
+            operation_message=_text(operation.get("message")),
+            resource_message=_failed_resource(operation),
+            health_message=_text(health.get("message")),
         )
+
+
+FAILED_PHASES = ("Failed", "Error")
+
+
+def _text(value: Any) -> str:
+    return str(value).strip()[:2000] if isinstance(value, str) else ""
+
+
+def _sha(value: Any) -> str:
+    """A commit id, or "" for anything else (a branch name, HEAD, a Helm chart version)."""
+    return value if isinstance(value, str) and _COMMIT.fullmatch(value) else ""
+
+
+def _at(items: Any, index: int) -> Any:
+    return items[index] if isinstance(items, list) and 0 <= index < len(items) else None
+
+
+def _our_revisions(
+    spec: dict[str, Any], sync: dict[str, Any], operation: dict[str, Any], repo_url: str
+) -> tuple[str, str, str]:
+    """(compared revision, last operation's revision, problem) for our repository.
+
+    A single-source Application reports ``status.sync.revision``; a multi-source one
+    reports ``status.sync.revisions`` in the order of ``spec.sources``, so our entry is
+    found by repoURL, never by position (a Helm chart or values repo may come first).
+    """
+    requested = (operation.get("operation") or {}).get("sync") or {}
+    result = operation.get("syncResult") or {}
+    sources = spec.get("sources")
+    if not sources:
+        compared = _text(sync.get("revision"))
+        ran = _sha(result.get("revision")) or _sha(requested.get("revision"))
+        return compared, ran, ""
+    index = _source_index(sources, repo_url)
+    if index is None:
+        return (
+            "",
+            "",
+            f"None of the Application's {len(sources)} sources uses the GitOps repository "
+            f"{redact_url(repo_url)}; Slipway cannot tell which revision it runs.",
+        )
+    compared = _text(_at(sync.get("revisions"), index))
+    ran = _sha(_at(result.get("revisions"), index)) or _sha(_at(requested.get("revisions"), index))
+    return compared, ran, ""
+
+
+def _source_index(sources: list[Any], repo_url: str) -> int | None:
+    if not repo_url:
+        # Nothing to match with (tests, tools): the only git source, else the first one.
+        git = [i for i, s in enumerate(sources) if isinstance(s, dict) and not s.get("chart")]
+        return git[0] if len(git) == 1 else 0
+    ours = same_repository_key(repo_url)
+    for index, source in enumerate(sources):
+        if isinstance(source, dict) and same_repository_key(source.get("repoURL") or "") == ours:
+            return index
+    return None
+
+
+def same_repository_key(url: str) -> str:
+    """``host/path`` of a git URL, so https, ssh and scp-like spellings of one repository
+    compare equal (Argo CD itself normalises case, ``.git`` and a trailing slash)."""
+    text = (url or "").strip().lower()
+    if "://" in text:
+        parts = urlsplit(text)
+        host, path = (parts.hostname or ""), parts.path
+    elif ":" in text and not text.startswith("/"):  # git@host:org/repo.git
+        host, _, path = text.partition(":")
+        host = host.rpartition("@")[2]
+    else:
+        host, path = "", text
+    path = path.strip("/")
+    path = path.removesuffix(".git")
+    return f"{host}/{path}"
+
+
+def _failed_resource(operation: dict[str, Any]) -> str:
+    """The first resource whose sync failed, with Argo CD's message for it."""
+    resources = (operation.get("syncResult") or {}).get("resources") or []
+    for item in resources:
+        if not isinstance(item, dict):
+            continue
+        failed = item.get("status") == "SyncFailed" or item.get("hookPhase") in FAILED_PHASES
+        if failed and item.get("message"):
+            return f"{item.get('kind') or '?'}/{item.get('name') or '?'}: {_text(item['message'])}"
+    return ""
 
 
 def _message(status: dict[str, Any], phase: str) -> str:
@@ -94,13 +213,14 @@ def _message(status: dict[str, Any], phase: str) -> str:
     operation = status.get("operationState") or {}
     health = status.get("health") or {}
     candidates = []
-    if phase in ("Failed", "Error"):
+    if phase in FAILED_PHASES:
         candidates.append(operation.get("message"))
+        candidates.append(_failed_resource(operation))
     candidates.append(health.get("message"))
     for condition in status.get("conditions") or []:
         if any(word in (condition.get("type") or "") for word in _ERROR_CONDITIONS):
             candidates.append(f"{condition.get('type')}: {condition.get('message') or ''}")
-    if phase not in ("Failed", "Error"):
+    if phase not in FAILED_PHASES:
         candidates.append(operation.get("message"))
     return next((str(c).strip() for c in candidates if c and str(c).strip()), "")[:2000]
 
@@ -146,12 +266,20 @@ class ArgoStatusReader:
     """Reads ``Application`` objects from the Argo CD namespace."""
 
     def __init__(
-        self, api_client: k8s_client.ApiClient, namespace: str = "argocd", timeout: float = 10
+        self,
+        api_client: k8s_client.ApiClient,
+        namespace: str = "argocd",
+        timeout: float = 10,
+        *,
+        repo_url: str = "",
     ):
         self.api_client = api_client
         self.namespace = namespace
         self.timeout = timeout
+        self.repo_url = repo_url  # our GitOps repository: picks our source in multi-source apps
         self._api = k8s_client.CustomObjectsApi(api_client)
+        # The serving objects' own status, where Argo CD's health says too little.
+        self.workloads = WorkloadReader(api_client, timeout=timeout)
 
     @classmethod
     def from_settings(cls) -> ArgoStatusReader:
@@ -168,6 +296,7 @@ class ArgoStatusReader:
             api_client,
             namespace=settings.ARGOCD_NAMESPACE,
             timeout=settings.CLUSTER_TIMEOUT_SECONDS,
+            repo_url=settings.GITOPS_REPO_URL,
         )
 
     def get(self, name: str) -> ApplicationStatus:
@@ -202,7 +331,7 @@ class ArgoStatusReader:
             raise ClusterUnavailable(
                 f"Cannot reach the Kubernetes API: {type(exc).__name__}."
             ) from None
-        return ApplicationStatus.from_resource(name, resource)
+        return ApplicationStatus.from_resource(name, resource, repo_url=self.repo_url)
 
     def close(self) -> None:
         self.api_client.close()

@@ -16,13 +16,19 @@ Raw shape (every key optional unless the runtime needs it)::
     resources: {cpu: "500m", memory: "1Gi", gpu: 0, limits: {cpu: "2", memory: "2Gi"}}
     probes: {readiness_path: /ready, liveness_path: /healthz,
              initial_delay_seconds: 5, startup_timeout_seconds: 300}
+    probes: {type: exec, command: [python, -m, healthcheck]}   # streaming: http|exec|none
     env: {LOG_LEVEL: info}                 # plain, non-secret values only
     secret_refs: [churn-db]                # Kubernetes Secrets, used via envFrom
     service_account: churn-reader
-    canary_percent: 10                     # KServe
+    canary_percent: 10                     # KServe, Knative mode only
+    scale_metric: concurrency              # KServe: concurrency|rps (Knative), cpu|memory (HPA)
+    scale_target: 10                       # KServe: the metric's target per replica
+    autoscaler_class: hpa                  # KServe: kpa (Knative default) or hpa
+    protocol_version: v2                   # KServe: among those the serving runtime speaks
     storage_uri: s3://models/churn/4       # KServe / Seldon; default: the version's URI
     requirements: [mlflow]                 # Seldon
     server: mlserver                       # Seldon
+    storage_secret: minio-secret           # Seldon: Secret with the rclone remote (secretName)
     schedule: "0 3 * * *"                  # batch
     time_zone: Europe/Paris                # batch
     command: [python, -m, score]           # batch / streaming
@@ -49,7 +55,7 @@ from apps.gitops.names import (
     fullmatch,
     is_plain,
 )
-from apps.gitops.runtimes import Runtime
+from apps.gitops.runtimes import KSERVE_SERVING_RUNTIMES, Runtime
 
 
 class ConfigError(GitOpsError, ValueError):
@@ -76,6 +82,7 @@ KSERVE_RUNTIMES = frozenset(
         Runtime.KSERVE_ONNX,
         Runtime.KSERVE_PYTORCH,
         Runtime.KSERVE_TRITON,
+        Runtime.KSERVE_MLFLOW,
     }
 )
 MODEL_SERVER_RUNTIMES = KSERVE_RUNTIMES | {Runtime.SELDON}
@@ -94,7 +101,28 @@ _IMAGE = re.compile(
 IMAGE_DIGEST = re.compile(r"@sha256:[a-f0-9]{64}\Z")
 _HTTP_PATH = re.compile(r"/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*")
 # A path that no sane probe needs and that would let ".." games reach the server.
-_STORAGE_SCHEMES = ("s3://", "gs://", "pvc://", "https://", "hf://", "oci://")
+# What a default KServe v0.20 install can fetch: the storage initializer's ClusterStorage-
+# Container formats (gs, s3, hdfs, webhdfs, hf, https incl. Azure blob), PVCs mounted by
+# the webhook, and OCI model cars. Plain http is refused: models travel over TLS.
+_STORAGE_SCHEMES = (
+    "s3://",
+    "gs://",
+    "pvc://",
+    "https://",
+    "hf://",
+    "oci://",
+    "hdfs://",
+    "webhdfs://",
+)
+# URIs only an MLflow client can resolve (registry or tracking server indirections).
+_MLFLOW_SCHEMES = ("models:", "runs:", "mlflow-artifacts:")
+# Seldon Core 2 fetches with rclone: "<remote>:<path>" or "<remote>://<path>", the remote
+# being a name configured in a storage Secret (s3, gs, or one of your own).
+_RCLONE_URI = re.compile(r"(?P<remote>[A-Za-z0-9][A-Za-z0-9_-]{0,62}):(?://)?(?P<path>\S+)")
+_OCI_DIGEST = re.compile(r"oci://[^@\s]+@sha256:[a-f0-9]{64}")
+SCALE_METRICS = ("concurrency", "rps", "cpu", "memory")
+AUTOSCALER_CLASSES = ("kpa", "hpa")
+PROBE_TYPES = ("http", "exec", "none")
 _CRON_FIELD = re.compile(r"[0-9A-Za-z*?/,-]+")
 _CRON_MACROS = frozenset({"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@hourly"})
 _TIME_ZONE = re.compile(r"[A-Za-z][A-Za-z0-9_+-]*(?:/[A-Za-z0-9_+-]+){0,2}")
@@ -138,8 +166,12 @@ class Resources:
 
 @dataclass(frozen=True)
 class Probes:
+    # http: GET the paths on the container's port; exec: run ``command`` in the container;
+    # none: no probes (a consumer with nothing to ask). Only http gets a port.
+    type: str = "http"
     readiness_path: str = "/ready"
     liveness_path: str = "/healthz"
+    command: tuple[str, ...] = ()
     initial_delay_seconds: int = 0
     # How long a fresh pod may take to load its model before liveness starts counting.
     startup_timeout_seconds: int = 300
@@ -169,9 +201,15 @@ class ServingConfig:
     secret_refs: tuple[str, ...] = ()
     service_account: str = ""
     canary_percent: int | None = None
+    # KServe autoscaling; empty: what the environment's deployment mode does by default.
+    scale_metric: str = ""
+    scale_target: int | None = None
+    autoscaler_class: str = ""
+    protocol_version: str = ""  # empty: the serving runtime's first protocol
     storage_uri: str = ""  # empty: the model version's URI
     requirements: tuple[str, ...] = ("mlflow",)
     server: str = ""
+    storage_secret: str = ""  # Seldon spec.secretName: the rclone remote's Secret
     schedule: str = ""
     time_zone: str = "Etc/UTC"
     command: tuple[str, ...] = ()
@@ -302,9 +340,14 @@ _KEYS: dict[str, frozenset[Runtime]] = {
     "secret_refs": IMAGE_RUNTIMES | KSERVE_RUNTIMES,
     "service_account": IMAGE_RUNTIMES | KSERVE_RUNTIMES,
     "canary_percent": KSERVE_RUNTIMES,
+    "scale_metric": KSERVE_RUNTIMES,
+    "scale_target": KSERVE_RUNTIMES,
+    "autoscaler_class": KSERVE_RUNTIMES,
+    "protocol_version": KSERVE_RUNTIMES,
     "storage_uri": MODEL_SERVER_RUNTIMES,
     "requirements": frozenset({Runtime.SELDON}),
     "server": frozenset({Runtime.SELDON}),
+    "storage_secret": frozenset({Runtime.SELDON}),
     "schedule": frozenset({Runtime.BATCH}),
     "time_zone": frozenset({Runtime.BATCH}),
     "command": frozenset({Runtime.BATCH, Runtime.STREAMING}),
@@ -374,7 +417,14 @@ def parse_serving_config(runtime: Runtime | str, raw: Mapping) -> ServingConfig:
     if present("resources"):
         values["resources"] = _parse_resources(errors, raw["resources"])
     if present("probes"):
-        values["probes"] = _parse_probes(errors, raw["probes"], values["probes"])
+        values["probes"] = _parse_probes(errors, runtime, raw["probes"], values["probes"])
+        probes = values["probes"]
+        if probes is not None and probes.type != "http" and present("port"):
+            errors.add(
+                "port",
+                f"Only http probes use a port; with probes.type {probes.type} the "
+                "consumer gets no port. Remove port, or use http probes.",
+            )
     if present("env"):
         values["env"] = _parse_env(errors, raw["env"])
     if present("secret_refs"):
@@ -404,8 +454,20 @@ def parse_serving_config(runtime: Runtime | str, raw: Mapping) -> ServingConfig:
         values["canary_percent"] = _integer(
             errors, "canary_percent", raw["canary_percent"], minimum=0, maximum=100
         )
+    if runtime in KSERVE_RUNTIMES:
+        _parse_kserve_scaling(errors, runtime, raw, values)
     if present("storage_uri"):
-        values["storage_uri"] = _parse_storage_uri(errors, "storage_uri", raw["storage_uri"])
+        values["storage_uri"] = _parse_storage_uri(
+            errors, "storage_uri", raw["storage_uri"], runtime
+        )
+    if present("storage_secret"):
+        values["storage_secret"] = _string(
+            errors,
+            "storage_secret",
+            raw["storage_secret"],
+            pattern=DNS1123_SUBDOMAIN,
+            hint="Use the name of the Kubernetes Secret holding the rclone remote.",
+        )
     if present("requirements"):
         values["requirements"] = _string_list(
             errors,
@@ -419,6 +481,14 @@ def parse_serving_config(runtime: Runtime | str, raw: Mapping) -> ServingConfig:
                 hint="Use a Seldon server capability such as 'sklearn' or 'mlflow'.",
             ),
         )
+        if values["requirements"] == ():
+            # Seldon places a model on any Server having all the listed capabilities:
+            # none listed lets it land on a server that cannot load the format.
+            errors.add(
+                "requirements",
+                "List at least one capability the Server must have to load this model "
+                "(e.g. 'mlflow' for an MLflow model, 'sklearn', 'xgboost').",
+            )
     if present("server"):
         values["server"] = _string(
             errors,
@@ -571,10 +641,12 @@ def _parse_quantity(errors: _Errors, path: str, value: Any, *, hint: str) -> str
     return text
 
 
-def _parse_probes(errors: _Errors, value: Any, default: Probes) -> Probes | None:
+def _parse_probes(errors: _Errors, runtime: Runtime, value: Any, default: Probes) -> Probes | None:
     allowed = {
+        "type",
         "readiness_path",
         "liveness_path",
+        "command",
         "initial_delay_seconds",
         "startup_timeout_seconds",
     }
@@ -582,6 +654,33 @@ def _parse_probes(errors: _Errors, value: Any, default: Probes) -> Probes | None
     if spec is None:
         return None
     out: dict[str, Any] = {}
+    kind = spec.get("type", default.type)
+    # Images behind a Service answer HTTP by definition; only a consumer may lack it.
+    kinds = PROBE_TYPES if runtime == Runtime.STREAMING else ("http",)
+    if kind not in kinds:
+        errors.add(
+            "probes.type",
+            f"Use one of: {', '.join(kinds)}."
+            + ("" if runtime == Runtime.STREAMING else " This runtime serves HTTP."),
+        )
+        return None
+    out["type"] = kind
+    if kind != "http":
+        for key in ("readiness_path", "liveness_path"):
+            if key in spec:
+                errors.add(f"probes.{key}", f"Only used by http probes, not {kind}.")
+    if kind == "exec":
+        if "command" not in spec:
+            errors.add(
+                "probes.command",
+                "exec probes need the command to run, e.g. [python, -m, healthcheck].",
+            )
+        else:
+            out["command"] = _string_list(
+                errors, "probes.command", spec["command"], item=lambda p, v: _string(errors, p, v)
+            )
+    elif "command" in spec:
+        errors.add("probes.command", "Only used by exec probes (set probes.type: exec).")
     for key in ("readiness_path", "liveness_path"):
         if key in spec:
             out[key] = _string(
@@ -651,14 +750,55 @@ def _parse_env(errors: _Errors, value: Any) -> tuple[tuple[str, str], ...] | Non
     return tuple(sorted(pairs))
 
 
-def storage_uri_problem(uri: str) -> str | None:
-    """Why KServe's and Seldon's storage initialisers could not fetch ``uri``, or None."""
-    if not uri.startswith(_STORAGE_SCHEMES):
+def storage_uri_problem(uri: str, runtime: Runtime | None = None) -> str | None:
+    """Why the model server's storage initialiser could not fetch ``uri``, or None.
+
+    KServe's storage initializer knows a fixed set of schemes; Seldon Core 2 fetches with
+    rclone, whose remote names are configuration (``myremote:bucket/path``).
+    """
+    seldon = runtime == Runtime.SELDON
+    if uri.startswith(_MLFLOW_SCHEMES):
+        return (
+            f"{uri!r} is an MLflow URI that only an MLflow client can resolve, so it cannot "
+            "be fetched by the model server in the cluster. Set storage_uri to where the "
+            "artifacts are stored (e.g. s3://bucket/path), shown as the version's artifact "
+            "location in MLflow."
+        )
+    if uri.startswith(("file:", "/")):
+        return (
+            f"{uri!r} is a path on the machine that logged the model and cannot be fetched "
+            "by the model server in the cluster. Log models to an artifact store the cluster "
+            "can reach (s3://, gs://, https://)"
+            + ("" if seldon else " or copy them to a volume (pvc://<claim>/<path>)")
+            + "."
+        )
+    if seldon:
+        if uri.startswith(("oci:", "pvc:", "hf:")):
+            # rclone, Seldon's fetcher, has no OCI, PVC or Hugging Face backend: a remote
+            # named like that would be looked up in the storage Secret and not be found.
+            return (
+                f"{uri!r} cannot be fetched by Seldon Core 2 (it downloads models with rclone, "
+                "which has no OCI, PVC or Hugging Face backend): copy the artifacts to an "
+                "object store and write '<remote>:<path>' (e.g. 's3://bucket/path'), or serve "
+                "this model with a KServe runtime."
+            )
+        if not _RCLONE_URI.fullmatch(uri) or "@" in uri:
+            return (
+                f"{uri!r} cannot be fetched by Seldon's rclone: write '<remote>:<path>' or "
+                "'<remote>://<path>', the remote being s3, gs or one named in a storage "
+                "Secret (e.g. 'minio:models/churn/4')."
+            )
+    elif not uri.startswith(_STORAGE_SCHEMES):
         return (
             f"{uri!r} cannot be fetched by the model server; use one of "
             f"{', '.join(_STORAGE_SCHEMES)}."
         )
-    if re.match(r"[a-z0-9]+://[^/@]*@", uri):
+    elif uri.startswith("oci://") and not _OCI_DIGEST.fullmatch(uri):
+        return (
+            "Pin an OCI model car by digest (oci://registry/repo@sha256:<64 hex>): "
+            "a tag can be moved to another model after the release was approved."
+        )
+    if re.match(r"[A-Za-z0-9+.-]+://[^/@]*@", uri):
         return (
             "Do not put credentials in the URI; give the model server a service account "
             "or a storage Secret instead."
@@ -666,11 +806,48 @@ def storage_uri_problem(uri: str) -> str | None:
     return None
 
 
-def _parse_storage_uri(errors: _Errors, path: str, value: Any) -> str | None:
+def _parse_kserve_scaling(errors: _Errors, runtime: Runtime, raw: Mapping, values: dict) -> None:
+    """Shape checks only: which combinations a deployment mode honours is decided at
+    render time, where the environment's mode is known (render.kserve.check_mode)."""
+    if "scale_metric" in raw:
+        metric = raw["scale_metric"]
+        if metric not in SCALE_METRICS:
+            errors.add("scale_metric", f"Use one of: {', '.join(SCALE_METRICS)}.")
+        else:
+            values["scale_metric"] = metric
+    # An explicit CPU target is a request to scale on CPU.
+    if "target_cpu_utilization" in raw and values.setdefault("scale_metric", "cpu") != "cpu":
+        errors.add(
+            "target_cpu_utilization",
+            f"Only applies when scaling on cpu, not {values['scale_metric']}; "
+            "use scale_target instead.",
+        )
+    if "scale_target" in raw:
+        values["scale_target"] = _integer(
+            errors, "scale_target", raw["scale_target"], minimum=1, maximum=1_000_000
+        )
+    if "autoscaler_class" in raw:
+        if raw["autoscaler_class"] not in AUTOSCALER_CLASSES:
+            errors.add("autoscaler_class", f"Use one of: {', '.join(AUTOSCALER_CLASSES)}.")
+        else:
+            values["autoscaler_class"] = raw["autoscaler_class"]
+    if "protocol_version" in raw:
+        served = KSERVE_SERVING_RUNTIMES[runtime]
+        if raw["protocol_version"] not in served.protocols:
+            errors.add(
+                "protocol_version",
+                f"{served.serving_runtime} speaks {', '.join(served.protocols)}; "
+                f"{raw['protocol_version']!r} would find no serving runtime.",
+            )
+        else:
+            values["protocol_version"] = raw["protocol_version"]
+
+
+def _parse_storage_uri(errors: _Errors, path: str, value: Any, runtime: Runtime) -> str | None:
     uri = _string(errors, path, value, max_length=1024)
     if uri is None:
         return None
-    problem = storage_uri_problem(uri)
+    problem = storage_uri_problem(uri, runtime)
     if problem:
         errors.add(path, problem)
         return None

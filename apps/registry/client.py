@@ -73,6 +73,10 @@ _USERINFO = re.compile(r"([a-z][a-z0-9+.-]*://)[^/@\s]+@", re.IGNORECASE)
 # MLmodel files and score baselines are small; a huge one is refused unread.
 _MAX_METADATA_BYTES = 4 * 1024 * 1024
 
+# A model folder is tens of files; these bound a listing of a wrongly chosen root.
+_MAX_ARTIFACT_FILES = 2_000
+_MAX_ARTIFACT_DIRS = 200
+
 # A server that keeps returning page tokens is broken; stop instead of looping forever.
 _MAX_PAGES = 10_000
 
@@ -415,6 +419,64 @@ class RegistryClient:
                 return _small_text(Path(self._client().download_artifacts(run_id, path, tmp)))
 
         return self._call("download_artifacts", download)
+
+    def list_artifact_files(
+        self,
+        name: str,
+        version: int,
+        source: str,
+        *,
+        max_files: int = _MAX_ARTIFACT_FILES,
+        max_dirs: int = _MAX_ARTIFACT_DIRS,
+    ) -> list[str]:
+        """The files under a model version's artifact folder, as sorted ``/``-separated
+        paths relative to it (what ``apps.gitops.artifacts.layout_problems`` checks).
+
+        Lists folder by folder (one bounded call each); a folder with more than
+        ``max_files`` files or ``max_dirs`` folders is RegistryRejected rather than walked
+        for minutes: a model folder that big is a mistake worth reporting anyway.
+        ``models:/`` sources are resolved with this client, like ``read_model_signature``.
+        """
+        location = source
+        if not location or location.startswith("models:/"):
+            location = self._call(
+                "get_model_version_download_uri",
+                lambda: self._client().get_model_version_download_uri(name, str(version)),
+            )
+
+        def repository():
+            from mlflow.store.artifact.artifact_repository_registry import (
+                get_artifact_repository,
+            )
+
+            return get_artifact_repository(
+                location, tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri
+            )
+
+        repo = self._call("list_artifacts", repository)
+        files: list[str] = []
+        pending: list[str | None] = [None]
+        dirs = 0
+        while pending:
+            folder = pending.pop()
+            dirs += 1
+            if dirs > max_dirs:
+                raise RegistryRejected(
+                    f"{name} v{version} has more than {max_dirs} artifact folders; "
+                    "not listed further."
+                )
+            for entry in self._call("list_artifacts", lambda f=folder: repo.list_artifacts(f)):
+                # Entries come back relative to the repository root, whatever was asked.
+                if entry.is_dir:
+                    pending.append(entry.path)
+                else:
+                    files.append(entry.path)
+            if len(files) > max_files:
+                raise RegistryRejected(
+                    f"{name} v{version} has more than {max_files} artifact files; "
+                    "not listed further."
+                )
+        return sorted(files)
 
     # --- writes -----------------------------------------------------------------------
 

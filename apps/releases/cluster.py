@@ -15,7 +15,7 @@ def cluster_reader():
     if settings.CLUSTER_BACKEND == "demo":
         from apps.gitops.demo_cluster import DemoClusterReader
 
-        return DemoClusterReader.from_settings()
+        return DemoClusterReader.from_settings(fault=demo_fault)
     raise ImproperlyConfigured(
         f"CLUSTER_BACKEND={settings.CLUSTER_BACKEND!r}: use 'kubernetes' or 'demo'."
     )
@@ -28,3 +28,23 @@ def repository_writer():
     from apps.gitops.git_writer import GitWriter
 
     return GitWriter.from_settings()
+
+
+def demo_fault(release_id: str) -> str:
+    """The ``demo.fail`` MLflow tag of the release's model version: what the demo
+    simulator should play (``sync`` or ``load``), "" when nothing."""
+    from django.core.exceptions import ValidationError
+
+    from apps.gitops.demo_cluster import TAG_FAIL
+    from apps.releases.models import Release
+
+    try:
+        tags = (
+            Release.objects.filter(uid=release_id)
+            .values_list("model_version__tags", flat=True)
+            .first()
+        )
+    except (ValidationError, ValueError):  # not a UUID: a hand-made folder
+        return ""
+    value = (tags or {}).get(TAG_FAIL) if isinstance(tags, dict) else None
+    return str(value).strip().lower() if value else ""

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Q
 
 from apps.audit.selectors import audit_anchor_head
 from apps.core.failpoints import failpoint
@@ -27,8 +26,8 @@ from apps.gitops.errors import GitOpsError, ManifestError
 from apps.gitops.git_writer import GitWriter
 from apps.gitops.render import manifests_digest, release_metadata_file
 from apps.gitops.validate import secret_findings, validate_manifests
-from apps.releases import services
-from apps.releases.models import Release, ReleaseState
+from apps.releases import selectors, services
+from apps.releases.models import Release
 from apps.releases.rendering import control_plane_secrets
 
 log = logging.getLogger(__name__)
@@ -50,11 +49,11 @@ def next_release_to_commit() -> Release | None:
     """The oldest approved release, or a claimed one whose commit was never recorded
     (its worker died): both still need their commit, in approval order."""
     return (
-        Release.objects.select_related(
+        selectors.releases_awaiting_commit()
+        .select_related(
             "service", "environment", "model_version", "requested_by", "rolled_back_release"
         )
         .prefetch_related("approvals__approver")
-        .filter(Q(state=ReleaseState.APPROVED) | Q(state=ReleaseState.DEPLOYING, commit_sha=""))
         .order_by("approved_at", "pk")
         .first()
     )

@@ -10,7 +10,13 @@ from django.db import models
 from django.db.models import Q
 
 from apps.accounts.roles import Role
-from apps.gitops.runtimes import RUNTIME_CHOICES, Runtime
+from apps.gitops.runtimes import (
+    DEFAULT_KSERVE_VERSION,
+    KSERVE_MODE_CHOICES,
+    RUNTIME_CHOICES,
+    KServeMode,
+    Runtime,
+)
 from apps.releases.validators import validate_dns1123_label, validate_service_name
 
 REVIEWER_ROLE_CHOICES = [
@@ -87,6 +93,18 @@ class Environment(models.Model):
     bake_minutes = models.PositiveIntegerField(
         default=30,
         help_text="how long after going live the auto-rollback guard watches",
+    )
+    kserve_mode = models.CharField(
+        max_length=16,
+        choices=KSERVE_MODE_CHOICES,
+        default=KServeMode.KNATIVE.value,
+        help_text="KServe deployment mode of this environment's cluster: it decides the "
+        "scale metric, scale to zero and whether canary traffic splitting exists",
+    )
+    kserve_version = models.CharField(
+        max_length=16,
+        default=DEFAULT_KSERVE_VERSION,
+        help_text="KServe release (major.minor) installed in this environment's cluster",
     )
 
     class Meta:

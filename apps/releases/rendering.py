@@ -8,7 +8,7 @@ from django.conf import settings
 
 from apps.gitops.config import merge_config
 from apps.gitops.render import RenderedManifests, RenderRequest, render
-from apps.gitops.runtimes import Runtime
+from apps.gitops.runtimes import KServeMode, Runtime
 
 
 def resolve_config(*, service, environment, target, overrides: Mapping) -> dict:
@@ -40,6 +40,8 @@ def render_release(
             config=config,
             require_image_digest=environment.is_production,
             forbidden_values=frozenset(forbidden_values),
+            kserve_mode=KServeMode(environment.kserve_mode),
+            kserve_version=environment.kserve_version,
         )
     )
 

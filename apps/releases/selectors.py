@@ -183,6 +183,14 @@ def live_releases_by_target() -> dict[tuple[int, int], Release]:
     }
 
 
+def releases_awaiting_commit() -> QuerySet[Release]:
+    """Approved releases, and claimed ones whose commit was never recorded (their worker
+    died): both still need the deployer to commit them."""
+    return Release.objects.filter(
+        Q(state=ReleaseState.APPROVED) | Q(state=ReleaseState.DEPLOYING, commit_sha="")
+    )
+
+
 def releases_in_flight() -> QuerySet[Release]:
     return Release.objects.filter(
         Q(state=ReleaseState.DEPLOYING) | Q(state=ReleaseState.APPROVED)

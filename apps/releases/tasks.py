@@ -6,11 +6,11 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
-from django.db.models import Q
 
 from apps.core.backoff import backoff_delay
 from apps.core.locks import single_flight
 from apps.gitops.errors import GitOpsError
+from apps.releases import queue as release_queue
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +65,8 @@ def follow_rollouts_task():
     """Move deploying releases to live or failed from Argo CD's answers; also re-send the
     deploy task when approved releases wait (a lost message must not strand them)."""
     from apps.releases.cluster import cluster_reader, repository_writer
-    from apps.releases.models import Release, ReleaseState
     from apps.releases.rollout import follow_rollouts
+    from apps.releases.selectors import releases_awaiting_commit
 
     with single_flight("releases.follow_rollouts") as mine:
         if not mine:
@@ -77,8 +77,5 @@ def follow_rollouts_task():
         finally:
             if writer is not None:
                 writer.close()
-    waiting = Release.objects.filter(
-        Q(state=ReleaseState.APPROVED) | Q(state=ReleaseState.DEPLOYING, commit_sha="")
-    )
-    if waiting.exists():
-        deploy_pending_task.delay(resend=True)
+    if releases_awaiting_commit().exists():
+        release_queue.resend_deploy()

@@ -22,6 +22,7 @@ CONFIGS = {
     Runtime.KSERVE_ONNX: {},
     Runtime.KSERVE_PYTORCH: {},
     Runtime.KSERVE_TRITON: {"resources": {"gpu": 1}},
+    Runtime.KSERVE_MLFLOW: {},
     Runtime.SELDON: {},
     Runtime.BATCH: {"image": IMAGE, "schedule": "0 3 * * *"},
     Runtime.STREAMING: {

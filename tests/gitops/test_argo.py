@@ -90,6 +90,116 @@ def test_failed_sync_message_comes_first(kube_api, reader):
     assert status.message.startswith("one or more objects failed to apply")
 
 
+def test_operation_phase_message_and_failing_resource_are_read(kube_api, reader):
+    kube_api.set_application(
+        APP,
+        sync="OutOfSync",
+        revision=COMMIT,
+        health="Healthy",
+        phase="Failed",
+        message="one or more objects failed to apply, reason: admission webhook denied",
+        resources=[
+            {"group": "apps", "kind": "Deployment", "name": "churn", "status": "Synced"},
+            {
+                "group": "serving.kserve.io",
+                "kind": "InferenceService",
+                "name": "churn",
+                "status": "SyncFailed",
+                "message": 'spec.predictor: Invalid value: "sklearnx"',
+            },
+        ],
+    )
+    status = reader.get(APP)
+    assert (status.operation_phase, status.operation_revision) == ("Failed", COMMIT)
+    assert status.operation_failed and status.operation_at_revision
+    assert (
+        status.resource_message
+        == 'InferenceService/churn: spec.predictor: Invalid value: "sklearnx"'
+    )
+    assert status.failure_message == (
+        "one or more objects failed to apply, reason: admission webhook denied; "
+        'InferenceService/churn: spec.predictor: Invalid value: "sklearnx"'
+    )
+
+
+def test_an_operation_for_an_older_revision_is_told_apart(kube_api, reader):
+    kube_api.set_application(
+        APP,
+        sync="OutOfSync",
+        revision=COMMIT,
+        health="Healthy",
+        phase="Failed",
+        operation_revision=OLD_COMMIT,
+        message="old failure",
+    )
+    status = reader.get(APP)
+    assert status.operation_revision == OLD_COMMIT and not status.operation_at_revision
+
+
+def test_a_branch_name_as_operation_revision_is_not_a_commit(kube_api, reader):
+    kube_api.set_application(
+        APP,
+        sync="Synced",
+        revision=COMMIT,
+        health="Healthy",
+        phase="Succeeded",
+        operation_revision="main",
+    )
+    assert reader.get(APP).operation_revision == ""
+
+
+def test_suspended_health_and_its_message(kube_api, reader):
+    kube_api.set_application(
+        APP,
+        sync="Synced",
+        revision=COMMIT,
+        health="Suspended",
+        phase="Succeeded",
+        health_message="ScaledObject is paused",
+    )
+    status = reader.get(APP)
+    assert (status.health_status, status.health_message) == ("Suspended", "ScaledObject is paused")
+    assert not status.degraded and not status.healthy
+
+
+MULTI_SOURCES = [
+    {"repoURL": "https://charts.example.com", "chart": "base", "targetRevision": "1.2.0"},
+    {"repoURL": "https://git.example.com/ml/values.git", "targetRevision": "main", "ref": "v"},
+    {
+        "repoURL": "https://git.example.com/platform/gitops.git",
+        "path": "environments/staging/churn",
+    },
+]
+
+
+def test_multi_source_revision_is_our_repository_s_not_the_first(kube_api, kube_api_client):
+    values = "7" * 40
+    kube_api.set_application(
+        APP,
+        sync="Synced",
+        health="Healthy",
+        phase="Succeeded",
+        sources=MULTI_SOURCES,
+        revisions=["1.2.0", values, COMMIT],
+    )
+    for url in (
+        "https://git.example.com/platform/gitops.git",
+        "https://GIT.example.com/platform/gitops/",  # Argo CD's own normalisation
+        "ssh://git@git.example.com/platform/gitops.git",
+        "git@git.example.com:platform/gitops.git",
+    ):
+        status = ArgoStatusReader(kube_api_client, repo_url=url).get(APP)
+        assert (status.revision, status.operation_revision) == (COMMIT, COMMIT), url
+    other = ArgoStatusReader(kube_api_client, repo_url="https://git.example.com/else.git").get(APP)
+    assert other.revision == "" and "None of the Application's 3 sources" in other.message
+
+
+def test_single_source_ignores_the_repo_url(kube_api, kube_api_client):
+    kube_api.set_application(APP, sync="Synced", revision=COMMIT, health="Healthy")
+    status = ArgoStatusReader(kube_api_client, repo_url="https://elsewhere/x.git").get(APP)
+    assert status.revision == COMMIT
+
+
 def test_comparison_error_condition_is_reported(kube_api, reader):
     kube_api.set_application(
         APP,
@@ -183,9 +293,11 @@ def test_reader_from_settings(kube_api, settings):
     settings.KUBE_TOKEN = "settings-token"
     settings.ARGOCD_NAMESPACE = "argocd"
     kube_api.set_application(APP, sync="Synced", health="Healthy", revision=COMMIT)
+    settings.GITOPS_REPO_URL = "https://git.example.com/platform/gitops.git"
     reader = ArgoStatusReader.from_settings()
     try:
         assert reader.get(APP).revision == COMMIT
+        assert reader.repo_url == settings.GITOPS_REPO_URL
     finally:
         reader.close()
 

@@ -254,3 +254,74 @@ def test_malformed_quantities_are_refused_with_the_field_path(amount):
     assert "Write memory with a unit" in errors["resources.limits.memory"]
     if isinstance(amount, str):
         assert "not a Kubernetes quantity" in errors["resources.cpu"]
+
+
+def test_kserve_scaling_keys_are_checked_for_shape():
+    config = parse_serving_config(
+        Runtime.KSERVE_SKLEARN,
+        {"scale_metric": "rps", "scale_target": 50, "autoscaler_class": "kpa"},
+    )
+    assert (config.scale_metric, config.scale_target, config.autoscaler_class) == ("rps", 50, "kpa")
+    errors = errors_of(
+        Runtime.KSERVE_SKLEARN,
+        {"scale_metric": "gpu", "scale_target": 0, "autoscaler_class": "keda"},
+    )
+    assert {"scale_metric", "scale_target", "autoscaler_class"} <= set(errors)
+
+
+def test_target_cpu_utilization_on_kserve_asks_for_cpu_scaling():
+    config = parse_serving_config(Runtime.KSERVE_SKLEARN, {"target_cpu_utilization": 60})
+    assert config.scale_metric == "cpu"
+    errors = errors_of(
+        Runtime.KSERVE_SKLEARN, {"target_cpu_utilization": 60, "scale_metric": "concurrency"}
+    )
+    assert "scale_target" in errors["target_cpu_utilization"]
+
+
+def test_seldon_storage_secret_is_a_secret_name():
+    assert (
+        parse_serving_config(Runtime.SELDON, {"storage_secret": "minio-secret"}).storage_secret
+        == "minio-secret"
+    )
+    assert "storage_secret" in errors_of(Runtime.SELDON, {"storage_secret": "Bad Name"})
+    assert (
+        "only by: seldon"
+        in errors_of(Runtime.KSERVE_SKLEARN, {"storage_secret": "s"})["storage_secret"]
+    )
+
+
+@pytest.mark.parametrize(
+    "uri",
+    ["s3://models/churn/4", "gs://b/m", "minio:models/churn/4", "myremote://bucket/path"],
+)
+def test_seldon_storage_uris_are_rclone_remotes(uri):
+    assert parse_serving_config(Runtime.SELDON, {"storage_uri": uri}).storage_uri == uri
+
+
+def test_streaming_probe_types():
+    base = {
+        "image": IMAGE,
+        "kafka": {"bootstrap_servers": "k:9092", "topic": "t", "consumer_group": "g"},
+    }
+    config = parse_serving_config(
+        Runtime.STREAMING, {**base, "probes": {"type": "exec", "command": ["true"]}}
+    )
+    assert (config.probes.type, config.probes.command) == ("exec", ("true",))
+    assert "probes.command" in errors_of(Runtime.STREAMING, {**base, "probes": {"type": "exec"}})
+    assert "probes.readiness_path" in errors_of(
+        Runtime.STREAMING, {**base, "probes": {"type": "none", "readiness_path": "/r"}}
+    )
+    no_probes = {**base, "port": 9000, "probes": {"type": "none"}}
+    assert "port" in errors_of(Runtime.STREAMING, no_probes)
+    assert "probes.type" in errors_of(
+        Runtime.CUSTOM, {"image": IMAGE, "probes": {"type": "exec", "command": ["true"]}}
+    )
+
+
+def test_seldon_requirements_cannot_be_empty():
+    assert (
+        "at least one capability" in errors_of(Runtime.SELDON, {"requirements": []})["requirements"]
+    )
+    assert parse_serving_config(Runtime.SELDON, {"requirements": ["sklearn"]}).requirements == (
+        "sklearn",
+    )

@@ -17,7 +17,7 @@ from apps.gitops.render import (
     release_metadata_file,
     render,
 )
-from apps.gitops.runtimes import Runtime
+from apps.gitops.runtimes import KServeMode, Runtime
 from tests.gitops.conftest import CONFIGS, IMAGE, PINNED, RELEASE_ID, make_request
 
 EXPECTED_FILES = {
@@ -29,6 +29,7 @@ EXPECTED_FILES = {
     Runtime.KSERVE_ONNX: {"inferenceservice.yaml"},
     Runtime.KSERVE_PYTORCH: {"inferenceservice.yaml"},
     Runtime.KSERVE_TRITON: {"inferenceservice.yaml"},
+    Runtime.KSERVE_MLFLOW: {"inferenceservice.yaml"},
     Runtime.SELDON: {"model.yaml"},
     Runtime.BATCH: {"cronjob.yaml"},
     Runtime.STREAMING: {"deployment.yaml", "pdb.yaml", "scaledobject.yaml"},
@@ -153,21 +154,38 @@ def test_kserve_canary_percent_is_rendered_only_when_asked():
     )
 
 
+# Format, ClusterServingRuntime and protocol of a default KServe v0.20 install: ONNX
+# used to render with no protocol, was matched as v1 and found no runtime (Triton is v2).
 @pytest.mark.parametrize(
-    "runtime, format_name, runtime_name",
+    "runtime, format_name, runtime_name, protocol",
     [
-        (Runtime.KSERVE_XGBOOST, "xgboost", None),
-        (Runtime.KSERVE_ONNX, "onnx", None),
-        (Runtime.KSERVE_PYTORCH, "pytorch", "kserve-torchserve"),
-        (Runtime.KSERVE_TRITON, "triton", "kserve-tritonserver"),
+        (Runtime.KSERVE_SKLEARN, "sklearn", "kserve-sklearnserver", "v1"),
+        (Runtime.KSERVE_XGBOOST, "xgboost", "kserve-xgbserver", "v1"),
+        (Runtime.KSERVE_ONNX, "onnx", "kserve-tritonserver", "v2"),
+        (Runtime.KSERVE_PYTORCH, "pytorch", "kserve-torchserve", "v1"),
+        (Runtime.KSERVE_TRITON, "triton", "kserve-tritonserver", "v2"),
+        (Runtime.KSERVE_MLFLOW, "mlflow", "kserve-mlserver", "v2"),
     ],
 )
-def test_kserve_model_formats(runtime, format_name, runtime_name):
+def test_kserve_model_formats(runtime, format_name, runtime_name, protocol):
     model = load(render(make_request(runtime)).files["inferenceservice.yaml"])["spec"]["predictor"][
         "model"
     ]
     assert model["modelFormat"]["name"] == format_name
-    assert model.get("runtime") == runtime_name
+    assert model["runtime"] == runtime_name
+    assert model["protocolVersion"] == protocol
+
+
+def test_kserve_protocol_can_be_chosen_among_the_runtimes_own():
+    model = load(
+        render(make_request(Runtime.KSERVE_SKLEARN, config={"protocol_version": "v2"})).files[
+            "inferenceservice.yaml"
+        ]
+    )["spec"]["predictor"]["model"]
+    assert model["protocolVersion"] == "v2"
+    with pytest.raises(ConfigError) as caught:
+        render(make_request(Runtime.KSERVE_ONNX, config={"protocol_version": "v1"}))
+    assert "kserve-tritonserver speaks v2, grpc-v2" in caught.value.errors["protocol_version"]
 
 
 def test_triton_gpu_is_requested_and_limited():
@@ -308,3 +326,165 @@ def test_forbidden_values_block_the_render():
             )
         )
     assert secret not in repr(make_request(forbidden_values=frozenset({secret})))
+
+
+# --- KServe deployment modes (issue #13) --------------------------------------------------
+def isvc(config: dict, mode: KServeMode = KServeMode.KNATIVE, runtime=Runtime.KSERVE_SKLEARN):
+    rendered = render(make_request(runtime, config=config, kserve_mode=mode))
+    return load(rendered.files["inferenceservice.yaml"])
+
+
+def mode_errors(config: dict, mode: KServeMode) -> dict[str, str]:
+    with pytest.raises(ConfigError) as caught:
+        render(make_request(Runtime.KSERVE_SKLEARN, config=config, kserve_mode=mode))
+    return caught.value.errors
+
+
+def test_knative_mode_is_stated_and_scales_on_concurrency_not_cpu():
+    # The old render said "scaleMetric: cpu" with no mode: KServe's default (Knative)
+    # webhook refused every InferenceService Slipway wrote.
+    obj = isvc({})
+    assert obj["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Knative"
+    predictor = obj["spec"]["predictor"]
+    assert predictor["scaleMetric"] == "concurrency"
+    assert "scaleTarget" not in predictor  # Knative's own default target
+    assert "autoscaling.knative.dev/class" not in obj["metadata"]["annotations"]
+
+
+def test_knative_mode_scales_to_zero_and_splits_canary_traffic():
+    predictor = isvc({"replicas": {"min": 0, "max": 4}, "canary_percent": 10})["spec"]["predictor"]
+    assert predictor["minReplicas"] == 0
+    assert predictor["canaryTrafficPercent"] == 10
+
+
+def test_knative_mode_refuses_cpu_without_the_hpa_class_and_names_the_ways_out():
+    errors = mode_errors({"target_cpu_utilization": 60}, KServeMode.KNATIVE)
+    message = errors["scale_metric"]
+    assert "Knative mode" in message
+    assert "autoscaler_class: hpa" in message
+    assert "standard mode" in message
+
+
+def test_knative_mode_with_hpa_class_scales_on_cpu_and_annotates_the_class():
+    obj = isvc({"autoscaler_class": "hpa", "target_cpu_utilization": 60})
+    assert obj["metadata"]["annotations"]["autoscaling.knative.dev/class"] == (
+        "hpa.autoscaling.knative.dev"
+    )
+    assert obj["spec"]["predictor"]["scaleMetric"] == "cpu"
+    assert obj["spec"]["predictor"]["scaleTarget"] == 60
+    errors = mode_errors({"autoscaler_class": "hpa", "replicas": {"min": 0}}, KServeMode.KNATIVE)
+    assert "cannot scale to zero" in errors["replicas.min"]
+
+
+def test_standard_mode_uses_an_hpa_on_cpu():
+    obj = isvc({}, KServeMode.STANDARD)
+    annotations = obj["metadata"]["annotations"]
+    assert annotations["serving.kserve.io/deploymentMode"] == "Standard"
+    assert annotations["serving.kserve.io/autoscalerClass"] == "hpa"
+    assert obj["spec"]["predictor"]["scaleMetric"] == "cpu"
+    assert obj["spec"]["predictor"]["scaleTarget"] == 70
+
+
+@pytest.mark.parametrize(
+    "config, path, fragment",
+    [
+        ({"canary_percent": 10}, "canary_percent", "ignores canaryTrafficPercent"),
+        ({"replicas": {"min": 0}}, "replicas.min", "raises minReplicas 0 to 1"),
+        ({"scale_metric": "concurrency"}, "scale_metric", "knative mode"),
+        ({"autoscaler_class": "kpa"}, "autoscaler_class", "Knative's autoscaler"),
+    ],
+)
+def test_standard_mode_refuses_what_it_would_ignore_or_reject(config, path, fragment):
+    message = mode_errors(config, KServeMode.STANDARD)[path]
+    assert "Standard mode" in message
+    assert fragment in message
+
+
+def test_unsupported_kserve_version_is_refused():
+    with pytest.raises(ConfigError) as caught:
+        render(make_request(Runtime.KSERVE_SKLEARN, kserve_version="0.11"))
+    assert "0.20" in caught.value.errors["kserve_version"]
+
+
+def test_the_mode_does_not_touch_other_runtimes():
+    for mode in KServeMode:
+        files = render(make_request(Runtime.CUSTOM, kserve_mode=mode)).files
+        assert files == render(make_request(Runtime.CUSTOM)).files
+
+
+@pytest.mark.parametrize(
+    "uri, fragment",
+    [
+        ("models:/churn/4", "only an MLflow client can resolve"),
+        ("file:///home/alice/mlruns/1/abc/artifacts/model", "path on the machine"),
+        ("oci://registry.example.com/models/churn:4", "Pin an OCI model car by digest"),
+    ],
+)
+def test_kserve_refuses_uris_a_cluster_cannot_fetch(uri, fragment):
+    with pytest.raises(ConfigError) as caught:
+        render(make_request(Runtime.KSERVE_SKLEARN, model_uri=uri))
+    assert fragment in caught.value.errors["storage_uri"]
+
+
+def test_kserve_accepts_a_model_car_pinned_by_digest():
+    uri = "oci://registry.example.com/models/churn@sha256:" + "b" * 64
+    assert isvc({"storage_uri": uri})["spec"]["predictor"]["model"]["storageUri"] == uri
+
+
+# --- Seldon Core 2 storage --------------------------------------------------------------
+def test_seldon_takes_rclone_remotes_and_a_storage_secret():
+    spec = load(
+        render(
+            make_request(
+                Runtime.SELDON,
+                config={"storage_uri": "minio:models/churn/4", "storage_secret": "minio-secret"},
+            )
+        ).files["model.yaml"]
+    )["spec"]
+    assert spec["storageUri"] == "minio:models/churn/4"
+    assert spec["secretName"] == "minio-secret"
+    plain = load(render(make_request(Runtime.SELDON)).files["model.yaml"])["spec"]
+    assert "secretName" not in plain  # preloaded secrets: the field stays empty
+
+
+@pytest.mark.parametrize(
+    "uri, fragment",
+    [
+        ("models:/churn/4", "only an MLflow client"),
+        ("file:///srv/model", "path on the machine"),
+        ("/srv/model", "path on the machine"),
+    ],
+)
+def test_seldon_refuses_uris_rclone_cannot_fetch(uri, fragment):
+    with pytest.raises(ConfigError) as caught:
+        render(make_request(Runtime.SELDON, model_uri=uri))
+    assert fragment in caught.value.errors["storage_uri"]
+
+
+# --- streaming probes -------------------------------------------------------------------
+def consumer(probes: dict | None) -> dict:
+    config = dict(CONFIGS[Runtime.STREAMING])
+    if probes is not None:
+        config["probes"] = probes
+    files = render(make_request(Runtime.STREAMING, config=config)).files
+    return load(files["deployment.yaml"])["spec"]["template"]["spec"]["containers"][0]
+
+
+def test_streaming_probes_http_by_default_with_a_port():
+    container = consumer(None)
+    assert container["ports"][0]["name"] == "http"
+    assert container["readinessProbe"]["httpGet"]["port"] == "http"
+
+
+def test_streaming_exec_probes_run_a_command_and_open_no_port():
+    container = consumer({"type": "exec", "command": ["python", "-m", "healthcheck"]})
+    assert "ports" not in container
+    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+        assert container[probe]["exec"] == {"command": ["python", "-m", "healthcheck"]}
+        assert "httpGet" not in container[probe]
+
+
+def test_streaming_without_probes_has_neither_probes_nor_port():
+    container = consumer({"type": "none"})
+    assert "ports" not in container
+    assert not {"readinessProbe", "livenessProbe", "startupProbe"} & set(container)

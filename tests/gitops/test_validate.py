@@ -8,6 +8,7 @@ import time
 import pytest
 import yaml
 
+from apps.gitops.config import ConfigError
 from apps.gitops.errors import ManifestError
 from apps.gitops.render import render
 from apps.gitops.render.common import dump
@@ -351,11 +352,17 @@ def test_custom_resource_quantities_are_checked_with_the_crd_pattern_and_the_par
 DIGEST = "sha256:" + "0123456789abcdef" * 4
 
 
-@pytest.mark.parametrize("runtime", [Runtime.KSERVE_SKLEARN, Runtime.SELDON])
-def test_digest_pinned_oci_model_uris_render_and_validate(runtime):
+def test_digest_pinned_oci_model_uris_render_and_validate():
     uri = f"oci://registry.example.com/ml/churn@{DIGEST}"
-    rendered = render(make_request(runtime, config={"storage_uri": uri}))
+    rendered = render(make_request(Runtime.KSERVE_SKLEARN, config={"storage_uri": uri}))
     assert uri in "".join(rendered.files.values())
+
+
+@pytest.mark.parametrize("scheme", ["oci://registry.example.com/ml/churn@" + DIGEST, "pvc://c/m"])
+def test_seldon_refuses_uris_rclone_cannot_fetch_before_rendering(scheme):
+    with pytest.raises(ConfigError) as caught:
+        render(make_request(Runtime.SELDON, config={"storage_uri": scheme}))
+    assert "rclone" in caught.value.errors["storage_uri"]
 
 
 def test_a_malformed_oci_digest_is_refused_naming_the_field():

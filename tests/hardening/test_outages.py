@@ -23,7 +23,7 @@ from apps.releases.models import Release, ReleaseState
 from tests.hardening.support import redis_db, release_id_trailers, wait_for, worker_env
 from tests.services import need_executable, need_service
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.serial]
 
 REMOTE_DOWN_SECONDS = 20
 FOLDER = "environments/staging/churn-model"

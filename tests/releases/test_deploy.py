@@ -325,3 +325,310 @@ def test_a_claimed_release_without_a_commit_is_not_followed(
     assert rollout.follow_rollouts(reader=reader) == []
     release.refresh_from_db()
     assert release.state == ReleaseState.DEPLOYING
+
+
+# --- Argo CD's verdict as 3.x reports it, end to end through the kube double ------------
+APP = "churn-model-staging"
+
+
+def _deployed(alice, staging, service, writer, version=2):
+    good = factories.live_release(service, staging, 1, requester=alice)
+    release = _approved(alice, staging, service, version)
+    deploy_pending(writer=writer)
+    release.refresh_from_db()
+    return good, release
+
+
+def test_a_failed_sync_fails_at_once_with_argo_s_message_and_restores(
+    alice, staging, service, writer, reader, kube_api, gitops_remote
+):
+    good, bad = _deployed(alice, staging, service, writer)
+    kube_api.set_application(
+        APP,
+        sync="OutOfSync",
+        revision=bad.commit_sha,
+        health="Healthy",
+        phase="Failed",
+        message="one or more objects failed to apply, reason: admission webhook denied",
+        resources=[
+            {
+                "group": "apps",
+                "kind": "Deployment",
+                "name": "churn-model",
+                "status": "SyncFailed",
+                "message": "resource quota exceeded: requests.cpu",
+            }
+        ],
+    )
+    # The very first poll, long before the 900 s timeout.
+    assert rollout.follow_rollouts(reader=reader, writer=writer) == [(bad.pk, "failed")]
+    bad.refresh_from_db()
+    assert bad.state == ReleaseState.FAILED
+    assert "admission webhook denied" in bad.status_message
+    assert "Deployment/churn-model: resource quota exceeded" in bad.status_message
+    restore = Release.objects.get(kind=ReleaseKind.ROLLBACK)
+    assert restore.rollback_target_id == good.pk
+    deploy_pending(writer=writer)
+    assert _manifests(gitops_remote.files_at(FOLDER)) == good.rendered_files
+
+
+def test_a_running_operation_waits_even_when_synced_and_healthy(
+    alice, staging, service, writer, reader, kube_api
+):
+    _, release = _deployed(alice, staging, service, writer)
+    kube_api.set_application(
+        APP,
+        sync="Synced",
+        revision=release.commit_sha,
+        health="Healthy",
+        phase="Running",
+        message="waiting for completion of hook batch/Job/smoke",
+    )
+    assert rollout.follow_rollouts(reader=reader, writer=writer) == [(release.pk, "waiting")]
+    release.refresh_from_db()
+    assert "operation Running" in release.status_message
+    kube_api.set_application(
+        APP, sync="Synced", revision=release.commit_sha, health="Healthy", phase="Succeeded"
+    )
+    assert rollout.follow_rollouts(reader=reader, writer=writer) == [(release.pk, "live")]
+
+
+def test_suspended_waits_past_the_timeout_with_what_to_do(
+    alice, staging, service, writer, reader, kube_api
+):
+    _, release = _deployed(alice, staging, service, writer)
+    kube_api.set_application(
+        APP,
+        sync="Synced",
+        revision=release.commit_sha,
+        health="Suspended",
+        phase="Succeeded",
+        health_message="ScaledObject is paused",
+    )
+    much_later = timezone.now() + timedelta(hours=2)
+    assert rollout.follow_rollouts(reader=reader, writer=writer, now=much_later) == [
+        (release.pk, "waiting")
+    ]
+    release.refresh_from_db()
+    assert release.state == ReleaseState.DEPLOYING
+    assert release.status_message.startswith("paused")
+    assert "ScaledObject is paused" in release.status_message
+    assert "autoscaling.keda.sh/paused" in release.status_message
+
+
+def test_degraded_on_the_previous_revision_waits(alice, staging, service, writer, reader, kube_api):
+    good, release = _deployed(alice, staging, service, writer)
+    previous = good.commit_sha or "0" * 40
+    kube_api.set_application(
+        APP,
+        sync="OutOfSync",
+        revision=previous,
+        health="Degraded",
+        phase="Succeeded",
+        health_message="CrashLoopBackOff",
+    )
+    now = timezone.now()
+    later = now + rollout.DEGRADED_GRACE + timedelta(seconds=30)
+    for moment in (now, later):
+        assert rollout.follow_rollouts(reader=reader, writer=writer, now=moment) == [
+            (release.pk, "waiting")
+        ]
+    release.refresh_from_db()
+    assert "previous revision" in release.status_message
+    kube_api.set_application(
+        APP, sync="Synced", revision=release.commit_sha, health="Healthy", phase="Succeeded"
+    )
+    assert rollout.follow_rollouts(reader=reader, writer=writer) == [(release.pk, "live")]
+
+
+def test_an_old_failed_operation_does_not_fail_the_new_release(
+    alice, staging, service, writer, reader, kube_api
+):
+    _, release = _deployed(alice, staging, service, writer)
+    kube_api.set_application(
+        APP,
+        sync="OutOfSync",
+        revision=release.commit_sha,
+        health="Healthy",
+        phase="Failed",
+        operation_revision="1" * 40,  # an older commit's failed sync
+        message="old failure",
+    )
+    assert rollout.follow_rollouts(reader=reader, writer=writer) == [(release.pk, "waiting")]
+
+
+def test_a_multi_source_app_is_read_at_our_repository_s_revision(
+    alice, staging, service, writer, kube_api, kube_api_client, gitops_remote
+):
+    _, release = _deployed(alice, staging, service, writer)
+    reader = ArgoStatusReader(kube_api_client, repo_url=gitops_remote.url)
+    sources = [
+        {"repoURL": "https://charts.example.com", "chart": "base", "targetRevision": "1.0.0"},
+        {"repoURL": gitops_remote.url, "path": FOLDER, "targetRevision": "main"},
+    ]
+    kube_api.set_application(
+        APP,
+        sync="Synced",
+        health="Healthy",
+        phase="Succeeded",
+        sources=sources,
+        revisions=["1.0.0", release.commit_sha],
+    )
+    assert rollout.follow_rollouts(reader=reader, writer=writer) == [(release.pk, "live")]
+
+
+# --- the serving object's own word, where Argo CD's health says too little ---------------
+def _runtime_service(name, runtime, config):
+    return factories.make_service(name, runtime=runtime, default_config=config)
+
+
+def _seldon_model(status, message, reason="", *, generation=1):
+    return {
+        "apiVersion": "mlops.seldon.io/v1alpha1",
+        "kind": "Model",
+        "metadata": {"name": "fraud-model", "namespace": "staging", "generation": generation},
+        "spec": {"storageUri": "gs://models/fraud/1"},
+        "status": {
+            "replicas": 1,
+            "availableReplicas": 1 if status == "True" else 0,
+            "conditions": [
+                {"type": "ModelReady", "status": status, "message": message, "reason": reason},
+                {"type": "Ready", "status": status, "message": message, "reason": reason},
+            ],
+        },
+    }
+
+
+def test_a_seldon_model_that_fails_to_load_says_why_and_is_not_live(
+    alice, staging, writer, reader, kube_api
+):
+    from tests.fixtures.kube import SELDON_MODELS
+
+    service = _runtime_service("fraud-model", "seldon", {"storage_uri": "gs://models/fraud/1"})
+    release = _approved(alice, staging, service, 1)
+    deploy_pending(writer=writer)
+    release.refresh_from_db()
+    assert release.state == ReleaseState.DEPLOYING, release.status_message
+    # Without the Lua check Argo CD calls the Model Healthy as soon as it exists.
+    kube_api.set_application(
+        "fraud-model-staging",
+        sync="Synced",
+        revision=release.commit_sha,
+        health="Healthy",
+        phase="Succeeded",
+    )
+    why = "rpc error: code = Internal desc = failed to load model: No such file model.joblib"
+    kube_api.put_object(SELDON_MODELS, _seldon_model("False", "ModelFailed", why))
+    assert rollout.follow_rollouts(reader=reader, writer=writer) == [(release.pk, "waiting")]
+    release.refresh_from_db()
+    assert release.status_message.startswith(f"model failed to load: {why}")
+
+    kube_api.put_object(SELDON_MODELS, _seldon_model("True", "ModelAvailable"))
+    assert rollout.follow_rollouts(reader=reader, writer=writer) == [(release.pk, "live")]
+
+
+def _job(name, release, *, state):
+    conditions = []
+    if state == "succeeded":
+        conditions = [{"type": "Complete", "status": "True"}]
+    elif state == "failed":
+        conditions = [
+            {
+                "type": "Failed",
+                "status": "True",
+                "reason": "BackoffLimitExceeded",
+                "message": "Job has reached the specified backoff limit",
+            }
+        ]
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "namespace": "staging",
+            "labels": {"slipway.io/release-id": str(release.uid)},
+            "ownerReferences": [{"kind": "CronJob", "name": "nightly-scores"}],
+            "creationTimestamp": "2026-12-02T03:00:00Z",
+        },
+        "status": {"conditions": conditions},
+    }
+
+
+BATCH_CONFIG = {
+    "image": "registry.example.com/scorer@sha256:" + "b" * 64,
+    "schedule": "0 3 * * *",
+}
+
+
+@pytest.mark.parametrize("outcome", ["succeeded", "failed"])
+def test_a_batch_release_is_scheduled_until_its_first_job_finishes(
+    alice, staging, writer, reader, kube_api, outcome
+):
+    from tests.fixtures.kube import JOBS
+
+    service = _runtime_service("nightly-scores", "batch", BATCH_CONFIG)
+    release = _approved(alice, staging, service, 1)
+    deploy_pending(writer=writer)
+    release.refresh_from_db()
+    assert release.state == ReleaseState.DEPLOYING, release.status_message
+    kube_api.set_application(
+        "nightly-scores-staging",
+        sync="Synced",
+        revision=release.commit_sha,
+        health="Healthy",  # Argo CD's CronJob check: healthy before it ever ran
+        phase="Succeeded",
+    )
+    # A Job of another release (the previous revision) says nothing about this one.
+    other = Release(uid="00000000-0000-0000-0000-000000000001")
+    kube_api.put_object(JOBS, _job("nightly-scores-old", other, state="succeeded"))
+    long_after = timezone.now() + timedelta(days=1)  # no timeout while scheduled
+    assert rollout.follow_rollouts(reader=reader, writer=writer, now=long_after) == [
+        (release.pk, "waiting")
+    ]
+    release.refresh_from_db()
+    assert release.status_message.startswith("scheduled: CronJob nightly-scores is in place")
+
+    kube_api.put_object(JOBS, _job("nightly-scores-29412", release, state="running"))
+    assert rollout.follow_rollouts(reader=reader, writer=writer) == [(release.pk, "waiting")]
+    release.refresh_from_db()
+    assert release.status_message.startswith("scheduled: first run in progress")
+
+    kube_api.put_object(JOBS, _job("nightly-scores-29412", release, state=outcome))
+    expected = "live" if outcome == "succeeded" else "failed"
+    assert rollout.follow_rollouts(reader=reader, writer=writer) == [(release.pk, expected)]
+    release.refresh_from_db()
+    if outcome == "failed":
+        assert "first scoring run failed" in release.status_message
+        assert "BackoffLimitExceeded" in release.status_message
+
+
+def test_a_degraded_seldon_model_fails_with_the_controller_s_reason(
+    alice, staging, writer, reader, kube_api
+):
+    from tests.fixtures.kube import SELDON_MODELS
+
+    service = _runtime_service("fraud-model", "seldon", {"storage_uri": "gs://models/fraud/1"})
+    release = _approved(alice, staging, service, 1)
+    deploy_pending(writer=writer)
+    release.refresh_from_db()
+    # With the template's Lua check Argo CD says Degraded; 3.x may leave the app's
+    # health message empty, so the reason comes from the Model itself.
+    kube_api.set_application(
+        "fraud-model-staging",
+        sync="Synced",
+        revision=release.commit_sha,
+        health="Degraded",
+        phase="Succeeded",
+    )
+    kube_api.put_object(SELDON_MODELS, _seldon_model("False", "ModelFailed", "no such file"))
+    now = timezone.now()
+    later = now + rollout.DEGRADED_GRACE + timedelta(seconds=1)
+    assert rollout.follow_rollouts(reader=reader, writer=writer, now=now) == [
+        (release.pk, "waiting")
+    ]
+    assert rollout.follow_rollouts(reader=reader, writer=writer, now=later) == [
+        (release.pk, "failed")
+    ]
+    release.refresh_from_db()
+    assert release.status_message.startswith("model failed to load: no such file; ")
+    assert "Argo CD reports Degraded" in release.status_message

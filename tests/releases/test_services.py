@@ -305,6 +305,45 @@ def test_a_new_live_release_supersedes_the_previous(alice, staging, service, mod
     assert Release.objects.filter(state=ReleaseState.LIVE).count() == 1
 
 
+def test_a_newer_commit_supersedes_a_release_still_deploying(
+    alice, staging, service, model_versions
+):
+    drafts = [
+        services.release_create(
+            actor=alice, service=service, environment=staging, model_version=mv
+        )[0]
+        for mv in model_versions[:2]
+    ]
+    older, newer = (services.release_submit(actor=alice, release=d) for d in drafts)
+    for release, sha in ((older, "a" * 40), (newer, "b" * 40)):
+        services.release_deploy_claim(release=release)
+        services.release_record_commit(release=release, commit_sha=sha)
+    older.refresh_from_db()
+    assert older.state == ReleaseState.SUPERSEDED and older.ended_at is not None
+    assert older.status_message == f"replaced by release #{newer.pk} before it went live"
+    event = AuditEvent.objects.get(
+        target_type="release", target_id=str(older.pk), action="release.superseded"
+    )
+    assert (event.actor_label, event.before, event.after) == (
+        "system:deployer",
+        {"state": "deploying"},
+        {"state": "superseded", "by": newer.pk},
+    )
+    newer.refresh_from_db()
+    assert (newer.state, newer.commit_sha) == (ReleaseState.DEPLOYING, "b" * 40)
+    assert _actions(newer)[-1] == "release.committed"
+
+
+def test_no_transition_outside_the_table_is_written(draft_staging):
+    from apps.releases.services._transitions import _locked, _move
+
+    with pytest.raises(Conflict):
+        _move(_locked(draft_staging), ReleaseState.LIVE, system_actor="test", action="release.live")
+    draft_staging.refresh_from_db()
+    assert draft_staging.state == ReleaseState.DRAFT
+    assert _actions(draft_staging) == ["release.create"]
+
+
 def test_rollback_restores_the_last_good_release_and_marks_the_bad_one(
     alice, otto, staging, service, model_versions, django_capture_on_commit_callbacks
 ):

@@ -101,13 +101,18 @@ def _model_uri(request: RenderRequest, runtime: Runtime, config: ServingConfig) 
         return config.storage_uri
     if runtime in KSERVE_RUNTIMES or runtime == Runtime.SELDON:
         # The model server fetches the model itself, so the URI must be one it can fetch.
-        problem = storage_uri_problem(request.model_uri)
+        problem = storage_uri_problem(request.model_uri, runtime)
         if problem:
             raise ConfigError(
                 {
                     "storage_uri": (
                         f"The model version's URI cannot be loaded by {runtime.label}. "
-                        f"{problem} Set storage_uri to where the model artifacts are."
+                        f"{problem}"
+                        + (
+                            ""
+                            if "storage_uri" in problem
+                            else " Set storage_uri to where the model artifacts are."
+                        )
                     )
                 }
             )

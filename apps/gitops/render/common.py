@@ -31,7 +31,7 @@ from apps.gitops.conventions import (
     METADATA_FILE,
 )
 from apps.gitops.errors import RenderError
-from apps.gitops.runtimes import Runtime
+from apps.gitops.runtimes import DEFAULT_KSERVE_VERSION, KServeMode, Runtime
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,10 @@ class RenderRequest:
     namespace: str | None = None  # default: the environment name
     # The control plane's own secrets: if one of them shows up in a render, refuse it.
     forbidden_values: frozenset[str] = field(default=frozenset(), repr=False)
+    # How the target environment's KServe runs predictors; it decides what an
+    # InferenceService may ask for (scale metric, scale to zero, canary).
+    kserve_mode: KServeMode = KServeMode.KNATIVE
+    kserve_version: str = DEFAULT_KSERVE_VERSION
 
     @property
     def target_namespace(self) -> str:
@@ -163,8 +167,47 @@ def pod_spec_basics(config: ServingConfig) -> dict:
     return spec
 
 
-def http_probes(config: ServingConfig) -> dict:
+def probes(config: ServingConfig) -> dict:
     """Readiness, liveness and a startup probe that gives model loading its time."""
+    if config.probes is None or config.probes.type == "none":
+        return {}
+    if config.probes.type == "exec":
+        return exec_probes(config)
+    return http_probes(config)
+
+
+def exec_probes(config: ServingConfig) -> dict:
+    """The same three probes, each running the configured command in the container."""
+    probes = config.probes
+    assert probes is not None and probes.command
+    period = 10
+    action = {"exec": {"command": list(probes.command)}}
+    return {
+        "readinessProbe": {
+            **action,
+            "initialDelaySeconds": probes.initial_delay_seconds,
+            "periodSeconds": period,
+            "timeoutSeconds": 5,
+            "failureThreshold": 3,
+        },
+        "livenessProbe": {
+            **action,
+            "periodSeconds": period,
+            "timeoutSeconds": 5,
+            "failureThreshold": 3,
+        },
+        "startupProbe": {
+            **action,
+            "initialDelaySeconds": probes.initial_delay_seconds,
+            "periodSeconds": period,
+            "timeoutSeconds": 5,
+            "failureThreshold": max(1, -(-probes.startup_timeout_seconds // period)),
+        },
+    }
+
+
+def http_probes(config: ServingConfig) -> dict:
+    """HTTP GETs on the container's named ``http`` port."""
     probes = config.probes
     if probes is None:
         return {}

@@ -32,7 +32,7 @@ def deployment(
     }
     if with_port:
         container["ports"] = [{"name": "http", "containerPort": config.port, "protocol": "TCP"}]
-        container.update(common.http_probes(config))
+    container.update(common.probes(config))
     if config.secret_refs:
         container["envFrom"] = common.env_from(config)
     if config.command:

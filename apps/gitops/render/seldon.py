@@ -1,7 +1,9 @@
 """Seldon Core v2 ``Model`` (mlops.seldon.io/v1alpha1).
 
 Seldon schedules the model onto a shared Server that has the listed ``requirements``
-(capabilities); the default ``mlflow`` suits models from the MLflow registry.
+(capabilities); the default ``mlflow`` suits models from the MLflow registry. The agent
+fetches ``storageUri`` with rclone: the URI's prefix is an rclone remote name, configured
+by a preloaded storage Secret or by the one named in ``secretName``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ def model(request: RenderRequest, config: ServingConfig, storage_uri: str) -> di
     }
     if config.server:
         spec["server"] = config.server
+    if config.storage_secret:
+        # Seldon's agent loads this Secret's rclone remote; its name must be the remote
+        # named in storageUri ("minio:models/churn" needs a remote called "minio").
+        spec["secretName"] = config.storage_secret
     return {
         "apiVersion": "mlops.seldon.io/v1alpha1",
         "kind": "Model",

@@ -58,7 +58,14 @@ def render(request: RenderRequest, config: ServingConfig, model_uri: str) -> dic
     }
     return {
         "deployment.yaml": deployment.deployment(
-            request, config, model_uri, component=COMPONENT, extra_env=extra_env
+            request,
+            config,
+            model_uri,
+            component=COMPONENT,
+            extra_env=extra_env,
+            # A consumer may speak no HTTP at all: then it gets no port (and so no
+            # Service can point at it) and exec or no probes.
+            with_port=config.probes is not None and config.probes.type == "http",
         ),
         "pdb.yaml": deployment.pdb(request, config, model_uri, component=COMPONENT),
         "scaledobject.yaml": scaled_object(request, config, model_uri),

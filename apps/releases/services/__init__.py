@@ -1,0 +1,43 @@
+"""Release actions, one function per action, in modules by topic. Each one that moves a
+release locks its row, checks the source state, writes the new state and its audit event
+in one transaction (``_transitions._move``), and schedules side effects (deploys, alias
+updates) only after that transaction commits (``apps.releases.queue``).
+
+Import from here (``from apps.releases import services``); the modules are a layout, not
+an interface.
+"""
+
+from apps.releases.services.approval import release_approve, release_reject
+from apps.releases.services.create import release_cancel, release_create, release_submit
+from apps.releases.services.deployment import (
+    release_deploy_claim,
+    release_mark_failed,
+    release_mark_live,
+    release_note_status,
+    release_record_commit,
+    target_record_status,
+)
+from apps.releases.services.promotion import release_promote
+from apps.releases.services.rollback import (
+    release_rollback,
+    rollback_candidates,
+    rollback_default_target,
+)
+
+__all__ = [
+    "release_approve",
+    "release_cancel",
+    "release_create",
+    "release_deploy_claim",
+    "release_mark_failed",
+    "release_mark_live",
+    "release_note_status",
+    "release_promote",
+    "release_record_commit",
+    "release_reject",
+    "release_rollback",
+    "release_submit",
+    "rollback_candidates",
+    "rollback_default_target",
+    "target_record_status",
+]

@@ -1,0 +1,265 @@
+"""Creating releases and the requester's own moves: create a draft (idempotent with a
+key), submit it for approval, cancel it before it deploys."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from apps.audit.services import audit_record
+from apps.core.errors import Conflict, DomainError, Forbidden
+from apps.gitops.config import ConfigError
+from apps.gitops.errors import GitOpsError
+from apps.registry.models import ModelVersion
+from apps.releases import permissions
+from apps.releases import queue as release_queue
+from apps.releases.models import (
+    Environment,
+    Release,
+    ReleaseKind,
+    ReleaseState,
+    Service,
+    ServiceEnvironment,
+)
+from apps.releases.rendering import control_plane_secrets, render_release, resolve_config
+from apps.releases.selectors import release_policy_progress
+from apps.releases.services._transitions import (
+    _check_transition,
+    _clean_text,
+    _committed_text,
+    _locked,
+    _move,
+)
+
+
+def _render_or_error(*, service, environment, model_version, release_uid, config):
+    try:
+        return render_release(
+            service=service,
+            environment=environment,
+            model_version=model_version,
+            release_uid=release_uid,
+            config=config,
+            forbidden_values=control_plane_secrets(),
+        )
+    except ConfigError as exc:
+        errors = {f"config.{path}": [message] for path, message in exc.errors.items()}
+        raise DomainError(
+            "The serving configuration is not valid: "
+            + "; ".join(f"{path}: {message}" for path, message in exc.errors.items()),
+            field_errors=errors,
+        ) from exc
+    except GitOpsError as exc:
+        raise DomainError(f"The manifests for this release cannot be rendered: {exc}") from exc
+
+
+def _ensure_releasable(model_version: ModelVersion, service: Service) -> None:
+    if model_version.name != service.registered_model:
+        raise DomainError(
+            f"{model_version} is not a version of {service.registered_model!r}, the model "
+            f"service {service.name!r} serves.",
+            field_errors={"model_version": ["belongs to another registered model"]},
+        )
+    if not model_version.is_releasable:
+        raise DomainError(
+            f"{model_version.not_releasable_reason}; choose a ready version.",
+            field_errors={"model_version": [model_version.not_releasable_reason]},
+        )
+
+
+# --- creating releases ------------------------------------------------------------------
+
+
+def release_create(
+    *,
+    actor,
+    service: Service,
+    environment: Environment,
+    model_version: ModelVersion,
+    config_overrides: dict | None = None,
+    reason: str = "",
+    idempotency_key: str | None = None,
+) -> tuple[Release, bool]:
+    """Create a draft release of a model version for a service in an environment.
+
+    The manifests are rendered now, so the requester sees the diff and any configuration
+    error before anyone is asked to approve. Returns (release, created); with an
+    idempotency key the same request returns the first release instead of a second one.
+    """
+    if not permissions.can_create_release(actor):
+        raise Forbidden("Only ML engineers and admins create releases.")
+    if environment.promotes_from_id is not None:
+        raise Conflict(
+            f"{environment.name} takes releases by promotion from "
+            f"{environment.promotes_from.name}: release to {environment.promotes_from.name} "
+            "first, then request promotion once it has soaked."
+        )
+    reason = _committed_text(reason, field="reason")
+    overrides = config_overrides or {}
+    if not isinstance(overrides, dict):
+        raise DomainError(
+            "config_overrides must be an object.",
+            field_errors={"config_overrides": ["must be an object"]},
+        )
+
+    if idempotency_key:
+        existing = Release.objects.filter(
+            requested_by=actor, idempotency_key=idempotency_key
+        ).first()
+        if existing is not None:
+            return _idempotent_replay(
+                existing, service, environment, model_version, overrides
+            ), False
+
+    _ensure_releasable(model_version, service)
+    return _create(
+        actor=actor,
+        service=service,
+        environment=environment,
+        model_version=model_version,
+        overrides=overrides,
+        reason=reason,
+        kind=ReleaseKind.DEPLOY,
+        idempotency_key=idempotency_key or None,
+    ), True
+
+
+def _idempotent_replay(existing, service, environment, model_version, overrides) -> Release:
+    same = (
+        existing.service_id == service.pk
+        and existing.environment_id == environment.pk
+        and existing.model_version_id == model_version.pk
+        and existing.config_overrides == overrides
+    )
+    if not same:
+        raise Conflict(
+            f"This Idempotency-Key was already used for release #{existing.pk} with a "
+            "different request; use a new key for a new release."
+        )
+    return existing
+
+
+def _create(
+    *,
+    actor,
+    service,
+    environment,
+    model_version,
+    overrides,
+    reason,
+    kind,
+    idempotency_key=None,
+    promoted_from=None,
+    system_actor="",
+) -> Release:
+    target, _ = ServiceEnvironment.objects.get_or_create(service=service, environment=environment)
+    config = resolve_config(
+        service=service, environment=environment, target=target, overrides=overrides
+    )
+    uid = uuid.uuid4()
+    rendered = _render_or_error(
+        service=service,
+        environment=environment,
+        model_version=model_version,
+        release_uid=uid,
+        config=config,
+    )
+    try:
+        with transaction.atomic():
+            release = Release.objects.create(
+                uid=uid,
+                service=service,
+                environment=environment,
+                model_version=model_version,
+                config_overrides=overrides,
+                config=config,
+                rendered_files=rendered.files,
+                digest=rendered.digest,
+                kind=kind,
+                requested_by=actor,
+                requested_by_system=system_actor,
+                reason=reason,
+                idempotency_key=idempotency_key,
+                promoted_from=promoted_from,
+            )
+            audit_record(
+                actor=actor,
+                system_actor=system_actor or None,
+                action="release.create",
+                target_type="release",
+                target_id=release.pk,
+                after={
+                    "state": release.state,
+                    "kind": kind,
+                    "service": service.name,
+                    "environment": environment.name,
+                    "model_version": str(model_version),
+                    "digest": rendered.digest,
+                },
+            )
+    except IntegrityError:
+        # Two requests with one idempotency key raced; the other one won.
+        existing = Release.objects.filter(
+            requested_by=actor, idempotency_key=idempotency_key
+        ).first()
+        if idempotency_key and existing is not None:
+            return _idempotent_replay(existing, service, environment, model_version, overrides)
+        raise
+    return release
+
+
+@transaction.atomic
+def release_submit(*, actor, release: Release) -> Release:
+    """Freeze a draft and ask the environment's reviewers for approval.
+
+    From here on the release is immutable. An environment without approval rules
+    approves it at once, and the deploy is queued after commit.
+    """
+    release = _locked(release)
+    if not permissions.can_submit_or_cancel(actor, release):
+        raise Forbidden("Only the requester or an admin can submit this release.")
+    _check_transition(release, ReleaseState.PENDING_APPROVAL, doing="submit")
+    _ensure_releasable(release.model_version, release.service)
+    now = timezone.now()
+    progress = release_policy_progress(release)
+    if progress.met:
+        _move(
+            release,
+            ReleaseState.APPROVED,
+            actor=actor,
+            action="release.submit",
+            fields={"submitted_at": now, "approved_at": now},
+            note={"policy": "no approval required in " + release.environment.name},
+        )
+        release_queue.enqueue_deploy_on_commit()
+    else:
+        _move(
+            release,
+            ReleaseState.PENDING_APPROVAL,
+            actor=actor,
+            action="release.submit",
+            fields={"submitted_at": now},
+            note={"policy": progress.summary},
+        )
+    return release
+
+
+@transaction.atomic
+def release_cancel(*, actor, release: Release, reason: str = "") -> Release:
+    """Withdraw a release that has not started deploying."""
+    reason = _clean_text(reason, field="reason")
+    release = _locked(release)
+    if not permissions.can_submit_or_cancel(actor, release):
+        raise Forbidden("Only the requester or an admin can cancel this release.")
+    _check_transition(release, ReleaseState.CANCELLED, doing="cancel")
+    _move(
+        release,
+        ReleaseState.CANCELLED,
+        actor=actor,
+        action="release.cancel",
+        fields={"ended_at": timezone.now()},
+        note={"reason": reason},
+    )
+    return release

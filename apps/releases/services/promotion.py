@@ -1,0 +1,87 @@
+"""Promotion: ask for a release that soaked in one environment (staging) to be released
+in the environment that promotes from it (prod), through that environment's reviewers."""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from apps.core.errors import Conflict, DomainError, Forbidden
+from apps.releases import permissions
+from apps.releases.models import Environment, Release, ReleaseKind, ReleaseState
+from apps.releases.selectors import soak_gate, standing_promotion
+from apps.releases.services._transitions import _committed_text, _locked
+from apps.releases.services.create import _create, _ensure_releasable, release_submit
+
+
+def release_promote(
+    *,
+    actor,
+    source: Release,
+    environment: Environment | None = None,
+    reason: str = "",
+    idempotency_key: str | None = None,
+) -> tuple[Release, bool]:
+    """Request promotion of a release that is live in the source environment (staging) to
+    the environment that promotes from it (prod). Checks the soak-time gate, then creates
+    and submits the promotion release for the target environment's reviewers."""
+    if not permissions.can_promote(actor):
+        raise Forbidden("Only ML engineers and admins request promotion.")
+    reason = _committed_text(reason, field="reason")
+    if idempotency_key:
+        existing = Release.objects.filter(
+            requested_by=actor, idempotency_key=idempotency_key
+        ).first()
+        if existing is not None:
+            if existing.promoted_from_id != source.pk:
+                raise Conflict(
+                    f"This Idempotency-Key was already used for release #{existing.pk}; "
+                    "use a new key for a new request."
+                )
+            return existing, False
+    if source.state != ReleaseState.LIVE:
+        raise Conflict(
+            f"Release #{source.pk} is {source.get_state_display().lower()}; "
+            "only a live release can be promoted."
+        )
+    targets = list(Environment.objects.filter(promotes_from=source.environment))
+    if environment is None:
+        if len(targets) != 1:
+            raise DomainError(
+                f"Say which environment to promote to: {source.environment.name} promotes to "
+                + (", ".join(t.name for t in targets) or "no environment")
+                + "."
+            )
+        environment = targets[0]
+    elif environment not in targets:
+        raise Conflict(
+            f"{environment.name} does not take promotions from {source.environment.name}."
+        )
+    gate = soak_gate(source=source, target=environment)
+    if not gate.passed:
+        raise Conflict(gate.message)
+    _ensure_releasable(source.model_version, source.service)
+    with transaction.atomic():
+        # One standing promotion per source and target: a second click, a browser's
+        # resubmit or a colleague's request would put the same change in front of
+        # reviewers twice, or one that is live already.
+        # The source row lock makes two racing requests check one after the other.
+        _locked(source)
+        existing = standing_promotion(source=source, target=environment)
+        if existing is not None:
+            raise Conflict(
+                f"Release #{existing.pk} already promotes #{source.pk} to {environment.name} "
+                f"({existing.get_state_display().lower()}); follow it there, or cancel it "
+                "before asking again."
+            )
+        release = _create(
+            actor=actor,
+            service=source.service,
+            environment=environment,
+            model_version=source.model_version,
+            overrides=source.config_overrides,
+            reason=reason,
+            kind=ReleaseKind.PROMOTION,
+            promoted_from=source,
+            idempotency_key=idempotency_key or None,
+        )
+        return release_submit(actor=actor, release=release), True
