@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "apps.releases",
     "apps.metrics",
     "apps.dashboards",
+    "apps.evidence",
     "apps.demo",
 ]
 
@@ -234,6 +235,15 @@ if CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_timeout", 10**9) <= CELERY_TA
 # The audit chain is keyed (HMAC) with a secret the database does not hold, so someone
 # who can write to the database cannot recompute a consistent chain after editing a row.
 AUDIT_CHAIN_KEY = env_str("AUDIT_CHAIN_KEY", "") or f"audit-chain:{SECRET_KEY}"
+# Anchors of the chain head outside the database (docs/integrity.md): an append-only file
+# written by the checkpoint task, and the Audit-Anchor trailers of GitOps commits, read
+# from AUDIT_ANCHOR_GIT_DIR (empty: the GitOps working clone, GITOPS_WORKDIR).
+AUDIT_ANCHOR_FILE = Path(env_str("AUDIT_ANCHOR_FILE", str(VAR_DIR / "audit-anchors.log")))
+AUDIT_ANCHOR_GIT_DIR = env_str("AUDIT_ANCHOR_GIT_DIR", "")
+AUDIT_CHECKPOINT_SECONDS = env_int("AUDIT_CHECKPOINT_SECONDS", 900, minimum=10)
+# Ed25519 key signing evidence packs: PEM, or the raw 32-byte seed in base64 (or *_FILE).
+# Unset: packs cannot be made, except in demo mode, which keeps a generated key in VAR_DIR.
+EVIDENCE_SIGNING_KEY = env_str("EVIDENCE_SIGNING_KEY", "")
 
 # --- releases -------------------------------------------------------------------------
 # Reasons and comments are free text from people; cap them so a paste cannot bloat rows.
@@ -343,6 +353,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "registry.retry_alias_updates",
         "schedule": 30.0,
         "options": {"expires": 30.0},
+    },
+    "audit.checkpoint": {
+        "task": "audit.checkpoint",
+        "schedule": float(AUDIT_CHECKPOINT_SECONDS),
+        "options": {"expires": float(AUDIT_CHECKPOINT_SECONDS)},
     },
 }
 

@@ -35,6 +35,11 @@ STORAGES = {
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
 if DATABASES["default"]["ENGINE"].endswith("postgresql"):  # noqa: F405
     DATABASES["default"]["TEST"] = {"NAME": os.environ.get("TEST_DATABASE_NAME", "test_slipway")}  # noqa: F405
+    # Django empties tables between transactional tests with TRUNCATE, which the audit
+    # table refuses (audit migration 0003) unless the session opts in explicitly.
+    DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c slipway.audit_truncate=allow"  # noqa: F405
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405
 CELERY_BROKER_URL = "memory://"
+# A fixed Ed25519 seed (base64) so evidence packs can be signed; for tests only.
+EVIDENCE_SIGNING_KEY = "Nl7n66Apix5VCsyEDAHXjjgI4gCCgt6wwVDdb1pmU6Q="
 CELERY_TASK_ALWAYS_EAGER = False

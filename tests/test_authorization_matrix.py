@@ -72,6 +72,13 @@ MATRIX: dict[str, tuple[str, str | None, dict | None, dict]] = {
     "releases:environments": ("get", None, None, PAGE),
     "audit:list": ("get", None, None, expect(403, anon=302, carol=200, ada=200)),
     "audit:export": ("get", None, None, expect(403, anon=302, carol=200, ada=200)),
+    # Who reads the audit log, and the release's requester (alice asked for "live").
+    "evidence:download": (
+        "get",
+        "live",
+        None,
+        expect(403, anon=302, alice=200, carol=200, ada=200),
+    ),
     "registry:sync": ("post", "model", None, expect(403, anon=302, alice=302, ada=302)),
     "api-schema": ("get", None, None, API_READ),
     "api-docs": ("get", None, None, API_READ),

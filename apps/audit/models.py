@@ -40,3 +40,22 @@ class AuditEvent(models.Model):
     @property
     def target(self) -> str:
         return f"{self.target_type}:{self.target_id}"
+
+
+class ChainStatus(models.Model):
+    """The last verification of the chain, so the audit page can show it without walking
+    the whole table on every view. One row (pk 1), overwritten by each verification.
+
+    Only a display cache: ``audit_verify`` is the proof, since whoever can tamper with the
+    audit table can also write here.
+    """
+
+    checked_at = models.DateTimeField()
+    intact = models.BooleanField()
+    events = models.PositiveIntegerField(default=0)
+    message = models.TextField()
+    proven_to_id = models.BigIntegerField(null=True, blank=True)
+    proven_by = models.CharField(max_length=500, blank=True)
+
+    def __str__(self) -> str:
+        return self.message

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 from django.db import connection, transaction
 from django.utils import timezone
 
+from apps.audit.anchors import Anchor, anchor_file_append, anchor_file_path, anchor_text
 from apps.audit.chain import GENESIS, row_digest
-from apps.audit.models import AuditEvent
+from apps.audit.models import AuditEvent, ChainStatus
+from apps.audit.selectors import audit_anchors, audit_chain_report
+from apps.audit.verify import ChainReport, proven_report
 from apps.core.request_id import current_request_id
 
 # Arbitrary constant naming the audit chain's advisory lock on PostgreSQL.
 _AUDIT_CHAIN_LOCK = 0x51_1B_A7_A0
+
+log = logging.getLogger(__name__)
 
 
 def audit_record(
@@ -57,3 +65,48 @@ def audit_record_standalone(**kwargs) -> AuditEvent:
     """Record an event that has no other write to ride with (e.g. a CSV export)."""
     with transaction.atomic():
         return audit_record(**kwargs)
+
+
+def audit_chain_status_save(*, report: ChainReport) -> ChainStatus:
+    """Store a verification result for the audit page (overwrites the previous one)."""
+    status, _ = ChainStatus.objects.update_or_create(
+        pk=1,
+        defaults={
+            "checked_at": timezone.now(),
+            "intact": report.intact,
+            "events": report.events,
+            "message": report.message,
+            "proven_to_id": report.proven_to_id,
+            "proven_by": report.proven_by[:500],
+        },
+    )
+    return status
+
+
+def audit_checkpoint(
+    *, anchor_file: Path | None = None, git_dir: Path | None = None
+) -> ChainReport:
+    """Verify the chain against the anchors so far, then anchor its current head in the
+    checkpoint file, so rows written while nothing deploys are vouched for too.
+
+    A broken chain is not anchored: a new anchor would vouch for the tampered head. The
+    head is read after verification, so a row appended meanwhile is simply anchored
+    unverified until the next run (its link to the verified rows is checked then).
+    """
+    report = audit_chain_report(anchors=audit_anchors(anchor_file=anchor_file, git_dir=git_dir))
+    if report.intact:
+        head = AuditEvent.objects.order_by("-id").values_list("id", "hash").first()
+        if head is not None and report.proven_to_id != head[0]:
+            path = anchor_file or anchor_file_path()
+            line = anchor_file_append(
+                text=anchor_text(event_id=head[0], event_hash=head[1]),
+                at=timezone.now().isoformat(),
+                path=path,
+            )
+            source = f"anchor file {path} line {line}"
+            anchor = Anchor(event_id=head[0], hash=head[1], source=source)
+            report = proven_report(events=report.events, unanchored=0, anchor=anchor)
+    else:
+        log.error("audit checkpoint refused: %s", report.message)
+    audit_chain_status_save(report=report)
+    return report

@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from apps.audit.export import audit_csv_rows
-from apps.audit.selectors import audit_event_list
+from apps.audit.selectors import audit_chain_status, audit_event_list
 from apps.audit.services import audit_record_standalone
 
 
@@ -56,6 +56,9 @@ def audit_list(request):
             "form": form,
             "page": page,
             "query": query.urlencode(),
+            # The last stored verification (checkpoint task or audit_verify), not a new
+            # walk of the whole chain per page view.
+            "chain_status": audit_chain_status(),
         },
     )
 

@@ -19,6 +19,7 @@ from datetime import timedelta
 
 from django.conf import settings
 
+from apps.audit.selectors import audit_anchor_head
 from apps.core.failpoints import failpoint
 from apps.gitops.argo import ArgoRefresher
 from apps.gitops.errors import GitOpsError, ManifestError
@@ -98,6 +99,11 @@ def release_commit_message(release: Release) -> tuple[str, dict[str, str]]:
         "Requested-By": release.requester_label,
         "Approved-By": approvers,
     }
+    # The audit chain's head, anchored where a database user cannot rewrite it
+    # (docs/integrity.md): audit_verify holds the chain against these trailers.
+    anchor = audit_anchor_head()
+    if anchor is not None:
+        trailers["Audit-Anchor"] = anchor
     return (f"{subject}\n\n{body}" if body else subject), trailers
 
 
