@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from apps.gitops.config import ConfigError, merge_config, parse_serving_config
+from apps.gitops.config.models import KEYS, MODELS, Input
 from apps.gitops.runtimes import Runtime
 from tests.gitops.conftest import IMAGE
 
@@ -325,3 +326,119 @@ def test_seldon_requirements_cannot_be_empty():
     assert parse_serving_config(Runtime.SELDON, {"requirements": ["sklearn"]}).requirements == (
         "sklearn",
     )
+
+
+# --- the typed models behind the parser --------------------------------------------------
+def _models_in(model: type, seen: set) -> set:
+    seen.add(model)
+    for field in model.model_fields.values():
+        nested = field.annotation
+        if isinstance(nested, type) and issubclass(nested, Input) and nested not in seen:
+            _models_in(nested, seen)
+    return seen
+
+
+def test_every_input_model_forbids_unknown_keys_and_is_frozen():
+    models = set()
+    for model in set(MODELS.values()):
+        models |= _models_in(model, set())
+    assert {"Resources", "Limits", "Replicas", "Probes", "Kafka"} <= {m.__name__ for m in models}
+    for model in models:
+        assert model.model_config["extra"] == "forbid", model
+        assert model.model_config["frozen"] is True, model
+    assert set(MODELS) == set(Runtime)
+
+
+def test_problems_across_fields_are_named_with_the_others():
+    kafka = {"bootstrap_servers": "k:9092", "topic": "t", "consumer_group": "g"}
+    errors = errors_of(
+        Runtime.STREAMING,
+        {
+            "image": "Not An Image",
+            "kafka": kafka,
+            "port": 9000,
+            "probes": {"type": "none", "timeout": 3, "readiness_path": "/r"},
+        },
+    )
+    assert {"image", "port", "probes.timeout", "probes.readiness_path"} <= set(errors)
+    assert "Only http probes use a port" in errors["port"]
+    errors = errors_of(
+        Runtime.KSERVE_SKLEARN,
+        {
+            "scale_metric": "concurrency",
+            "target_cpu_utilization": 60,
+            "canary_percent": 101,
+            "replicas": {"min": 4, "max": 2, "maximum": 9},
+        },
+    )
+    assert {"target_cpu_utilization", "canary_percent", "replicas", "replicas.maximum"} <= set(
+        errors
+    )
+    assert errors["replicas"] == "min (4) is larger than max (2)."
+
+
+def test_a_fields_own_problem_wins_over_a_rule_across_fields():
+    kafka = {"bootstrap_servers": "k:9092", "topic": "t", "consumer_group": "g"}
+    errors = errors_of(
+        Runtime.STREAMING,
+        {"image": IMAGE, "kafka": kafka, "port": 0, "probes": {"type": "none"}},
+    )
+    assert errors["port"] == "0 is out of range: use a number from 1 to 65535."
+    errors = errors_of(Runtime.KSERVE_SKLEARN, {"scale_metric": "rps", "target_cpu_utilization": 0})
+    assert "out of range" in errors["target_cpu_utilization"]
+
+
+def test_a_refused_probe_type_is_the_only_probe_problem_named():
+    errors = errors_of(
+        Runtime.CUSTOM,
+        {"image": IMAGE, "probes": {"type": "grpc", "initial_delay_seconds": -1}},
+    )
+    assert errors == {"probes.type": "Use one of: http. This runtime serves HTTP."}
+
+
+def test_keys_that_are_not_text_are_named_as_written():
+    errors = errors_of(Runtime.CUSTOM, {"image": IMAGE, 1: "x", "env": {5: "x"}})
+    assert errors["1"].startswith("Unknown setting. Known settings: ")
+    assert "Variable names" in errors["env.5"]
+
+
+def test_keys_of_another_family_list_every_runtime_that_takes_them():
+    errors = errors_of(Runtime.BATCH, {"image": IMAGE, "schedule": "@daily", "port": 80})
+    assert errors["port"] == (
+        "Not used by the batch runtime (only by: bentoml, custom, fastapi, streaming)."
+    )
+
+
+BAD_VALUES = [None, True, -1, 10**9, 2.5, "", "x", "a\nb", [], ["Bad Name", 3], {}, {"k": 1}]
+
+
+@pytest.mark.parametrize("runtime", list(Runtime))
+def test_no_pydantic_wording_reaches_the_author(runtime):
+    """Every problem is worded by us: pydantic's sentences are for Python programmers."""
+    pydantic_words = ("Input should", "Extra inputs", "Field required", "Keys should", "[type=")
+    base = {
+        Runtime.BATCH: {"image": IMAGE, "schedule": "@daily"},
+        Runtime.STREAMING: {
+            "image": IMAGE,
+            "kafka": {"bootstrap_servers": "k:9092", "topic": "t", "consumer_group": "g"},
+        },
+    }.get(runtime, {"image": IMAGE})
+    nested = {
+        "replicas": ("min", "max"),
+        "resources": ("cpu", "memory", "gpu", "limits"),
+        "probes": ("type", "readiness_path", "command", "initial_delay_seconds"),
+        "kafka": ("bootstrap_servers", "topic", "lag_threshold", "offset_reset_policy"),
+    }
+    messages = []
+    for key in KEYS:
+        for value in BAD_VALUES:
+            raws = [{**base, key: value}]
+            raws += [{**base, key: {sub: value}} for sub in nested.get(key, ())]
+            for raw in raws:
+                try:
+                    parse_serving_config(runtime, raw)
+                except ConfigError as exc:
+                    messages += exc.errors.values()
+    assert messages
+    leaked = [m for m in messages if any(word in m for word in pydantic_words)]
+    assert not leaked, leaked[:5]
