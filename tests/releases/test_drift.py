@@ -278,3 +278,31 @@ def test_an_unchanged_revision_starts_no_git_process(
     started.clear()
     poll()
     assert started == []
+
+
+def test_a_file_one_folder_down_or_a_link_counts(
+    alice, staging, service, writer, kube_api, gitops_remote, poll
+):
+    """Argo CD may read more than the top level (directory recursion, Kustomize
+    resources in subfolders): nothing under the folder is left out of the comparison."""
+    live = _deploy_live(alice, staging, service, writer, kube_api, poll)
+    work = gitops_remote.clone()
+    (work / FOLDER / "extra").mkdir()
+    (work / FOLDER / "extra" / "job.yaml").write_text("kind: Job\n")
+    name = sorted(n for n in live.rendered_files if n != "kustomization.yaml")[0]
+    (work / FOLDER / "linked.yaml").symlink_to(name)  # points at an approved file
+    run_git("add", "-A", cwd=work, home=gitops_remote.scratch)
+    run_git("commit", "-q", "-m", "nested", cwd=work, home=gitops_remote.scratch)
+    run_git(
+        "push", "-q", "origin", f"HEAD:refs/heads/{BRANCH}", cwd=work, home=gitops_remote.scratch
+    )
+    sha = run_git("rev-parse", "HEAD", cwd=work, home=gitops_remote.scratch).stdout.decode().strip()
+    kube_api.set_application(APP, sync="Synced", revision=sha, health="Healthy")
+    poll()
+    target = _target(service, staging)
+    assert target.drift_files == {
+        "changed": [],
+        "added": ["extra/job.yaml", "linked.yaml"],
+        "removed": [],
+    }
+    assert _detections(live) == 1
