@@ -66,6 +66,13 @@ MATRIX: dict[str, tuple[str, str | None, dict | None, dict]] = {
         {"environment": "prod"},
         expect(403, anon=302, alice=302, ada=302),
     ),
+    # On-call and admins only; with nothing to restore they are sent back with a message.
+    "releases:restore": (
+        "post",
+        "live",
+        {"reason": "unreviewed push"},
+        expect(403, anon=302, otto=302, ada=302),
+    ),
     "releases:inbox": ("get", None, None, PAGE),
     "releases:services": ("get", None, None, PAGE),
     "releases:service": ("get", "service", None, PAGE),

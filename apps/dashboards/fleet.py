@@ -14,13 +14,15 @@ from apps.releases.selectors import environment_list, service_list
 
 # Worst first: what on-call staff should look at before anything else.
 STATUS_ORDER = {
-    "breach": 0,
-    "degraded": 1,
-    "failed": 2,
-    "moving": 3,
-    "unknown": 4,
-    "ok": 5,
-    "empty": 6,
+    # The repository holds files nobody approved: what runs may not be what was reviewed.
+    "unapproved": 0,
+    "breach": 1,
+    "degraded": 2,
+    "failed": 3,
+    "moving": 4,
+    "unknown": 5,
+    "ok": 6,
+    "empty": 7,
 }
 SORT_KEYS = ("status", "service", "environment", "p95", "error_rate", "cost", "drift", "waiting")
 
@@ -37,9 +39,13 @@ class FleetRow:
     metrics: dict = field(default_factory=dict)
     slo: dict = field(default_factory=dict)
     waiting: int = 0
+    drift_files: dict = field(default_factory=dict)  # an unapproved change: file names
+    drift_commit: str = ""
 
     @property
     def status(self) -> str:
+        if self.drift_commit and self.live is not None:
+            return "unapproved"
         if any(state == "breach" for state in self.slo.values()):
             return "breach"
         if self.health_status in ("Degraded", "Missing"):
@@ -133,6 +139,8 @@ def fleet_rows(
                     metrics=_with_every_metric(metrics.get(key, {})),
                     slo=slo.get(key, {}),
                     waiting=waiting.get(key, 0),
+                    drift_files=target.drift_files if target and target.drift_revision else {},
+                    drift_commit=target.drift_commit if target and target.drift_revision else "",
                 )
             )
     if status:

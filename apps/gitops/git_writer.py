@@ -155,6 +155,16 @@ class CommitOutcome:
 
 
 @dataclass(frozen=True)
+class FolderChange:
+    """The newest commit that changed a service folder (``GitWriter.folder_last_change``)."""
+
+    sha: str
+    author: str
+    committed_at: str  # ISO 8601, as git prints it
+    subject: str
+
+
+@dataclass(frozen=True)
 class RemoteProbe:
     """What ``GitWriter.ls_remote`` saw: git's exit status (0: the branch exists, 2: the
     remote answered but has no such branch) and its redacted stderr."""
@@ -368,7 +378,54 @@ class GitWriter:
                     return result.returncode == 0
             return False
 
+    def folder_files(self, revision: str, *, environment: str, service: str) -> dict[str, str]:
+        """Every entry under ``environments/<env>/<service>/`` at ``revision``, keyed by
+        its path inside the folder: what Argo CD syncs from there, subfolders included.
+
+        For checking the folder against what was approved, so nothing is left out: a
+        symbolic link or submodule is listed with a marker text instead of its contents
+        (it can never equal an approved file). Fetches once if ``revision`` is not known
+        locally yet; raises GitOpsError if the remote does not have it either. Three git
+        processes at most (rev-parse, ls-tree, one batch cat-file), none left running.
+        """
+        if not isinstance(revision, str) or not _SHA.fullmatch(revision):
+            raise GitOpsError(f"{revision!r} is not a commit id.")
+        folder = release_folder(environment, service)
+        with self._workdir_lock():
+            self._prepare()
+            self._require_commit(revision)
+            return self._read_tree(revision, folder, recursive=True)
+
+    def folder_last_change(
+        self, revision: str, *, environment: str, service: str
+    ) -> FolderChange | None:
+        """The newest commit up to ``revision`` that changed the service folder: who
+        brought the folder to what it is at ``revision``. None if no commit touched it."""
+        if not isinstance(revision, str) or not _SHA.fullmatch(revision):
+            raise GitOpsError(f"{revision!r} is not a commit id.")
+        folder = release_folder(environment, service)
+        with self._workdir_lock():
+            self._prepare()
+            self._require_commit(revision)
+            out = self._git(
+                "log", "-1", "--format=%H%x00%an <%ae>%x00%cI%x00%s", revision, "--", f"{folder}/"
+            ).text.strip()
+        if not out:
+            return None
+        sha, author, when, subject = [*out.split("\x00"), "", "", ""][:4]
+        return FolderChange(sha=sha, author=author, committed_at=when, subject=subject)
+
     # --- steps ------------------------------------------------------------------------
+    def _require_commit(self, revision: str) -> None:
+        """Make sure ``revision`` is in the clone, fetching once if it is not."""
+        for fetch_first in (False, True):
+            if fetch_first:
+                self._fetch()
+            probe = self._git("cat-file", "-e", f"{revision}^{{commit}}", check=False)
+            if probe.returncode == 0:
+                return
+        raise GitOpsError(f"Commit {revision[:12]} is not on {redact_url(self.remote.url)}.")
+
     def _prepare(self) -> None:
         """Create the working clone once (git init + origin), and keep origin's URL right."""
         self._check_open()
@@ -506,23 +563,34 @@ class GitWriter:
         )
 
     def _read_folder(self, folder: PurePosixPath) -> dict[str, str]:
-        ref = f"refs/remotes/origin/{self.remote.branch}"
-        listing = self._git("ls-tree", "-z", ref, "--", f"{folder}/").stdout
+        return self._read_tree(f"refs/remotes/origin/{self.remote.branch}", folder)
+
+    def _read_tree(
+        self, ref: str, folder: PurePosixPath, *, recursive: bool = False
+    ) -> dict[str, str]:
+        """The regular files of ``folder`` at ``ref`` (top level only unless
+        ``recursive``). Recursive reads also list links, submodules and (never in a
+        release) nested files, so a check against approved files misses nothing."""
+        args = ["ls-tree", "-z", *(["-r"] if recursive else []), ref, "--", f"{folder}/"]
+        listing = self._git(*args).stdout
         blobs: list[tuple[str, str]] = []
+        files: dict[str, str] = {}
         for entry in listing.split(b"\x00"):
             if not entry:
                 continue
             meta, _, path = entry.decode("utf-8", errors="replace").partition("\t")
             mode, kind, object_id = meta.split()
-            if kind == "blob" and mode in ("100644", "100755"):  # no links, no subfolders
-                blobs.append((PurePosixPath(path).name, object_id))
+            name = PurePosixPath(path).relative_to(folder).as_posix()
+            if kind == "blob" and mode in ("100644", "100755"):
+                blobs.append((name, object_id))
+            elif recursive:
+                files[name] = f"<{kind} {mode} {object_id}>"
         if not blobs:
-            return {}
+            return files
         # One cat-file for all blobs; it exits when its input closes.
         batch = self._git(
             "cat-file", "--batch", input="".join(f"{oid}\n" for _, oid in blobs).encode()
         ).stdout
-        files: dict[str, str] = {}
         position = 0
         for name, _ in blobs:
             header_end = batch.index(b"\n", position)

@@ -155,6 +155,25 @@ class ServiceEnvironment(models.Model):
     synced_revision = models.CharField(max_length=64, blank=True)
     status_message = models.TextField(blank=True)
     status_observed_at = models.DateTimeField(null=True, blank=True)
+    # Repository drift (not the data drift of metrics): the service folder at the synced
+    # revision checked against the live release's approved digest (releases.repo_drift).
+    # The last check's inputs: the same revision and digest again are not read again.
+    drift_checked_revision = models.CharField(max_length=64, blank=True)
+    drift_checked_digest = models.CharField(max_length=64, blank=True)
+    # Set while the folder differs from what was approved; "" when it matches.
+    drift_revision = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="synced revision whose folder differs from the approval",
+    )
+    drift_commit = models.CharField(
+        max_length=64, blank=True, help_text="newest commit that changed the folder"
+    )
+    drift_commit_summary = models.CharField(max_length=300, blank=True)
+    drift_files = models.JSONField(
+        default=dict, blank=True, help_text="file names changed, added and removed"
+    )
+    drift_detected_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["service__name", "environment__order"]
@@ -171,6 +190,11 @@ class ServiceEnvironment(models.Model):
     def application_name(self) -> str:
         """The Argo CD Application the ApplicationSet generates for this folder."""
         return f"{self.service.name}-{self.environment.name}"
+
+    @property
+    def drifted(self) -> bool:
+        """The synced folder differs from the live release's approved files."""
+        return bool(self.drift_revision)
 
     def slo(self) -> dict[str, float | None]:
         """Effective SLO thresholds: this environment's override, else the service's."""

@@ -38,6 +38,7 @@ from apps.gitops.argo import FAILED_PHASES, ApplicationStatus
 from apps.gitops.errors import GitOpsError
 from apps.releases import services
 from apps.releases.models import Release, ReleaseState, ServiceEnvironment
+from apps.releases.repo_drift import check_live_folders
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +124,9 @@ def follow_rollouts(
 ) -> list[tuple[int, str]]:
     """Observe every deploying release once and move it to live or failed when Argo CD's
     answer (and the serving object's own status) says so. Also records the status of
-    every target with a live release for the fleet overview. ``workloads`` reads serving
+    every target with a live release for the fleet overview, and checks that the folder
+    Argo CD syncs still holds the live release's approved files (``repo_drift``; needs
+    ``writer``). ``workloads`` reads serving
     objects and Jobs; by default the reader's own (``reader.workloads``), if it has one.
     Returns (release id, outcome) pairs."""
     now = now or timezone.now()
@@ -174,6 +177,8 @@ def follow_rollouts(
             services.release_note_status(release=release, message=verdict.message)
         results.append((release.pk, verdict.outcome))
     _refresh_live_targets(reader, skip=seen_targets)
+    # After the statuses are recorded, so each target is checked at the revision just seen.
+    check_live_folders(writer=writer)
     return results
 
 

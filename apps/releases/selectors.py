@@ -17,6 +17,7 @@ from apps.releases.models import (
     ApprovalRule,
     Environment,
     Release,
+    ReleaseKind,
     ReleaseState,
     Service,
     ServiceEnvironment,
@@ -151,6 +152,35 @@ def soak_gate(*, source: Release, target: Environment, now: datetime | None = No
     soaked = now - source.live_at if source.state == ReleaseState.LIVE else timedelta(0)
     ready_at = source.live_at + required if source.state == ReleaseState.LIVE else None
     return SoakGate(required=required, soaked=soaked, ready_at=ready_at)
+
+
+def target_drift(release: Release) -> ServiceEnvironment | None:
+    """The target of ``release`` if its folder holds an unapproved change, else None."""
+    return (
+        ServiceEnvironment.objects.filter(
+            service_id=release.service_id, environment_id=release.environment_id
+        )
+        .exclude(drift_revision="")
+        .first()
+    )
+
+
+def rollback_in_flight(release: Release) -> Release | None:
+    """A rollback (or restore) of ``release``'s target still on its way, if any."""
+    return (
+        Release.objects.filter(
+            service_id=release.service_id,
+            environment_id=release.environment_id,
+            kind=ReleaseKind.ROLLBACK,
+            state__in=[
+                ReleaseState.PENDING_APPROVAL,
+                ReleaseState.APPROVED,
+                ReleaseState.DEPLOYING,
+            ],
+        )
+        .order_by("-pk")
+        .first()
+    )
 
 
 def live_release(*, service: Service, environment: Environment) -> Release | None:

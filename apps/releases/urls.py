@@ -13,6 +13,7 @@ urlpatterns = [
     path("releases/<int:pk>/decide/", views.release_decide, name="decide"),
     path("releases/<int:pk>/cancel/", views.release_cancel, name="cancel"),
     path("releases/<int:pk>/promote/", views.release_promote, name="promote"),
+    path("releases/<int:pk>/restore/", views.release_restore, name="restore"),
     path("inbox/", views.inbox, name="inbox"),
     path("services/", views.service_list, name="services"),
     path("services/<str:name>/", views.service_detail, name="service"),

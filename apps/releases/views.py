@@ -157,6 +157,7 @@ def _detail_context(request, release: Release) -> dict:
             now=release.submitted_at or release.created_at,
         )
     return {
+        **_drift_context(user, release),
         "release": release,
         "progress": progress,
         "open_roles": open_roles,
@@ -172,6 +173,19 @@ def _detail_context(request, release: Release) -> dict:
         "soak": soak,
         "moving": release.state in (ReleaseState.APPROVED, ReleaseState.DEPLOYING),
         "extra_panels": _extra_panels(release),
+    }
+
+
+def _drift_context(user, release: Release) -> dict:
+    """An unapproved change in the live release's folder, and whether this person may
+    restore the approved files (shown only on the live release's page)."""
+    drift = selectors.target_drift(release) if release.state == ReleaseState.LIVE else None
+    if drift is None:
+        return {"drift": None}
+    return {
+        "drift": drift,
+        "can_restore": permissions.can_rollback(user),
+        "restore_in_flight": selectors.rollback_in_flight(release),
     }
 
 
@@ -278,6 +292,33 @@ def release_promote(request, pk: int):
         f"in {promotion.environment.name}.",
     )
     return redirect("releases:detail", pk=promotion.pk)
+
+
+@login_required
+@require_POST
+def release_restore(request, pk: int):
+    """One click (plus one confirmation): commit the live release's approved files again
+    over an unapproved change in its folder. Two clicks, two tabs or two people make one
+    restore; the others are told which one is under way."""
+    release = _get_release(pk)
+    form = ReasonForm(request.POST)
+    reason = form.cleaned_data["reason"] if form.is_valid() else ""
+    try:
+        restore = services.release_restore_approved(
+            live=release,
+            reason=reason,
+            actor=request.user,
+            expected_revision=request.POST.get("expected_revision", "")[:64],
+        )
+    except DomainError as exc:
+        _domain_error_to_message(request, exc)
+        return redirect("releases:detail", pk=pk)
+    messages.success(
+        request,
+        f"Restore #{restore.pk} is under way: the approved files of release #{pk} are "
+        "committed again.",
+    )
+    return redirect("releases:detail", pk=restore.pk)
 
 
 @login_required

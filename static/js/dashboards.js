@@ -32,7 +32,7 @@
         if (form.dataset.sent) { event.preventDefault(); return; }
         form.dataset.sent = "1";
         form.querySelectorAll("button[type=submit]").forEach(function (b) {
-          b.disabled = true; b.textContent = "Rolling back…";
+          b.disabled = true; b.textContent = b.dataset.busyLabel || "Rolling back…";
         });
       });
     });

@@ -18,6 +18,11 @@ from apps.releases.services.deployment import (
     release_record_commit,
     target_record_status,
 )
+from apps.releases.services.drift import (
+    folder_differences,
+    release_restore_approved,
+    target_record_drift,
+)
 from apps.releases.services.promotion import release_promote
 from apps.releases.services.rollback import (
     release_rollback,
@@ -26,6 +31,7 @@ from apps.releases.services.rollback import (
 )
 
 __all__ = [
+    "folder_differences",
     "release_approve",
     "release_cancel",
     "release_check_artifacts",
@@ -37,9 +43,11 @@ __all__ = [
     "release_promote",
     "release_record_commit",
     "release_reject",
+    "release_restore_approved",
     "release_rollback",
     "release_submit",
     "rollback_candidates",
     "rollback_default_target",
+    "target_record_drift",
     "target_record_status",
 ]

@@ -1,0 +1,86 @@
+"""What runs is what was approved: on each status poll, the service folder at the
+revision Argo CD synced is hashed with the digest approvals bind to
+(``manifests_digest``) and compared with the live release's ``digest``.
+
+A difference means someone changed ``environments/<env>/<service>/`` outside Slipway:
+Argo CD syncs that commit while the pages would show the approved release. The verdict
+is stored on the target (``ServiceEnvironment.drift_*``) by ``target_record_drift``.
+
+Cost: a target is read again only when its synced revision or its live release's digest
+changed since the last check (both are stored with the verdict), so an unchanged
+revision starts no git process; a new one costs a few short git processes in the
+working clone (and a fetch if the clone has not seen the revision yet).
+
+Not checked while a release of the target is on its way (approved or deploying): the
+folder then legitimately holds the incoming release's files, which are not live yet.
+The check runs again once that release is live or failed.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from apps.gitops.errors import GitOpsError
+from apps.releases import services
+from apps.releases.models import (
+    RELEASE_IN_FLIGHT_STATES,
+    Release,
+    ReleaseState,
+    ServiceEnvironment,
+)
+
+log = logging.getLogger(__name__)
+
+
+def check_live_folders(*, writer) -> list[tuple[int, str]]:
+    """Check every target with a live release whose folder may have changed since the
+    last check. Returns (target id, outcome) pairs, outcome one of "cached" (nothing
+    read), "clean", "drift" (a known change still there), "new" (a new change, audited)
+    or "error" (git could not answer; tried again next poll)."""
+    if writer is None:
+        return []  # no GitOps repository configured: nothing to compare with
+    live = {
+        (r.service_id, r.environment_id): r
+        for r in Release.objects.filter(state=ReleaseState.LIVE).only(
+            "pk", "service_id", "environment_id", "digest", "rendered_files"
+        )
+    }
+    moving = set(
+        Release.objects.filter(state__in=RELEASE_IN_FLIGHT_STATES).values_list(
+            "service_id", "environment_id"
+        )
+    )
+    results = []
+    for target in (
+        ServiceEnvironment.objects.select_related("service", "environment")
+        .exclude(synced_revision="")
+        .order_by("pk")
+    ):
+        key = (target.service_id, target.environment_id)
+        release = live.get(key)
+        if release is None or key in moving:
+            continue
+        results.append((target.pk, _check_one(writer, target, release)))
+    return results
+
+
+def _check_one(writer, target: ServiceEnvironment, live: Release) -> str:
+    revision = target.synced_revision
+    if (target.drift_checked_revision, target.drift_checked_digest) == (revision, live.digest):
+        return "cached"
+    where = {"environment": target.environment.name, "service": target.service.name}
+    try:
+        found = writer.folder_files(revision, **where)
+        differences = services.folder_differences(approved=live.rendered_files, found=found)
+        change = writer.folder_last_change(revision, **where) if differences else None
+    except GitOpsError as exc:
+        log.warning("cannot check the folder of %s at %s: %s", target, revision[:12], exc)
+        return "error"
+    new = services.target_record_drift(
+        target=target, live=live, revision=revision, differences=differences, change=change
+    )
+    if differences is None:
+        return "clean"
+    if new:
+        log.warning("unapproved change in %s at %s: %s", target, revision[:12], differences)
+    return "new" if new else "drift"
