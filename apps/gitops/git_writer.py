@@ -31,6 +31,10 @@ fetching, and:
   is rejected, and the retry fetches and finds it. If the push is accepted, the remote
   branch was our tip (or older), so no such commit was on it.
 
+A push refused on a remembered tip is retried at once (fetch, look up, build, push)
+under the same lock hold, without a backoff: with several worker processes, the usual
+reason is only that another worker pushed since, not contention worth waiting out.
+
 State is per process and keyed by clone; it lives under the clone's lock, and anything
 unexpected (an exception, a rejection) forgets it, which only costs the next call a fetch.
 
@@ -374,21 +378,31 @@ class GitWriter:
                 self._prepare()
                 state = _state_for(self.remote)
                 try:
-                    if state.base is None:
-                        self._learn_tip(state)
-                    found = self._known_release(state, release_id, since)
-                    if found:
-                        logger.info(
-                            "Release %s is already commit %s on the remote; not committing again.",
-                            release_id,
-                            found,
-                        )
-                        return CommitOutcome(sha=found, created=False, push_attempts=attempts)
-                    self._check_parents(state, folder)
-                    sha = self._commit(state.base, folder, files, body)
-                    failpoint("deploy.after_commit")  # crash tests: committed, not pushed
-                    attempts += 1
-                    rejection = self._push(sha)
+                    for _ in range(2):
+                        learned = state.base is None
+                        if learned:
+                            self._learn_tip(state)
+                        found = self._known_release(state, release_id, since)
+                        if found:
+                            logger.info(
+                                "Release %s is already commit %s on the remote; not "
+                                "committing again.",
+                                release_id,
+                                found,
+                            )
+                            return CommitOutcome(sha=found, created=False, push_attempts=attempts)
+                        self._check_parents(state, folder)
+                        sha = self._commit(state.base, folder, files, body)
+                        failpoint("deploy.after_commit")  # crash tests: committed, not pushed
+                        attempts += 1
+                        rejection = self._push(sha)
+                        if rejection is None:
+                            break
+                        state.forget()  # the remote moved on (or refused): fetch, look again
+                        if learned:
+                            break  # refused on a fresh tip: contention or a hook, back off
+                        # Refused on a remembered tip: most likely another worker pushed
+                        # since. That is no contention to wait out: fetch and retry now.
                 except BaseException:
                     state.forget()  # a push that failed oddly may have landed: refetch
                     raise
@@ -399,7 +413,6 @@ class GitWriter:
                         state.forget()
                     logger.info("Pushed release %s as %s (attempt %d).", release_id, sha, attempt)
                     return CommitOutcome(sha=sha, created=True, push_attempts=attempts)
-                state.forget()  # the remote moved on (or refused): refetch and look again
             logger.warning(
                 "Push of release %s rejected (attempt %d of %d): %s",
                 release_id,

@@ -636,7 +636,8 @@ def test_a_commit_pushed_elsewhere_after_our_knowledge_is_found_through_the_reje
     )
 
     assert not outcome.created and outcome.sha == theirs.sha
-    assert outcome.push_attempts == 1 and len(sleeps) == 1
+    # A stale remembered tip is no contention: looked again at once, no backoff.
+    assert outcome.push_attempts == 1 and sleeps == []
     assert gitops_remote.commits_with_trailer("Release-Id", release_id) == [theirs.sha]
 
 
@@ -697,4 +698,21 @@ def test_an_error_mid_attempt_forgets_the_tip(gitops_remote, make_git_writer, mo
     outcome = commit(writer, release_id, since=datetime.now(UTC))
 
     assert not outcome.created
+    assert gitops_remote.commits_with_trailer("Release-Id", release_id) == [outcome.sha]
+
+
+def test_a_stale_remembered_tip_is_refetched_without_waiting(
+    gitops_remote, make_git_writer, sleeps, git_calls
+):
+    mine = make_git_writer(gitops_remote.url, name="mine")
+    commit(mine, new_id(), since=datetime.now(UTC))
+    outside = gitops_remote.outside_commit("docs/ops.md", "notes\n", "Ops: notes")
+    git_calls.clear()
+    release_id = new_id()
+
+    outcome = commit(mine, release_id, since=datetime.now(UTC))
+
+    assert outcome.created and outcome.push_attempts == 2 and sleeps == []
+    assert git_calls.count("fetch") == 1
+    assert mine.is_ancestor(outside, outcome.sha), "the outside commit is kept"
     assert gitops_remote.commits_with_trailer("Release-Id", release_id) == [outcome.sha]
