@@ -31,7 +31,10 @@ fetching, and:
   is rejected, and the retry fetches and finds it. If the push is accepted, the remote
   branch was our tip (or older), so no such commit was on it.
 
-A push refused on a remembered tip is retried at once (fetch, look up, build, push)
+Worker processes of one host share the clone: before building on its remembered tip, a
+process reads the clone's remote-tracking ref (a file, no process), which a sibling's
+push or fetch moved, and fetches when it differs. A push refused on a remembered tip
+(another host pushed) is retried at once (fetch, look up, build, push)
 under the same lock hold, without a backoff: with several worker processes, the usual
 reason is only that another worker pushed since, not contention worth waiting out.
 
@@ -379,6 +382,8 @@ class GitWriter:
                 state = _state_for(self.remote)
                 try:
                     for _ in range(2):
+                        if state.base and self._clone_saw_newer_tip(state.base):
+                            state.forget()
                         learned = state.base is None
                         if learned:
                             self._learn_tip(state)
@@ -561,6 +566,21 @@ class GitWriter:
                 if value.strip():
                     known[value.strip()] = sha  # newest first: the oldest one wins
         state.base, state.known, state.known_since = tip, known, scanned_since
+
+    def _clone_saw_newer_tip(self, base: str) -> bool:
+        """Did another process sharing this clone (a prefork sibling) push or fetch since?
+
+        Its push moved the clone's remote-tracking ref, so our remembered tip is stale:
+        fetch now rather than build a commit the remote will refuse. Read as a file (a
+        loose ref, which every fetch and push writes) to spare a process; a packed or
+        unreadable ref says nothing and the push's fast-forward check still decides.
+        """
+        loose = self.remote.workdir / ".git" / "refs" / "remotes" / "origin" / self.remote.branch
+        try:
+            seen = loose.read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError):
+            return False
+        return bool(_SHA.fullmatch(seen)) and seen != base
 
     def _known_release(
         self, state: _TipState, release_id: str, since: datetime | None

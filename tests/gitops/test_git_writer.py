@@ -716,3 +716,25 @@ def test_a_stale_remembered_tip_is_refetched_without_waiting(
     assert git_calls.count("fetch") == 1
     assert mine.is_ancestor(outside, outcome.sha), "the outside commit is kept"
     assert gitops_remote.commits_with_trailer("Release-Id", release_id) == [outcome.sha]
+
+
+def test_a_sibling_process_push_through_the_shared_clone_is_noticed_before_building(
+    gitops_remote, make_git_writer, git_calls
+):
+    # Two prefork workers share one clone; each has its own memory.
+    first = make_git_writer(gitops_remote.url, name="shared")
+    commit(first, new_id(), since=datetime.now(UTC))
+    remembered = dict(git_writer_module._states)
+    git_writer_module._states.clear()  # the sibling process: knows nothing yet
+    sibling = make_git_writer(gitops_remote.url, name="shared")
+    commit(sibling, new_id(), since=datetime.now(UTC))
+    git_writer_module._states.clear()
+    git_writer_module._states.update(remembered)  # back in the first process
+    git_calls.clear()
+    release_id = new_id()
+
+    outcome = commit(first, release_id, since=datetime.now(UTC))
+
+    assert git_calls[0] == "fetch" and git_calls.count("push") == 1
+    assert outcome.created and outcome.push_attempts == 1
+    assert gitops_remote.commits_with_trailer("Release-Id", release_id) == [outcome.sha]
