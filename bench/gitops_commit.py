@@ -10,7 +10,9 @@ Prints:
    ``--releases`` releases, on repositories with 1k and 100k commits of history (made
    with ``git fast-import``, one commit every 10 minutes, i.e. ~2 years for 100k), next
    to raw ``git add/commit/push`` of the same files from a plain clone in the same run,
-   and the ratio. Rendering (+ validation) is timed apart: it happens at submission.
+   and the ratio, and the git processes each side starts per commit (Slipway's counted
+   at ``GitWriter._git``, its one process spawner; raw git's at this script's ``git``).
+   Rendering (+ validation) is timed apart: it happens at submission.
 2. ``--writers`` concurrent approvers for ``--duration`` seconds, each worker with its
    own clone: commits per second and push attempts per commit, with the repository
    lock (PostgreSQL advisory lock when PostgreSQL answers) and without any lock
@@ -78,7 +80,11 @@ def _env() -> dict[str, str]:
     return env
 
 
+RAW_GIT_PROCESSES = [0]
+
+
 def git(*args: str, cwd: Path, input: bytes | None = None) -> bytes:
+    RAW_GIT_PROCESSES[0] += 1
     result = subprocess.run(
         ["git", *args],
         cwd=cwd,
@@ -167,6 +173,22 @@ def release_files(service: str, release_id: str, version: int) -> dict[str, str]
     return {**rendered.files, name: text}
 
 
+SLIPWAY_GIT_PROCESSES = [0]
+
+
+def count_slipway_git_processes() -> None:
+    """Count every git process GitWriter starts (each ``_git`` call is one)."""
+    from apps.gitops.git_writer import GitWriter
+
+    real = GitWriter._git
+
+    def counting(self, *args, **kwargs):
+        SLIPWAY_GIT_PROCESSES[0] += 1
+        return real(self, *args, **kwargs)
+
+    GitWriter._git = counting
+
+
 def writer_for(url: str, workdir: Path, lock_backend: str | None, lock_dir: Path):
     from apps.gitops.git_writer import GitRemote, GitWriter
     from apps.gitops.locks import repository_lock
@@ -220,12 +242,15 @@ def bench_latency(root: Path, history: int, releases: int, lock_backend: str) ->
 
     since = datetime.now(UTC)
     render_times, slipway_times, raw_times, attempts = [], [], [], []
+    slipway_procs: list[int] = []
+    raw_procs: list[int] = []
     for index in range(releases):
         release_id = str(uuid.uuid4())
         t0 = time.perf_counter()
         files = release_files("churn", release_id, index + 1)
         render_times.append(time.perf_counter() - t0)
         message = f"Deploy churn v{index + 1} to staging"
+        before = SLIPWAY_GIT_PROCESSES[0]
         t0 = time.perf_counter()
         outcome = writer.commit_release(
             environment="staging",
@@ -241,12 +266,15 @@ def bench_latency(root: Path, history: int, releases: int, lock_backend: str) ->
             since=since,
         )
         slipway_times.append(time.perf_counter() - t0)
+        slipway_procs.append(SLIPWAY_GIT_PROCESSES[0] - before)
         attempts.append(outcome.push_attempts)
+        before = RAW_GIT_PROCESSES[0]
         t0 = time.perf_counter()
         raw_commit(
             raw_clone, "environments/staging/churn", files, f"{message}\n\nRelease-Id: {release_id}"
         )
         raw_times.append(time.perf_counter() - t0)
+        raw_procs.append(RAW_GIT_PROCESSES[0] - before)
 
     # The idempotency check on its own: bounded by "since" vs the whole history.
     probe = str(uuid.uuid4())
@@ -271,6 +299,11 @@ def bench_latency(root: Path, history: int, releases: int, lock_backend: str) ->
     )
     print(f"  raw add/commit/push     p50 {fmt_ms(r50)}   p95 {fmt_ms(r95)}")
     print(f"  ratio slipway/raw       p50 {s50 / r50:5.2f}x     p95 {s95 / r95:5.2f}x")
+    print(
+        f"  git processes per commit: slipway {sum(slipway_procs) / releases:.2f} "
+        f"(first {slipway_procs[0]}, then {percentile(slipway_procs[1:] or [0], 0.5)}), "
+        f"raw {sum(raw_procs) / releases:.2f}"
+    )
     print(
         f"  Release-Id lookup: since-bounded {fmt_ms(bounded)}, whole history {fmt_ms(unbounded)}"
     )
@@ -406,6 +439,7 @@ def main(argv: list[str] | None = None) -> None:
     skip = set(filter(None, args.skip.split(",")))
 
     lock_backend = _setup_django(args.lock)
+    count_slipway_git_processes()
     print(
         f"git {git('--version', cwd=Path.cwd()).decode().split()[-1]}, "
         f"{os.cpu_count()} CPUs, repository lock: {lock_backend}"

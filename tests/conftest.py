@@ -14,6 +14,16 @@ pytest_plugins = [
 ]
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup):
+    """apps.core.locks keeps idle lock connections for the life of the process; close
+    them before pytest-django drops the test database (open sessions would block it)."""
+    from apps.core.locks import close_lock_connections
+
+    yield
+    close_lock_connections()
+
+
 def pytest_collection_modifyitems(config, items):
     """Tests marked ``postgres`` need row locks and real concurrency: skip them (saying
     why) when the suite is on SQLite; under REQUIRE_SERVICES=1 the suite is never on

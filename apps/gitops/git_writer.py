@@ -5,12 +5,41 @@ plain ``git`` subprocess with a timeout, started in its own process group so a t
 kills git's helpers too; nothing stays running between calls (GitPython's persistent
 ``cat-file`` processes are exactly what a long-running worker must not accumulate).
 
-For each release, under the repository lock: fetch, look for a commit carrying this
-``Release-Id`` trailer on the remote branch (a redelivered task finds it and stops),
-hard-reset to the remote branch, replace the release folder's contents, commit with
-trailers, push. A rejected push (someone else pushed first, or a hook said no) starts
-again from the fetch after a capped, jittered backoff; nothing is ever force-pushed, so
-outside commits are kept.
+For each release, under the repository lock: make sure no commit carrying this
+``Release-Id`` trailer is on the remote branch (a redelivered task finds it and stops),
+build the commit on the branch tip with one ``git fast-import`` (new blobs, trees and the
+commit with its trailers, no work tree touched: the clone's checkout is never used), and
+push that commit. A rejected push (someone else pushed first, or a hook said no) starts
+again from a fetch after a capped, jittered backoff; nothing is ever force-pushed, so
+outside commits are kept. A commit thus costs two git processes (fast-import, push)
+where ``git add/commit/push`` costs three.
+
+When to fetch, and why skipping it keeps exactly-once. The process remembers, per clone,
+the remote tip it last *knew* (fetched, or its own accepted push) and the ``Release-Id``
+trailers of that tip's recent history (every commit of the last few days at the last
+fetch, plus each commit it pushed since). It fetches and rescans only when it knows no
+tip: its first commit (so a worker restarted after a kill between push and recording
+fetches and finds its trailer), after a rejected push, and after any error mid-attempt
+(a push that timed out may have landed). Otherwise it builds on the known tip without
+fetching, and:
+
+- a commit with this trailer *in* the known history is found in memory (the trailer
+  cannot be older than the release's approval, ``since``; one older than the scanned
+  window, or a call without ``since``, is looked up with ``git log`` on the known tip);
+- a commit with this trailer made *after* our knowledge cannot have been accepted by the
+  remote without moving its branch past our tip: then our push is not a fast-forward,
+  is rejected, and the retry fetches and finds it. If the push is accepted, the remote
+  branch was our tip (or older), so no such commit was on it.
+
+Worker processes of one host share the clone: before building on its remembered tip, a
+process reads the clone's remote-tracking ref (a file, no process), which a sibling's
+push or fetch moved, and fetches when it differs. A push refused on a remembered tip
+(another host pushed) is retried at once (fetch, look up, build, push)
+under the same lock hold, without a backoff: with several worker processes, the usual
+reason is only that another worker pushed since, not contention worth waiting out.
+
+State is per process and keyed by clone; it lives under the clone's lock, and anything
+unexpected (an exception, a rejection) forgets it, which only costs the next call a fetch.
 
 Credentials: an SSH key file (``GIT_SSH_COMMAND``) or an HTTPS token sent as an
 ``http.<url>.extraHeader`` through ``GIT_CONFIG_*`` environment variables — never in the
@@ -25,15 +54,15 @@ import logging
 import os
 import re
 import shlex
-import shutil
 import signal
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
@@ -51,7 +80,7 @@ from apps.gitops.errors import (
 )
 from apps.gitops.locks import file_lock, local_lock, repository_lock
 from apps.gitops.names import is_plain
-from apps.gitops.paths import check_file_name, release_folder, resolve_inside
+from apps.gitops.paths import check_file_name, release_folder
 
 logger = logging.getLogger("apps.gitops.git")
 
@@ -64,6 +93,61 @@ _SHA = re.compile(r"[0-9a-f]{7,64}")
 _sleep = time.sleep
 # How much older than ``since`` a commit may look and still be searched: clocks differ.
 _SINCE_MARGIN = timedelta(days=1)
+# How far back a fetch rescans Release-Id trailers into memory: releases approved up to
+# (window - margin) before the last fetch are then looked up without spawning git.
+_SCAN_WINDOW = timedelta(days=3)
+# Trailers remembered beyond this many pushes without a fetch: refetch, rescan, shrink.
+_MAX_KNOWN = 10_000
+
+
+@dataclass
+class _TipState:
+    """What this process knows of one clone's remote branch; see the module docstring.
+
+    ``base`` is the tip to build on: a commit id, "" for a remote without the branch
+    (the next commit is a root), None when unknown (fetch first). ``known`` maps the
+    Release-Id of every commit of ``base``'s history committed at or after
+    ``known_since`` to its (oldest) commit id.
+    """
+
+    prepared: bool = False
+    base: str | None = None
+    known: dict[str, str] = field(default_factory=dict)
+    known_since: datetime | None = None
+    # Folders whose parents were checked to be trees (not links) in ``base``'s history.
+    checked_parents: set[str] = field(default_factory=set)
+
+    def forget(self) -> None:
+        self.base = None
+        self.known = {}
+        self.known_since = None
+        self.checked_parents = set()
+
+    def covers(self, since: datetime | None) -> bool:
+        """Does ``known`` hold every commit that could carry a release approved at ``since``?"""
+        if self.base is None or since is None or self.known_since is None:
+            return False
+        if since.tzinfo is None:
+            return False
+        return since - _SINCE_MARGIN >= self.known_since
+
+
+_states: dict[tuple[str, str, str], _TipState] = {}
+_states_guard = threading.Lock()
+
+
+def _state_for(remote: GitRemote) -> _TipState:
+    key = (str(remote.workdir.resolve()), remote.url, remote.branch)
+    with _states_guard:
+        return _states.setdefault(key, _TipState())
+
+
+def _forget_all_in_child() -> None:
+    # A forked worker starts knowing nothing: the parent may push after the fork.
+    _states.clear()
+
+
+os.register_at_fork(after_in_child=_forget_all_in_child)
 
 
 def check_remote_url(url: object) -> str:
@@ -203,7 +287,6 @@ class GitWriter:
             ).decode("ascii")
         self._redact = Redactor([remote.https_token, basic])
         self._env = self._build_env(basic)
-        self._prepared = False
         self._fetched = False
         self._closed = False
         self._holding = False
@@ -306,22 +389,43 @@ class GitWriter:
             writer_lock = contextlib.nullcontext() if self._holding else self._lock()
             with writer_lock, self._workdir_lock():
                 self._prepare()
-                exists = self._fetch()
-                found = self._find_release(release_id, since) if exists else None
-                if found:
-                    logger.info(
-                        "Release %s is already commit %s on the remote; not committing again.",
-                        release_id,
-                        found,
-                    )
-                    return CommitOutcome(sha=found, created=False, push_attempts=attempts)
-                self._reset(exists)
-                self._write_folder(folder, files)
-                sha = self._commit(folder, body)
-                failpoint("deploy.after_commit")  # crash tests: committed, not pushed
-                attempts += 1
-                rejection = self._push(sha)
+                state = _state_for(self.remote)
+                try:
+                    for _ in range(2):
+                        if state.base and self._clone_saw_newer_tip(state.base):
+                            state.forget()
+                        learned = state.base is None
+                        if learned:
+                            self._learn_tip(state)
+                        found = self._known_release(state, release_id, since)
+                        if found:
+                            logger.info(
+                                "Release %s is already commit %s on the remote; not "
+                                "committing again.",
+                                release_id,
+                                found,
+                            )
+                            return CommitOutcome(sha=found, created=False, push_attempts=attempts)
+                        self._check_parents(state, folder)
+                        sha = self._commit(state.base, folder, files, body)
+                        failpoint("deploy.after_commit")  # crash tests: committed, not pushed
+                        attempts += 1
+                        rejection = self._push(sha)
+                        if rejection is None:
+                            break
+                        state.forget()  # the remote moved on (or refused): fetch, look again
+                        if learned:
+                            break  # refused on a fresh tip: contention or a hook, back off
+                        # Refused on a remembered tip: most likely another worker pushed
+                        # since. That is no contention to wait out: fetch and retry now.
+                except BaseException:
+                    state.forget()  # a push that failed oddly may have landed: refetch
+                    raise
                 if rejection is None:
+                    state.base = sha
+                    state.known[release_id] = sha
+                    if len(state.known) > _MAX_KNOWN:
+                        state.forget()
                     logger.info("Pushed release %s as %s (attempt %d).", release_id, sha, attempt)
                     return CommitOutcome(sha=sha, created=True, push_attempts=attempts)
             logger.warning(
@@ -429,9 +533,11 @@ class GitWriter:
     def _prepare(self) -> None:
         """Create the working clone once (git init + origin), and keep origin's URL right."""
         self._check_open()
-        if self._prepared:
-            return
+        state = _state_for(self.remote)
         workdir = self.remote.workdir
+        if state.prepared and (workdir / ".git").is_dir():
+            return
+        state.forget()
         if not (workdir / ".git").is_dir():
             workdir.mkdir(parents=True, exist_ok=True)
             if any(workdir.iterdir()):
@@ -444,7 +550,7 @@ class GitWriter:
             self._git("remote", "add", "origin", self.remote.url)
         elif current != self.remote.url:
             self._git("remote", "set-url", "origin", self.remote.url)
-        self._prepared = True
+        state.prepared = True
 
     def _fetch(self) -> bool:
         """Fetch the branch; False when the remote has no such branch yet (a new repo)."""
@@ -475,7 +581,9 @@ class GitWriter:
         ref = f"refs/remotes/origin/{self.remote.branch}"
         return self._git("rev-parse", "-q", "--verify", ref, check=False).returncode == 0
 
-    def _find_release(self, release_id: str, since: datetime | None) -> str | None:
+    def _find_release(
+        self, release_id: str, since: datetime | None, rev: str | None = None
+    ) -> str | None:
         args = [
             "log",
             "-F",
@@ -484,7 +592,7 @@ class GitWriter:
         ]
         if since is not None:
             args.append(f"--since={(since - _SINCE_MARGIN).isoformat()}")
-        args += [f"refs/remotes/origin/{self.remote.branch}", "--"]
+        args += [rev or f"refs/remotes/origin/{self.remote.branch}", "--"]
         found = None
         for line in self._git(*args).text.splitlines():
             sha, _, values = line.partition("\x00")
@@ -492,49 +600,109 @@ class GitWriter:
                 found = sha  # log is newest first: keep the oldest, the original commit
         return found
 
-    def _reset(self, remote_branch_exists: bool) -> None:
-        branch = self.remote.branch
-        if remote_branch_exists:
-            self._git("checkout", "-q", "-f", "-B", branch, f"refs/remotes/origin/{branch}")
-        else:
-            # An empty remote: start an unborn branch so the commit becomes its root.
-            self._git("symbolic-ref", "HEAD", f"refs/heads/{branch}")
-            self._git("update-ref", "-d", f"refs/heads/{branch}", check=False)
-            self._git("read-tree", "--empty")
-        self._git("clean", "-q", "-ffdx")
+    def _learn_tip(self, state: _TipState) -> None:
+        """Fetch, then remember the tip and the recent history's Release-Id trailers."""
+        state.forget()
+        if not self._fetch():
+            state.base, state.known_since = "", datetime.min.replace(tzinfo=UTC)
+            return
+        ref = f"refs/remotes/origin/{self.remote.branch}"
+        tip = self._git("rev-parse", "--verify", f"{ref}^{{commit}}").text.strip()
+        scanned_since = datetime.now(UTC) - _SCAN_WINDOW
+        log = self._git(
+            "log",
+            f"--format=%H%x00%(trailers:key={REQUIRED_TRAILER},valueonly,separator=%x01)",
+            f"--since={scanned_since.isoformat()}",
+            tip,
+            "--",
+        ).text
+        known: dict[str, str] = {}
+        for line in log.splitlines():
+            sha, _, values = line.partition("\x00")
+            for value in values.split("\x01"):
+                if value.strip():
+                    known[value.strip()] = sha  # newest first: the oldest one wins
+        state.base, state.known, state.known_since = tip, known, scanned_since
 
-    def _write_folder(self, folder: PurePosixPath, files: Mapping[str, str]) -> None:
-        """Replace the folder's contents with exactly ``files`` (stale files go)."""
-        root = self.remote.workdir
-        target = resolve_inside(root, folder)
-        if target.is_dir():
-            shutil.rmtree(target)
-        elif target.exists():
-            target.unlink()
-        resolve_inside(root, folder.parent)  # re-check the parents before creating
-        target.mkdir(parents=True)
+    def _clone_saw_newer_tip(self, base: str) -> bool:
+        """Did another process sharing this clone (a prefork sibling) push or fetch since?
+
+        Its push moved the clone's remote-tracking ref, so our remembered tip is stale:
+        fetch now rather than build a commit the remote will refuse. Read as a file (a
+        loose ref, which every fetch and push writes) to spare a process; a packed or
+        unreadable ref says nothing and the push's fast-forward check still decides.
+        """
+        loose = self.remote.workdir / ".git" / "refs" / "remotes" / "origin" / self.remote.branch
+        try:
+            seen = loose.read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError):
+            return False
+        return bool(_SHA.fullmatch(seen)) and seen != base
+
+    def _known_release(
+        self, state: _TipState, release_id: str, since: datetime | None
+    ) -> str | None:
+        """The commit carrying ``release_id`` in the known tip's history, if any."""
+        if not state.base:
+            return None  # the remote has no branch yet: nothing to find
+        if state.covers(since):
+            return state.known.get(release_id)
+        found = self._find_release(release_id, since, state.base)
+        if found:
+            state.known[release_id] = found
+        return found
+
+    def _check_parents(self, state: _TipState, folder: PurePosixPath) -> None:
+        """Refuse to build on a tip where a parent of ``folder`` is a file or a link.
+
+        fast-import would silently turn such an entry into a folder; a committed link
+        ``environments/prod -> elsewhere`` must stop the deploy, not be overwritten.
+        Checked once per tip learned: our own commits only ever add folders.
+        """
+        parents = [str(p) for p in reversed(folder.parents) if str(p) != "."]
+        if not state.base or not parents or str(folder) in state.checked_parents:
+            return
+        query = "".join(f"{state.base}:{path}\n" for path in parents).encode()
+        lines = self._git("cat-file", "--batch-check", input=query).text.splitlines()
+        for path, line in zip(parents, lines, strict=True):
+            kind = line.split()[1] if len(line.split()) == 3 else "missing"
+            if kind not in ("tree", "missing"):
+                raise UnsafePathError(
+                    f"{path} is a file or symbolic link on the branch, not a folder; "
+                    "refusing to write under it."
+                )
+        state.checked_parents.add(str(folder))
+
+    def _commit(self, base: str, folder: PurePosixPath, files: Mapping[str, str], body: str) -> str:
+        """Build the commit (blobs, trees, commit) on ``base`` with one fast-import.
+
+        The folder is replaced by exactly ``files`` (stale files go); everything else
+        is ``base``'s tree untouched. Identical files still make a commit with its own
+        trailer, which is how a redelivered task recognises the work as done. The local
+        branch is moved to the commit (``--force``: it may not descend from the last
+        one), so the clone shows what was last built.
+        """
+        ident = f"{self.remote.author_name} <{self.remote.author_email}> now".encode()
+        stream = [
+            f"commit refs/heads/{self.remote.branch}\nmark :1\n".encode(),
+            b"author " + ident + b"\n",
+            b"committer " + ident + b"\n",
+            *_data(_cleanup_whitespace(body).encode("utf-8")),
+        ]
+        if base:
+            stream.append(f"from {base}\n".encode())
+        stream.append(f"D {_fast_import_path(folder)}\n".encode())
         for name, text in sorted(files.items()):
-            path = resolve_inside(root, folder / name)
-            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-            fd = os.open(path, flags, 0o644)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(text.encode("utf-8"))
-
-    def _commit(self, folder: PurePosixPath, body: str) -> str:
-        self._git("add", "-A", "--", str(folder))
-        # --allow-empty: re-deploying identical files still gets its own commit and
-        # trailer, which is how a redelivered task recognises the work as done.
-        self._git(
-            "commit",
-            "-q",
-            "--allow-empty",
-            "--no-verify",
-            "--cleanup=whitespace",
-            "-F",
-            "-",
-            input=body.encode("utf-8"),
+            stream.append(f"M 100644 inline {_fast_import_path(folder / name)}\n".encode())
+            stream += _data(text.encode("utf-8"))
+        stream.append(b"\nget-mark :1\n")
+        out = self._git(
+            "fast-import", "--quiet", "--force", "--date-format=now", input=b"".join(stream)
         )
-        return self._git("rev-parse", "HEAD").text.strip()
+        sha = out.text.strip()
+        if not _SHA.fullmatch(sha):
+            raise GitCommandError(f"git fast-import did not report the commit: {sha[:80]!r}")
+        return sha
 
     def _push(self, sha: str) -> str | None:
         """Push ``sha`` to the branch; None on success, the rejection reason otherwise."""
@@ -770,6 +938,33 @@ def _commit_message(message: str, trailers: Mapping[str, str | Sequence[str]]) -
                 raise GitOpsError(f"The {key} trailer value must be one line of text.")
             lines.append(f"{key}: {item.strip()}")
     return f"{text}\n\n" + "\n".join(lines) + "\n"
+
+
+def _data(payload: bytes) -> list[bytes]:
+    """A fast-import ``data`` command with an exact byte count (any content is safe)."""
+    return [b"data %d\n" % len(payload), payload, b"\n"]
+
+
+def _fast_import_path(path: PurePosixPath) -> str:
+    """Paths here are checked names (DNS labels, plain file names); fast-import would read
+    a leading quote or a line break differently, so refuse rather than quote."""
+    text = str(path)
+    if text.startswith('"') or any(ch in text for ch in "\n\r"):
+        raise UnsafePathError(f"{text!r} cannot be written.")
+    return text
+
+
+def _cleanup_whitespace(message: str) -> str:
+    """What ``git commit --cleanup=whitespace`` does: no trailing blanks on lines, runs
+    of blank lines collapsed, none at either end."""
+    lines: list[str] = []
+    for line in message.splitlines():
+        line = line.rstrip()
+        if line or (lines and lines[-1]):
+            lines.append(line)
+    while lines and not lines[-1]:
+        lines.pop()
+    return "\n".join(lines) + "\n"
 
 
 def _last_line(text: str) -> str:

@@ -243,3 +243,61 @@ def test_advisory_lock_on_postgres_times_out_with_the_given_error():
     with advisory_lock(name, timeout=2, backend="postgres"):
         assert _pg_holds(lock_key(name))
     assert not _pg_holds(lock_key(name))
+
+
+# --- the advisory lock keeps its connection -------------------------------------------------
+
+
+def _lock_backend_pid(name: str) -> int:
+    """The server process of the session holding ``name`` (pg_locks, not our own guess)."""
+    unsigned = lock_key(name) & 0xFFFFFFFFFFFFFFFF
+    with connections["default"].cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND classid = %s::bigint::oid AND objid = %s::bigint::oid AND objsubid = 1",
+            [unsigned >> 32, unsigned & 0xFFFFFFFF],
+        )
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_advisory_lock_reuses_one_session_and_releases_on_exit():
+    name = f"gitops:test-{time.monotonic_ns()}"
+    with advisory_lock(name, timeout=2, backend="postgres"):
+        first = _lock_backend_pid(name)
+    assert not _pg_holds(lock_key(name)), "released at once, though the session stays open"
+    with advisory_lock(name, timeout=2, backend="postgres"):
+        assert _lock_backend_pid(name) == first
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_two_locks_held_at_once_use_two_sessions():
+    one, two = (f"gitops:test-{time.monotonic_ns()}-{i}" for i in range(2))
+    with (
+        advisory_lock(one, timeout=2, backend="postgres"),
+        advisory_lock(two, timeout=2, backend="postgres"),
+    ):
+        assert _lock_backend_pid(one) != _lock_backend_pid(two)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_a_broken_idle_lock_connection_is_replaced():
+    name = f"gitops:test-{time.monotonic_ns()}"
+    with advisory_lock(name, timeout=2, backend="postgres"):
+        dead = _lock_backend_pid(name)
+    # The server ends the idle session (restart, idle timeout, an operator).
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", [dead])
+    _wait_until(lambda: not _backend_alive(dead), "the backend exited")
+
+    with advisory_lock(name, timeout=2, backend="postgres"):
+        assert _lock_backend_pid(name) != dead
+
+
+def _backend_alive(pid: int) -> bool:
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [pid])
+        return cursor.fetchone()[0] > 0

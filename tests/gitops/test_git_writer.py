@@ -361,17 +361,22 @@ def test_worker_killed_between_commit_and_push(gitops_remote, make_git_writer, m
     assert gitops_remote.commits_with_trailer("Release-Id", release_id) == [outcome.sha]
 
 
-def test_leftovers_in_the_working_clone_are_cleaned(gitops_remote, make_git_writer):
+def test_leftovers_in_the_working_clone_never_reach_a_commit(gitops_remote, make_git_writer):
+    # Commits are built from objects, not from the clone's work tree: whatever a dead
+    # worker (or a person) left there is not committed.
     writer = make_git_writer(gitops_remote.url)
     commit(writer, new_id())
     junk = writer.remote.workdir / FOLDER / "half-written.yaml"
+    junk.parent.mkdir(parents=True, exist_ok=True)
     junk.write_text("kind: Secret\n")
     (writer.remote.workdir / "stray.txt").write_text("x")
+    git_writer_module._states.clear()  # a restarted worker, too
 
     commit(writer, new_id())
 
     assert "half-written.yaml" not in gitops_remote.files_at(FOLDER)
-    assert not (writer.remote.workdir / "stray.txt").exists()
+    top = gitops_remote.git("ls-tree", "--name-only", "main").stdout.decode().split()
+    assert "stray.txt" not in top
 
 
 def test_a_committed_symlink_cannot_redirect_writes(gitops_remote, make_git_writer, tmp_path):
@@ -563,3 +568,173 @@ def test_ls_remote_on_a_missing_remote_fails_with_gits_reason(tmp_path, make_git
     probe = make_git_writer((tmp_path / "nowhere.git").as_uri()).ls_remote(timeout=10)
     assert probe.returncode not in (0, 2)
     assert "fatal:" in probe.stderr
+
+
+# --- fetch only when needed, still exactly once ----------------------------------------
+@pytest.fixture
+def git_calls(monkeypatch) -> list[str]:
+    """The git subcommands every GitWriter runs (one process each)."""
+    calls: list[str] = []
+    real = GitWriter._git
+
+    def counting(self, *args, **kwargs):
+        calls.append(args[0])
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(GitWriter, "_git", counting)
+    return calls
+
+
+def test_a_known_tip_commits_with_two_git_processes(gitops_remote, make_git_writer, git_calls):
+    writer = make_git_writer(gitops_remote.url)
+    commit(writer, new_id(), since=datetime.now(UTC))
+    assert "fetch" in git_calls, "the first commit of a process learns the tip"
+
+    git_calls.clear()
+    release_id = new_id()
+    outcome = commit(writer, release_id, since=datetime.now(UTC))
+
+    assert git_calls == ["fast-import", "push"]
+    assert outcome.created and gitops_remote.head() == outcome.sha
+    assert gitops_remote.commits_with_trailer("Release-Id", release_id) == [outcome.sha]
+    # A new GitWriter in the same process (one per deploy task) keeps that knowledge.
+    git_calls.clear()
+    commit(make_git_writer(gitops_remote.url), new_id(), since=datetime.now(UTC))
+    assert git_calls == ["fast-import", "push"]
+
+
+def test_a_retried_task_in_the_same_process_finds_its_pushed_commit(
+    gitops_remote, make_git_writer, git_calls
+):
+    # Pushed, then recording it in the database failed: the task runs again here.
+    writer = make_git_writer(gitops_remote.url)
+    release_id = new_id()
+    first = commit(writer, release_id, since=datetime.now(UTC))
+    git_calls.clear()
+
+    again = commit(writer, release_id, since=datetime.now(UTC) - timedelta(minutes=1))
+
+    assert not again.created and again.sha == first.sha and again.push_attempts == 0
+    assert git_calls == [], "found in memory, without spawning git"
+    assert gitops_remote.commits_with_trailer("Release-Id", release_id) == [first.sha]
+
+
+def test_a_commit_pushed_elsewhere_after_our_knowledge_is_found_through_the_rejection(
+    gitops_remote, make_git_writer, sleeps
+):
+    mine = make_git_writer(gitops_remote.url, name="mine")
+    commit(mine, new_id(), since=datetime.now(UTC))  # learns the tip
+    release_id = new_id()
+    # Another worker (its own process: its own clone and memory) commits the release.
+    other = make_git_writer(gitops_remote.url, name="other")
+    theirs = commit(other, release_id, since=datetime.now(UTC))
+
+    # Our tip is now stale: the push is refused, the retry fetches and finds it.
+    # (Another message: the same one in the same second would be the very same commit.)
+    outcome = commit(
+        mine, release_id, message="Deploy again", since=datetime.now(UTC) - timedelta(minutes=1)
+    )
+
+    assert not outcome.created and outcome.sha == theirs.sha
+    # A stale remembered tip is no contention: looked again at once, no backoff.
+    assert outcome.push_attempts == 1 and sleeps == []
+    assert gitops_remote.commits_with_trailer("Release-Id", release_id) == [theirs.sha]
+
+
+def test_a_commit_in_the_known_history_is_found_without_pushing(
+    gitops_remote, make_git_writer, git_calls
+):
+    release_id = new_id()
+    other = make_git_writer(gitops_remote.url, name="other")
+    theirs = commit(other, release_id, since=datetime.now(UTC))
+    mine = make_git_writer(gitops_remote.url, name="mine")
+    commit(mine, new_id(), since=datetime.now(UTC))  # fetches: the history now holds it
+    git_calls.clear()
+
+    # Redelivered to us: approved a minute ago (memory), or long ago (git log).
+    recent = commit(mine, release_id, since=datetime.now(UTC) - timedelta(minutes=1))
+    assert git_calls == []
+    old = commit(mine, release_id, since=datetime.now(UTC) - timedelta(days=30))
+    assert git_calls == ["log"]
+    unbounded = commit(mine, release_id)
+
+    for outcome in (recent, old, unbounded):
+        assert not outcome.created and outcome.sha == theirs.sha
+    assert gitops_remote.commits_with_trailer("Release-Id", release_id) == [theirs.sha]
+
+
+def test_a_restarted_process_fetches_and_finds_the_commit_pushed_before_the_kill(
+    gitops_remote, make_git_writer, git_calls
+):
+    writer = make_git_writer(gitops_remote.url)
+    release_id = new_id()
+    pushed = commit(writer, release_id, since=datetime.now(UTC))
+    gitops_remote.outside_commit("docs/ops.md", "notes\n", "Ops: notes")
+    git_writer_module._states.clear()  # the process died after the push; a new one
+    git_calls.clear()
+
+    outcome = commit(make_git_writer(gitops_remote.url), release_id, since=datetime.now(UTC))
+
+    assert "fetch" in git_calls and "push" not in git_calls
+    assert not outcome.created and outcome.sha == pushed.sha
+
+
+def test_an_error_mid_attempt_forgets_the_tip(gitops_remote, make_git_writer, monkeypatch):
+    # A push that timed out may have landed: the next attempt must fetch and look.
+    writer = make_git_writer(gitops_remote.url)
+    commit(writer, new_id(), since=datetime.now(UTC))
+    release_id = new_id()
+    real_push = writer._push
+
+    def lands_then_times_out(sha: str):
+        real_push(sha)
+        raise GitRemoteUnavailable("git push took longer than 20 s")
+
+    monkeypatch.setattr(writer, "_push", lands_then_times_out)
+    with pytest.raises(GitRemoteUnavailable):
+        commit(writer, release_id, since=datetime.now(UTC))
+    monkeypatch.undo()
+
+    outcome = commit(writer, release_id, since=datetime.now(UTC))
+
+    assert not outcome.created
+    assert gitops_remote.commits_with_trailer("Release-Id", release_id) == [outcome.sha]
+
+
+def test_a_stale_remembered_tip_is_refetched_without_waiting(
+    gitops_remote, make_git_writer, sleeps, git_calls
+):
+    mine = make_git_writer(gitops_remote.url, name="mine")
+    commit(mine, new_id(), since=datetime.now(UTC))
+    outside = gitops_remote.outside_commit("docs/ops.md", "notes\n", "Ops: notes")
+    git_calls.clear()
+    release_id = new_id()
+
+    outcome = commit(mine, release_id, since=datetime.now(UTC))
+
+    assert outcome.created and outcome.push_attempts == 2 and sleeps == []
+    assert git_calls.count("fetch") == 1
+    assert mine.is_ancestor(outside, outcome.sha), "the outside commit is kept"
+    assert gitops_remote.commits_with_trailer("Release-Id", release_id) == [outcome.sha]
+
+
+def test_a_sibling_process_push_through_the_shared_clone_is_noticed_before_building(
+    gitops_remote, make_git_writer, git_calls
+):
+    # Two prefork workers share one clone; each has its own memory.
+    first = make_git_writer(gitops_remote.url, name="shared")
+    commit(first, new_id(), since=datetime.now(UTC))
+    remembered = dict(git_writer_module._states)
+    git_writer_module._states.clear()  # the sibling process: knows nothing yet
+    sibling = make_git_writer(gitops_remote.url, name="shared")
+    commit(sibling, new_id(), since=datetime.now(UTC))
+    git_writer_module._states.clear()
+    git_writer_module._states.update(remembered)  # back in the first process
+    git_calls.clear()
+    release_id = new_id()
+
+    outcome = commit(first, release_id, since=datetime.now(UTC))
+
+    assert git_calls[0] == "fetch" and git_calls.count("push") == 1
+    assert outcome.created and outcome.push_attempts == 1
+    assert gitops_remote.commits_with_trailer("Release-Id", release_id) == [outcome.sha]
