@@ -7,12 +7,15 @@ reviewer; dual holds both reviewer roles (to test "one person, one slot").
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.utils import timezone
 
 from apps.accounts.roles import Role
 from apps.registry.models import ModelVersion
-from apps.releases.models import ApprovalRule, Environment, Service
+from apps.releases.models import ApprovalRule, Environment, Release, Service
 
 PEOPLE = {
     "alice": {Role.ML_ENGINEER},
@@ -121,3 +124,36 @@ def live_release(service, environment, version: int, *, requester, approvers=())
         release = services.release_approve(actor=approver, release=release)
     release.refresh_from_db()
     return release_to_live(release)
+
+
+# Longer than prod's 60-minute soak gate (make_environments), so promotion is allowed.
+SOAKED_MINUTES = 120
+
+
+def backdate_live(release, *, minutes: float = SOAKED_MINUTES, before: datetime | None = None):
+    """Pretend ``release`` went live ``minutes`` before ``before`` (default: now), as if it
+    had soaked that long; returns it refreshed."""
+    live_at = (before or timezone.now()) - timedelta(minutes=minutes)
+    Release.objects.filter(pk=release.pk).update(live_at=live_at)
+    release.refresh_from_db()
+    return release
+
+
+def pending_promotion(
+    service,
+    staging,
+    *,
+    requester,
+    version: int = 1,
+    soaked_minutes: float = SOAKED_MINUTES,
+    **promote_fields,
+):
+    """The usual starting point of a prod review: ``version`` live in ``staging``,
+    backdated past the soak gate, then promoted by ``requester``. Returns the promotion
+    (pending approval); its source is ``promotion.promoted_from``."""
+    from apps.releases import services
+
+    source = live_release(service, staging, version, requester=requester)
+    backdate_live(source, minutes=soaked_minutes)
+    promotion, _ = services.release_promote(actor=requester, source=source, **promote_fields)
+    return promotion

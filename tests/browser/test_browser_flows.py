@@ -21,25 +21,13 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(trans
 PASSWORD = factories.PASSWORD
 
 
-def _wait_for(predicate, page, timeout_s=20):
-    deadline = timezone.now() + timedelta(seconds=timeout_s)
-    while timezone.now() < deadline:
-        if predicate():
-            return True
-        page.wait_for_timeout(250)
-    return False
-
-
 def test_reviewers_approve_in_the_browser_and_the_page_follows_it_to_live(
     browser_page, live_server, people, environments, service, cluster
 ):
     staging, _prod = environments
     alice = people["alice"]
-    source = factories.live_release(service, staging, 1, requester=alice)
-    Release.objects.filter(pk=source.pk).update(live_at=timezone.now() - timedelta(hours=2))
-    source.refresh_from_db()
-    promotion, _ = services.release_promote(
-        actor=alice, source=source, reason="v1 soaked two hours in staging"
+    promotion = factories.pending_promotion(
+        service, staging, requester=alice, reason="v1 soaked two hours in staging"
     )
     cluster.start()
     page = browser_page

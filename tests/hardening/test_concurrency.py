@@ -13,11 +13,9 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from datetime import timedelta
 
 import pytest
 import requests
-from django.utils import timezone
 
 from apps.audit.models import AuditEvent
 from apps.audit.selectors import audit_chain_verify
@@ -105,10 +103,7 @@ def test_twenty_simultaneous_approvals_count_each_person_once_and_commit_once(
 ):
     staging, _prod = environments
     alice = people["alice"]
-    source = factories.live_release(service, staging, 1, requester=alice)
-    Release.objects.filter(pk=source.pk).update(live_at=timezone.now() - timedelta(hours=2))
-    source.refresh_from_db()
-    promotion, _ = services.release_promote(actor=alice, source=source)
+    promotion = factories.pending_promotion(service, staging, requester=alice)
     assert promotion.state == ReleaseState.PENDING_APPROVAL
     redis_db().delete("celery")
 

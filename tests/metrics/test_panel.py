@@ -35,12 +35,10 @@ def _samples(release, metric, values):
 
 
 def test_a_promotion_shows_the_staging_soak_evidence(client, alice, staging, service):
-    live = factories.live_release(service, staging, 1, requester=alice)
-    Release.objects.filter(pk=live.pk).update(live_at=timezone.now() - timedelta(hours=2))
-    live.refresh_from_db()
+    promotion = factories.pending_promotion(service, staging, requester=alice, reason="ship it")
+    live = promotion.promoted_from
     _samples(live, "latency_p95_ms", [120.0, 180.0, 300.0])  # SLO 250: one poll over
     _samples(live, "error_rate", [0.001, 0.002])
-    promotion, _ = services.release_promote(actor=alice, source=live, reason="ship it")
     client.force_login(alice)
     page = client.get(reverse("releases:detail", args=[promotion.pk])).content.decode()
     assert "Service levels" in page

@@ -1,12 +1,9 @@
 """The API as a CI pipeline uses it: tokens, idempotent create, status codes, queries."""
 
-from datetime import timedelta
-
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
-from django.utils import timezone
 from rest_framework.test import APIClient
 
 from apps.accounts.services import api_token_create, api_token_revoke
@@ -110,8 +107,7 @@ def test_full_flow_through_the_api(people, environments, service, model_versions
     ).json()
     assert submitted["state"] == "approved"  # staging needs no approval
     release = Release.objects.get(pk=created["id"])
-    factories.release_to_live(release)
-    Release.objects.filter(pk=release.pk).update(live_at=timezone.now() - timedelta(hours=2))
+    factories.backdate_live(factories.release_to_live(release))
     promoted = alice.post(
         reverse("release-promote", args=[release.pk]), {"reason": "soaked"}, format="json"
     )

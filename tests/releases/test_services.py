@@ -1,7 +1,5 @@
 """The release actions: states, separation of duties, policy, promotion, rollback, audit."""
 
-from datetime import timedelta
-
 import pytest
 from django.utils import timezone
 
@@ -33,8 +31,7 @@ def live_staging(alice, staging, service, model_versions, django_capture_on_comm
 
 @pytest.fixture
 def pending_prod(alice, prod, live_staging):
-    Release.objects.filter(pk=live_staging.pk).update(live_at=timezone.now() - timedelta(hours=2))
-    live_staging.refresh_from_db()
+    factories.backdate_live(live_staging)
     promotion, _ = services.release_promote(actor=alice, source=live_staging, reason="ship it")
     return promotion
 
