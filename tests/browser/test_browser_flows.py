@@ -16,6 +16,7 @@ from apps.releases import services
 from apps.releases.models import Release, ReleaseKind, ReleaseState
 from tests import factories
 from tests.browser.conftest import screenshot, sign_in
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 PASSWORD = factories.PASSWORD
@@ -56,8 +57,6 @@ def test_reviewers_approve_in_the_browser_and_the_page_follows_it_to_live(
 def _ship(service, environment, version, alice, *, tags=None, timeout_s=30):
     """Release a version the way an engineer does (create + submit) and wait until the
     cluster thread has committed it and the simulated Argo CD reports it live."""
-    import time
-
     mv = factories.make_model_version(service.registered_model, version, tags=tags or {})
     release, _ = services.release_create(
         actor=alice,
@@ -67,13 +66,17 @@ def _ship(service, environment, version, alice, *, tags=None, timeout_s=30):
         reason=f"ship v{version}",
     )
     services.release_submit(actor=alice, release=release)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+
+    def live():
         release.refresh_from_db()
-        if release.state == ReleaseState.LIVE:
-            return release
-        time.sleep(0.2)
-    raise AssertionError(f"release #{release.pk} stuck in {release.state}")
+        return release if release.state == ReleaseState.LIVE else None
+
+    return wait_until(
+        live,
+        timeout=timeout_s,
+        interval=0.2,
+        message=lambda: f"release #{release.pk} to go live (it is {release.state})",
+    )
 
 
 @pytest.fixture

@@ -211,6 +211,7 @@ class FakeArgoCD:
                     }
                 )
                 if outer.delay:
+                    # A slow API server is the behaviour under test, not a wait for state.
                     threading.Event().wait(outer.delay)
                 body = json.dumps({"metadata": {"name": parts.path.rsplit("/", 1)[-1]}}).encode()
                 self.send_response(outer.status)

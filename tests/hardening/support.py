@@ -1,6 +1,6 @@
 """Helpers for tests that start real processes: the environment a child needs to share
 this test run's database and keys, a process handle that stops its whole process group
-by PID, and polling with a deadline."""
+by PID. (Waiting with a deadline is tests.waiting.wait_until.)"""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from django.db import connection
@@ -91,18 +90,6 @@ class Process:
             return self.log.read_text(errors="replace")[-tail:]
         except OSError:
             return ""
-
-
-def wait_for(condition, *, timeout: float, interval: float = 0.1, what: str = "condition"):
-    """Poll ``condition()`` until it returns something truthy; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
 
 
 PYTHON = sys.executable

@@ -24,7 +24,8 @@ from apps.releases.deploy import deploy_pending
 from apps.releases.models import Approval, Release, ReleaseKind, ReleaseState
 from tests import factories
 from tests.fixtures.prometheus import free_port
-from tests.hardening.support import PYTHON, Process, child_env, redis_db, wait_for
+from tests.hardening.support import PYTHON, Process, child_env, redis_db
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -57,10 +58,10 @@ def server(transactional_db, broker, processes, tmp_path):
         assert process.alive(), process.output()
         try:
             return requests.get(f"{base}/healthz", timeout=2).status_code == 200
-        except requests.ConnectionError:
+        except requests.RequestException:  # refused or slow while it boots: not up yet
             return False
 
-    wait_for(up, timeout=60, interval=0.2, what="gunicorn to answer")
+    wait_until(up, timeout=60, interval=0.2, message="gunicorn to answer")
     return base
 
 

@@ -20,7 +20,8 @@ from apps.audit.selectors import audit_chain_verify
 from apps.gitops.render import METADATA_FILE
 from apps.releases import services
 from apps.releases.models import Release, ReleaseState
-from tests.hardening.support import release_id_trailers, wait_for, worker_env
+from tests.hardening.support import release_id_trailers, worker_env
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -74,7 +75,7 @@ def test_a_worker_killed_at_a_failpoint_loses_and_duplicates_nothing(
         release.refresh_from_db()
         return release.commit_sha
 
-    sha = wait_for(committed, timeout=60, what=f"the release to be committed after {point}")
+    sha = wait_until(committed, timeout=60, message=f"the release to be committed after {point}")
     assert gitops_remote.commits_with_trailer("Release-Id", str(release.uid)) == [sha]
     assert gitops_remote.commit_count() == commits_before + 1
     files = gitops_remote.files_at(FOLDER)
@@ -87,7 +88,7 @@ def test_a_worker_killed_at_a_failpoint_loses_and_duplicates_nothing(
         release.refresh_from_db()
         return release.state == ReleaseState.LIVE
 
-    wait_for(live, timeout=30, what="the release to go live")
+    wait_until(live, timeout=30, message="the release to go live")
     assert release.commit_sha == sha
     assert gitops_remote.commits_with_trailer("Release-Id", str(release.uid)) == [sha]
     assert Release.objects.filter(state=ReleaseState.LIVE).count() == 1
@@ -118,7 +119,7 @@ def test_a_worker_killed_while_a_second_release_waits_commits_both_in_order(
         second.refresh_from_db()
         return second.commit_sha
 
-    wait_for(both_committed, timeout=60, what="the second release to be committed")
+    wait_until(both_committed, timeout=60, message="the second release to be committed")
     first.refresh_from_db()
     trailers = release_id_trailers(gitops_remote)
     assert trailers[-2:] == [str(first.uid), str(second.uid)]  # in order
