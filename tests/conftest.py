@@ -9,6 +9,7 @@ pytest_plugins = [
     "tests.fixtures.git",
     "tests.fixtures.kube",
     "tests.fixtures.mlflow",
+    "tests.fixtures.network",
     "tests.fixtures.prometheus",
 ]
 

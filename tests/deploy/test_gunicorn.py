@@ -26,7 +26,7 @@ import requests
 from django.db import connection
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.fixtures.prometheus import free_port
+from tests.fixtures.network import free_port
 from tests.services import REDIS_URL, need_service, redis_available
 from tests.waiting import wait_until
 

@@ -23,7 +23,7 @@ from apps.releases import services
 from apps.releases.deploy import deploy_pending
 from apps.releases.models import Approval, Release, ReleaseKind, ReleaseState
 from tests import factories
-from tests.fixtures.prometheus import free_port
+from tests.fixtures.network import free_port
 from tests.hardening.support import PYTHON, Process, child_env, redis_db
 from tests.waiting import wait_until
 

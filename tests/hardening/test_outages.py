@@ -111,7 +111,7 @@ def test_prometheus_and_mlflow_down_pages_still_load_with_stale_banners(
     from apps.metrics.services import metrics_poll
     from apps.registry.services import registry_sync
     from tests import factories
-    from tests.fixtures.prometheus import free_port
+    from tests.fixtures.network import free_port
 
     closed_port = free_port()  # nothing listens there
     staging, _ = environments

@@ -24,7 +24,6 @@ prod/idle-model    nothing exported.
 from __future__ import annotations
 
 import math
-import socket
 import threading
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -231,20 +230,8 @@ def garbage_server():
 
 
 @pytest.fixture
-def silent_port():
-    """A port that accepts connections and never answers (a hung Prometheus)."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(16)
-    try:
-        yield sock.getsockname()[1]
-    finally:
-        sock.close()
-
-
-@pytest.fixture
 def closed_port():
     """A port nothing listens on (Prometheus down)."""
-    from tests.fixtures.prometheus import free_port
+    from tests.fixtures.network import free_port
 
     return free_port()
