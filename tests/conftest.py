@@ -6,10 +6,11 @@ from django.db import connection
 from tests import factories
 
 pytest_plugins = [
+    # network first: the others import it, and a plugin imported first is not rewritten.
+    "tests.fixtures.network",
     "tests.fixtures.git",
     "tests.fixtures.kube",
     "tests.fixtures.mlflow",
-    "tests.fixtures.network",
     "tests.fixtures.prometheus",
 ]
 

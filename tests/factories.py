@@ -48,6 +48,15 @@ def make_user(username: str, roles=None):
     return user
 
 
+def bearer_client(raw_token: str):
+    """An API client that sends ``raw_token`` as CI does (``Authorization: Bearer``)."""
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_token}")
+    return client
+
+
 def make_environments():
     staging, _ = Environment.objects.get_or_create(name="staging", defaults={"order": 1})
     prod, _ = Environment.objects.get_or_create(
