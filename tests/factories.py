@@ -113,25 +113,48 @@ def release_to_live(release, *, commit_sha: str | None = None):
     return services.release_mark_live(release=release)
 
 
-def live_release(service, environment, version: int, *, requester, approvers=()):
-    """Create, submit, approve and take live a release of ``version``."""
+def draft_release(service, environment, version: int, *, requester, reason: str = ""):
+    """A draft of ``version`` of the service's model, created by ``requester``."""
     from apps.releases import services
 
-    mv = make_model_version(service.registered_model, version)
-    if environment.promotes_from_id is None:
-        release, _ = services.release_create(
-            actor=requester,
-            service=service,
-            environment=environment,
-            model_version=mv,
-            reason=f"ship v{version}",
-        )
-        release = services.release_submit(actor=requester, release=release)
-    else:
-        raise ValueError("use promote_to_live for environments reached by promotion")
+    release, _ = services.release_create(
+        actor=requester,
+        service=service,
+        environment=environment,
+        model_version=make_model_version(service.registered_model, version),
+        reason=reason,
+    )
+    return release
+
+
+def approved_release(
+    service, environment, version: int, *, requester, approvers=(), reason: str = ""
+):
+    """Create and submit a release of ``version``, then approve it by each of
+    ``approvers`` (staging needs none: submitting approves it). What the deploy task
+    picks up next."""
+    from apps.releases import services
+
+    release = draft_release(service, environment, version, requester=requester, reason=reason)
+    release = services.release_submit(actor=requester, release=release)
     for approver in approvers:
         release = services.release_approve(actor=approver, release=release)
     release.refresh_from_db()
+    return release
+
+
+def live_release(service, environment, version: int, *, requester, approvers=()):
+    """Create, submit, approve and take live a release of ``version``."""
+    if environment.promotes_from_id is not None:
+        raise ValueError("use pending_promotion for environments reached by promotion")
+    release = approved_release(
+        service,
+        environment,
+        version,
+        requester=requester,
+        approvers=approvers,
+        reason=f"ship v{version}",
+    )
     return release_to_live(release)
 
 

@@ -12,7 +12,6 @@ from django.utils import timezone
 
 from apps.metrics.services import metrics_poll
 from apps.metrics.sources.demo import TAG_LATENCY, DemoSource
-from apps.releases import services
 from apps.releases.models import Release, ReleaseKind, ReleaseState
 from tests import factories
 from tests.browser.conftest import screenshot, sign_in
@@ -57,15 +56,10 @@ def test_reviewers_approve_in_the_browser_and_the_page_follows_it_to_live(
 def _ship(service, environment, version, alice, *, tags=None, timeout_s=30):
     """Release a version the way an engineer does (create + submit) and wait until the
     cluster thread has committed it and the simulated Argo CD reports it live."""
-    mv = factories.make_model_version(service.registered_model, version, tags=tags or {})
-    release, _ = services.release_create(
-        actor=alice,
-        service=service,
-        environment=environment,
-        model_version=mv,
-        reason=f"ship v{version}",
+    factories.make_model_version(service.registered_model, version, tags=tags or {})
+    release = factories.approved_release(
+        service, environment, version, requester=alice, reason=f"ship v{version}"
     )
-    services.release_submit(actor=alice, release=release)
 
     def live():
         release.refresh_from_db()

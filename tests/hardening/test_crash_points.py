@@ -18,8 +18,8 @@ import pytest
 
 from apps.audit.selectors import audit_chain_verify
 from apps.gitops.render import METADATA_FILE
-from apps.releases import services
 from apps.releases.models import Release, ReleaseState
+from tests import factories
 from tests.hardening.support import release_id_trailers, worker_env
 from tests.waiting import wait_until
 
@@ -50,11 +50,8 @@ def test_a_worker_killed_at_a_failpoint_loses_and_duplicates_nothing(
 ):
     staging, _ = environments
     alice = people["alice"]
-    release, _ = services.release_create(
-        actor=alice, service=service, environment=staging, model_version=model_versions[0]
-    )
-    release = services.release_submit(actor=alice, release=release)  # staging: approved
-    assert release.state == ReleaseState.APPROVED
+    release = factories.approved_release(service, staging, 1, requester=alice)
+    assert release.state == ReleaseState.APPROVED  # staging: approved on submit
     commits_before = gitops_remote.commit_count()
     env = worker_env(gitops_remote, kube_api)
 
@@ -102,13 +99,9 @@ def test_a_worker_killed_while_a_second_release_waits_commits_both_in_order(
     the first (found by its trailer) and commits the second after it, once each."""
     staging, _ = environments
     alice = people["alice"]
-    releases = []
-    for mv in model_versions[:2]:
-        release, _ = services.release_create(
-            actor=alice, service=service, environment=staging, model_version=mv
-        )
-        releases.append(services.release_submit(actor=alice, release=release))
-    first, second = releases
+    first, second = (
+        factories.approved_release(service, staging, version, requester=alice) for version in (1, 2)
+    )
     env = worker_env(gitops_remote, kube_api)
     doomed = start_worker("doomed", failpoints="deploy.after_push", **env)
     broker.send_task("releases.deploy_pending")

@@ -12,7 +12,6 @@ from django.utils import timezone
 from apps.metrics.models import MetricSample
 from apps.metrics.panels import slo_panel
 from apps.metrics.services import metrics_poll
-from apps.releases import services
 from apps.releases.models import Environment, Release
 from tests import factories
 
@@ -49,13 +48,7 @@ def test_a_promotion_shows_the_staging_soak_evidence(client, alice, staging, ser
 
 
 def test_a_pending_first_release_has_no_panel(alice, staging, service, model_versions):
-    release, _ = services.release_create(
-        actor=alice,
-        service=service,
-        environment=staging,
-        model_version=model_versions[0],
-        reason="first",
-    )
+    release = factories.draft_release(service, staging, 1, requester=alice, reason="first")
     assert slo_panel(release) is None
 
 

@@ -14,14 +14,7 @@ from tests import factories
 
 @pytest.fixture
 def draft_staging(alice, staging, service, model_versions):
-    release, _ = services.release_create(
-        actor=alice,
-        service=service,
-        environment=staging,
-        model_version=model_versions[0],
-        reason="first",
-    )
-    return release
+    return factories.draft_release(service, staging, 1, requester=alice, reason="first")
 
 
 @pytest.fixture
