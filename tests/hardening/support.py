@@ -4,14 +4,14 @@ by PID. (Waiting with a deadline is tests.waiting.wait_until.)"""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
 from django.db import connection
+
+from tests.processes import stop_process_group
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -72,17 +72,7 @@ class Process:
             return None
 
     def stop(self, *, grace: float = 10.0) -> None:
-        if self.popen.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.popen.pid, signal.SIGTERM)
-            if self.wait(grace) is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.popen.pid, signal.SIGKILL)
-                self.popen.wait(timeout=10)
-        else:
-            # The leader may be gone (SIGKILLed) while its children live on.
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.popen.pid, signal.SIGKILL)
+        stop_process_group(self.popen, grace=grace)
         self._log_handle.close()
 
     def output(self, tail: int = 6000) -> str:
