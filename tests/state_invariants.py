@@ -3,7 +3,8 @@
 Both state machines (tests/releases/test_state_machine.py drives the services alone,
 tests/hardening/test_deploy_machine.py adds the GitOps repository, workers dying and
 Argo CD) check these after every step, so a promise is written once and means the same
-in both. The machine provides ``self.service``, ``self.staging`` and ``self.prod``.
+in both. The machine provides ``self.service``, ``self.staging``, ``self.prod``,
+``self.people`` and ``self._try``; the mixin adds the helpers both machines' rules use.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from hypothesis.stateful import invariant
 
 from apps.audit.models import AuditEvent
 from apps.audit.selectors import audit_chain_verify
+from apps.releases import services
 from apps.releases.models import RELEASE_TRANSITIONS, Approval, Release, ReleaseState
 from tests import factories
 
@@ -26,6 +28,19 @@ class ReleaseInvariants:
         """The ``index``-th release (modulo how many there are), or None before any."""
         releases = list(Release.objects.order_by("pk"))
         return releases[index % len(releases)] if releases else None
+
+    def _rollback(self, who, env, *, reason):
+        """``who`` rolls back the service in ``env`` ("staging" or "prod"), through the
+        machine's ``_try`` (a refusal is an outcome, not a failure)."""
+        environment = self.staging if env == "staging" else self.prod
+        return self._try(
+            lambda: services.release_rollback(
+                actor=self.people[who],
+                service=self.service,
+                environment=environment,
+                reason=reason,
+            )
+        )
 
     def _soaked(self, release):
         """``release`` as if it had soaked long enough to promote, when it ever went live

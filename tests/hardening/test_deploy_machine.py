@@ -249,15 +249,7 @@ class DeployMachine(ReleaseInvariants, RuleBasedStateMachine):
     @rule(who=st.sampled_from(["otto", "ada", "alice"]), env=st.sampled_from(["staging", "prod"]))
     def rollback(self, who, env):
         _step()
-        environment = self.staging if env == "staging" else self.prod
-        self._try(
-            lambda: services.release_rollback(
-                actor=self.people[who],
-                service=self.service,
-                environment=environment,
-                reason="machine rollback",
-            )
-        )
+        self._rollback(who, env, reason="machine rollback")
 
     # --- the deploy worker, the remote and Argo CD ---------------------------------------
     @precondition(lambda self: next_release_to_commit() is not None)

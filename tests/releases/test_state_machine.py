@@ -99,15 +99,7 @@ class ReleaseMachine(ReleaseInvariants, RuleBasedStateMachine):
 
     @rule(who=st.sampled_from(PEOPLE), env=st.sampled_from(["staging", "prod"]))
     def rollback(self, who, env):
-        environment = self.staging if env == "staging" else self.prod
-        self._try(
-            lambda: services.release_rollback(
-                actor=self.people[who],
-                service=self.service,
-                environment=environment,
-                reason="property test",
-            )
-        )
+        self._rollback(who, env, reason="property test")
 
 
 @pytest.mark.django_db
