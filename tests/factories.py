@@ -3,6 +3,11 @@
 alice is the ML engineer, pat the product reviewer, carol the compliance reviewer,
 otto is on call, ada the admin; bob is a second ML engineer and paula a second product
 reviewer; dual holds both reviewer roles (to test "one person, one slot").
+
+And the set-ups tests would otherwise write again and again, one builder each: a
+release as a draft, approved, live, or soaked in staging and promoted (pending_promotion);
+a release backdated as if it had been live a while (backdate_live); an API client with
+a bearer token (bearer_client).
 """
 
 from __future__ import annotations
