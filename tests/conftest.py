@@ -6,6 +6,8 @@ from django.db import connection
 from tests import factories
 
 pytest_plugins = [
+    # network first: the others import it, and a plugin imported first is not rewritten.
+    "tests.fixtures.network",
     "tests.fixtures.broker",
     "tests.fixtures.git",
     "tests.fixtures.kube",
@@ -50,29 +52,23 @@ def people(db):
     return {name: factories.make_user(name) for name in factories.PEOPLE}
 
 
-@pytest.fixture
-def alice(people):
-    return people["alice"]
+def _person(name: str):
+    """A fixture named ``name`` giving that person (roles in tests.factories.PEOPLE)."""
+
+    def person(people):
+        return people[name]
+
+    person.__doc__ = f"{name}: {', '.join(sorted(factories.PEOPLE[name]))}."
+    return pytest.fixture(person, name=name)
 
 
-@pytest.fixture
-def pat(people):
-    return people["pat"]
-
-
-@pytest.fixture
-def carol(people):
-    return people["carol"]
-
-
-@pytest.fixture
-def otto(people):
-    return people["otto"]
-
-
-@pytest.fixture
-def ada(people):
-    return people["ada"]
+# The people most tests need by name: the ML engineer, the product and compliance
+# reviewers, on-call and the admin.
+alice = _person("alice")
+pat = _person("pat")
+carol = _person("carol")
+otto = _person("otto")
+ada = _person("ada")
 
 
 @pytest.fixture

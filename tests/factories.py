@@ -3,16 +3,24 @@
 alice is the ML engineer, pat the product reviewer, carol the compliance reviewer,
 otto is on call, ada the admin; bob is a second ML engineer and paula a second product
 reviewer; dual holds both reviewer roles (to test "one person, one slot").
+
+And the set-ups tests would otherwise write again and again, one builder each: a
+release as a draft, approved, live, or soaked in staging and promoted (pending_promotion);
+a release backdated as if it had been live a while (backdate_live); an API client with
+a bearer token (bearer_client).
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.utils import timezone
 
 from apps.accounts.roles import Role
 from apps.registry.models import ModelVersion
-from apps.releases.models import ApprovalRule, Environment, Service
+from apps.releases.models import ApprovalRule, Environment, Release, Service
 
 PEOPLE = {
     "alice": {Role.ML_ENGINEER},
@@ -43,6 +51,15 @@ def make_user(username: str, roles=None):
             user.is_staff = True
             user.save(update_fields=["is_staff"])
     return user
+
+
+def bearer_client(raw_token: str):
+    """An API client that sends ``raw_token`` as CI does (``Authorization: Bearer``)."""
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_token}")
+    return client
 
 
 def make_environments():
@@ -101,23 +118,79 @@ def release_to_live(release, *, commit_sha: str | None = None):
     return services.release_mark_live(release=release)
 
 
-def live_release(service, environment, version: int, *, requester, approvers=()):
-    """Create, submit, approve and take live a release of ``version``."""
+def draft_release(service, environment, version: int, *, requester, reason: str = ""):
+    """A draft of ``version`` of the service's model, created by ``requester``."""
     from apps.releases import services
 
-    mv = make_model_version(service.registered_model, version)
-    if environment.promotes_from_id is None:
-        release, _ = services.release_create(
-            actor=requester,
-            service=service,
-            environment=environment,
-            model_version=mv,
-            reason=f"ship v{version}",
-        )
-        release = services.release_submit(actor=requester, release=release)
-    else:
-        raise ValueError("use promote_to_live for environments reached by promotion")
+    release, _ = services.release_create(
+        actor=requester,
+        service=service,
+        environment=environment,
+        model_version=make_model_version(service.registered_model, version),
+        reason=reason,
+    )
+    return release
+
+
+def approved_release(
+    service, environment, version: int, *, requester, approvers=(), reason: str = ""
+):
+    """Create and submit a release of ``version``, then approve it by each of
+    ``approvers`` (staging needs none: submitting approves it). What the deploy task
+    picks up next."""
+    from apps.releases import services
+
+    release = draft_release(service, environment, version, requester=requester, reason=reason)
+    release = services.release_submit(actor=requester, release=release)
     for approver in approvers:
         release = services.release_approve(actor=approver, release=release)
     release.refresh_from_db()
+    return release
+
+
+def live_release(service, environment, version: int, *, requester, approvers=()):
+    """Create, submit, approve and take live a release of ``version``."""
+    if environment.promotes_from_id is not None:
+        raise ValueError("use pending_promotion for environments reached by promotion")
+    release = approved_release(
+        service,
+        environment,
+        version,
+        requester=requester,
+        approvers=approvers,
+        reason=f"ship v{version}",
+    )
     return release_to_live(release)
+
+
+# Longer than prod's 60-minute soak gate (make_environments), so promotion is allowed.
+SOAKED_MINUTES = 120
+
+
+def backdate_live(release, *, minutes: float = SOAKED_MINUTES, before: datetime | None = None):
+    """Pretend ``release`` went live ``minutes`` before ``before`` (default: now), as if it
+    had soaked that long; returns it refreshed."""
+    live_at = (before or timezone.now()) - timedelta(minutes=minutes)
+    Release.objects.filter(pk=release.pk).update(live_at=live_at)
+    release.refresh_from_db()
+    return release
+
+
+def pending_promotion(
+    service,
+    staging,
+    *,
+    requester,
+    version: int = 1,
+    soaked_minutes: float = SOAKED_MINUTES,
+    **promote_fields,
+):
+    """The usual starting point of a prod review: ``version`` live in ``staging``,
+    backdated past the soak gate, then promoted by ``requester``. Returns the promotion
+    (pending approval); its source is ``promotion.promoted_from``."""
+    from apps.releases import services
+
+    source = live_release(service, staging, version, requester=requester)
+    backdate_live(source, minutes=soaked_minutes)
+    promotion, _ = services.release_promote(actor=requester, source=source, **promote_fields)
+    return promotion

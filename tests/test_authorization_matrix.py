@@ -3,16 +3,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
-from django.utils import timezone
 from rest_framework.test import APIClient
 
 from apps.releases import services
-from apps.releases.models import Release
 from tests import factories
 
 ROLES = ["anon", "alice", "pat", "carol", "otto", "ada", "nobody"]
@@ -145,15 +141,14 @@ def world(people, environments, service):
     older = factories.live_release(service, staging, 1, requester=alice)
     live = factories.live_release(service, staging, 2, requester=alice)
     assert older.pk != live.pk
-    Release.objects.filter(pk=older.pk).update(live_at=timezone.now() - timedelta(hours=4))
-    Release.objects.filter(pk=live.pk).update(live_at=timezone.now() - timedelta(hours=3))
-    live.refresh_from_db()
+    factories.backdate_live(older, minutes=4 * 60)
+    factories.backdate_live(live, minutes=3 * 60)
     pending, _ = services.release_promote(actor=alice, source=live, idempotency_key="auth-matrix")
     # A second service live in staging with no promotion open yet, for the promote routes
     # (``live`` already has one: ``pending``).
     other = factories.make_service("fraud-model")
     promotable = factories.live_release(other, staging, 1, requester=alice)
-    Release.objects.filter(pk=promotable.pk).update(live_at=timezone.now() - timedelta(hours=3))
+    factories.backdate_live(promotable, minutes=3 * 60)
     draft, _ = services.release_create(
         actor=alice,
         service=service,

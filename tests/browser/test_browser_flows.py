@@ -12,22 +12,13 @@ from django.utils import timezone
 
 from apps.metrics.services import metrics_poll
 from apps.metrics.sources.demo import TAG_LATENCY, DemoSource
-from apps.releases import services
 from apps.releases.models import Release, ReleaseKind, ReleaseState
 from tests import factories
 from tests.browser.conftest import screenshot, sign_in
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 PASSWORD = factories.PASSWORD
-
-
-def _wait_for(predicate, page, timeout_s=20):
-    deadline = timezone.now() + timedelta(seconds=timeout_s)
-    while timezone.now() < deadline:
-        if predicate():
-            return True
-        page.wait_for_timeout(250)
-    return False
 
 
 def test_reviewers_approve_in_the_browser_and_the_page_follows_it_to_live(
@@ -35,11 +26,8 @@ def test_reviewers_approve_in_the_browser_and_the_page_follows_it_to_live(
 ):
     staging, _prod = environments
     alice = people["alice"]
-    source = factories.live_release(service, staging, 1, requester=alice)
-    Release.objects.filter(pk=source.pk).update(live_at=timezone.now() - timedelta(hours=2))
-    source.refresh_from_db()
-    promotion, _ = services.release_promote(
-        actor=alice, source=source, reason="v1 soaked two hours in staging"
+    promotion = factories.pending_promotion(
+        service, staging, requester=alice, reason="v1 soaked two hours in staging"
     )
     cluster.start()
     page = browser_page
@@ -68,24 +56,21 @@ def test_reviewers_approve_in_the_browser_and_the_page_follows_it_to_live(
 def _ship(service, environment, version, alice, *, tags=None, timeout_s=30):
     """Release a version the way an engineer does (create + submit) and wait until the
     cluster thread has committed it and the simulated Argo CD reports it live."""
-    import time
-
-    mv = factories.make_model_version(service.registered_model, version, tags=tags or {})
-    release, _ = services.release_create(
-        actor=alice,
-        service=service,
-        environment=environment,
-        model_version=mv,
-        reason=f"ship v{version}",
+    factories.make_model_version(service.registered_model, version, tags=tags or {})
+    release = factories.approved_release(
+        service, environment, version, requester=alice, reason=f"ship v{version}"
     )
-    services.release_submit(actor=alice, release=release)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+
+    def live():
         release.refresh_from_db()
-        if release.state == ReleaseState.LIVE:
-            return release
-        time.sleep(0.2)
-    raise AssertionError(f"release #{release.pk} stuck in {release.state}")
+        return release if release.state == ReleaseState.LIVE else None
+
+    return wait_until(
+        live,
+        timeout=timeout_s,
+        interval=0.2,
+        message=lambda: f"release #{release.pk} to go live (it is {release.state})",
+    )
 
 
 @pytest.fixture

@@ -7,33 +7,28 @@ subprocess with its own state folder."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.browser.conftest import screenshot, sign_in
+from tests.fixtures.network import free_port
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "slipway-demo"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def demo(tmp_path):
-    port = _free_port()
+    port = free_port()
     env = {
         k: v
         for k, v in os.environ.items()
@@ -58,18 +53,20 @@ def demo(tmp_path):
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 300
-        url = None
-        while time.monotonic() < deadline and process.poll() is None:
-            match = re.search(
-                r"running at (http://127\.0\.0\.1:\d+)/", (tmp_path / "demo.log").read_text()
-            )
-            if match:
-                url = match.group(1)
-                break
-            time.sleep(1)
-        assert url, "make demo did not come up:\n" + (tmp_path / "demo.log").read_text()[-3000:]
-        yield url
+
+        def address() -> str | None:
+            log_text = (tmp_path / "demo.log").read_text()
+            if process.poll() is not None:
+                pytest.fail("make demo exited at start:\n" + log_text[-3000:])
+            match = re.search(r"running at (http://127\.0\.0\.1:\d+)/", log_text)
+            return match.group(1) if match else None
+
+        yield wait_until(
+            address,
+            timeout=300,
+            interval=1,
+            message=lambda: "make demo to come up:\n" + (tmp_path / "demo.log").read_text()[-3000:],
+        )
     finally:
         code = process.poll()
         if code is None:
@@ -98,13 +95,20 @@ def _group_members(group: int) -> list[str]:
 
 
 def _until(page, check, *, timeout_s, reload_every_s=2.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return
-        page.wait_for_timeout(reload_every_s * 1000)
-        page.reload()
-    raise AssertionError(f"not reached within {timeout_s} s: {page.url}")
+    """Wait until ``check()`` holds, reloading the page before each look but the first."""
+    looks = itertools.count()
+
+    def reached():
+        if next(looks):
+            page.reload()
+        return check()
+
+    wait_until(
+        reached,
+        timeout=timeout_s,
+        interval=reload_every_s,
+        message=lambda: f"{page.url} to show it",
+    )
 
 
 def test_the_demo_story_plays_in_the_browser(demo, chromium):

@@ -21,6 +21,7 @@ from django.db import OperationalError
 from django.test import Client
 
 from apps.gitops import ops as gitops_ops
+from tests.fixtures.network import free_port
 from tests.services import REDIS_URL, need_service, redis_available
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -145,10 +146,7 @@ def test_a_git_remote_that_hangs_is_cut_off_at_the_timeout(ready_settings, silen
 
 @pytest.mark.django_db
 def test_git_credentials_never_reach_the_body(ready_settings):
-    with socket.socket() as probe:  # a port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    ready_settings.GITOPS_REPO_URL = f"https://127.0.0.1:{port}/platform/gitops.git"
+    ready_settings.GITOPS_REPO_URL = f"https://127.0.0.1:{free_port()}/platform/gitops.git"
     ready_settings.GITOPS_HTTPS_TOKEN = TOKEN
     response, body = get()
     text = response.content.decode()

@@ -19,7 +19,6 @@ import secrets
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -27,8 +26,9 @@ import requests
 from django.db import connection
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.fixtures.prometheus import free_port
+from tests.fixtures.network import free_port
 from tests.services import REDIS_URL, need_service, redis_available
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -76,16 +76,15 @@ def gunicorn(transactional_db, tmp_path):
         start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
+
+    def answers() -> bool:
         if process.poll() is not None:
             pytest.fail((tmp_path / "gunicorn.log").read_text()[-3000:])
         with contextlib.suppress(requests.RequestException):
-            if requests.get(f"{base}/healthz", timeout=2).status_code == 200:
-                break
-        if time.monotonic() > deadline:
-            pytest.fail("gunicorn did not answer /healthz within 60 s")
-        time.sleep(0.2)
+            return requests.get(f"{base}/healthz", timeout=2).status_code == 200
+        return False
+
+    wait_until(answers, timeout=60, interval=0.2, message="gunicorn to answer /healthz")
     try:
         yield {
             "base": base,
@@ -130,14 +129,14 @@ def test_counts_are_summed_over_workers_and_scraped_by_prometheus(gunicorn, prom
     assert len(files) >= 2, f"one file per worker expected: {files}"
 
     prometheus = prometheus_factory(scrape_targets=[f"127.0.0.1:{gunicorn['port']}"])
-    deadline = time.monotonic() + 30
-    result = []
-    while time.monotonic() < deadline and not result:
-        result = prometheus.query(
+    result = wait_until(
+        lambda: prometheus.query(
             'slipway_controlplane_http_requests_total{view="healthz",status="200"}'
-        )
-        time.sleep(0.5)
-    assert result, prometheus.log_tail()
+        ),
+        timeout=30,
+        interval=0.5,
+        message=lambda: f"Prometheus to scrape gunicorn:\n{prometheus.log_tail()}",
+    )
     assert sum(float(r["value"][1]) for r in result) >= 40
     up = prometheus.query("up")
     assert up and up[0]["value"][1] == "1"

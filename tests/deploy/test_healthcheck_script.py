@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import socket
 import time
 from pathlib import Path
 
 import pytest
+
+from tests.fixtures.network import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location(
@@ -33,10 +34,7 @@ def test_the_host_header_is_one_django_accepts(allowed, host):
 
 
 def test_web_is_unhealthy_when_nothing_answers(monkeypatch):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    monkeypatch.setenv("PORT", str(port))
+    monkeypatch.setenv("PORT", str(free_port()))
     assert healthcheck.main(["web"]) == 1
 
 

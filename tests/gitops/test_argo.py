@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,6 +16,7 @@ import pytest
 from apps.gitops.argo import ArgoRefresher, ArgoStatusReader, build_api_client
 from apps.gitops.errors import ClusterError, ClusterUnavailable
 from tests.fixtures.kube import TOKEN, KubeApiDouble
+from tests.fixtures.network import free_port
 
 APP = "churn-staging"
 COMMIT = "3f2a9c1d" + "0" * 32
@@ -245,21 +245,15 @@ def test_server_errors_are_retryable(kube_api, reader):
 
 
 def test_unreachable_api_is_cluster_unavailable():
-    with socket.socket() as sock:  # a port nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    api_client = build_api_client(url=f"http://127.0.0.1:{port}", token="t")
+    api_client = build_api_client(url=f"http://127.0.0.1:{free_port()}", token="t")
     with pytest.raises(ClusterUnavailable):
         ArgoStatusReader(api_client, timeout=2).get(APP)
 
 
-def test_an_api_that_never_answers_times_out():
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen(1)  # accepts the TCP connection, never answers
-        api_client = build_api_client(url=f"http://127.0.0.1:{server.getsockname()[1]}")
-        with pytest.raises(ClusterUnavailable):
-            ArgoStatusReader(api_client, timeout=0.5).get(APP)
+def test_an_api_that_never_answers_times_out(silent_port):
+    api_client = build_api_client(url=f"http://127.0.0.1:{silent_port}")
+    with pytest.raises(ClusterUnavailable):
+        ArgoStatusReader(api_client, timeout=0.5).get(APP)
 
 
 def test_kubeconfig_file(kube_api, tmp_path):
@@ -323,6 +317,7 @@ class FakeArgoCD:
                     }
                 )
                 if outer.delay:
+                    # A slow API server is the behaviour under test, not a wait for state.
                     threading.Event().wait(outer.delay)
                 body = json.dumps({"metadata": {"name": parts.path.rsplit("/", 1)[-1]}}).encode()
                 self.send_response(outer.status)

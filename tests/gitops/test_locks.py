@@ -15,6 +15,7 @@ from apps.gitops.errors import RepositoryLockTimeout
 from apps.gitops.locks import _lock_path, advisory_key, repository_lock
 from apps.gitops.render import render
 from tests.gitops.conftest import make_request
+from tests.waiting import wait_until
 
 
 def hold_in_thread(key: str, release: threading.Event, held: threading.Event, **kwargs):
@@ -57,12 +58,12 @@ def test_file_lock_excludes_another_process(tmp_path):
     # flock(1) runs "sleep" with the lock held; both die together with their group.
     holder = subprocess.Popen(["flock", str(lock_file), "sleep", "30"], start_new_session=True)
     try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:  # wait until flock(1) holds it
-            probe = subprocess.run(["flock", "-n", str(lock_file), "true"], check=False)
-            if probe.returncode != 0:
-                break
-            time.sleep(0.05)
+        wait_until(
+            lambda: subprocess.run(["flock", "-n", str(lock_file), "true"], check=False).returncode,
+            timeout=10,
+            interval=0.05,
+            message="flock(1) to hold the lock",
+        )
         with (
             pytest.raises(RepositoryLockTimeout),
             repository_lock("repo-url", backend="file", lock_dir=tmp_path, timeout=0.3),

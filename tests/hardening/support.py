@@ -1,18 +1,17 @@
 """Helpers for tests that start real processes: the environment a child needs to share
 this test run's database and keys, a process handle that stops its whole process group
-by PID, and polling with a deadline."""
+by PID. (Waiting with a deadline is tests.waiting.wait_until.)"""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from django.db import connection
+
+from tests.processes import stop_process_group
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -73,17 +72,7 @@ class Process:
             return None
 
     def stop(self, *, grace: float = 10.0) -> None:
-        if self.popen.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.popen.pid, signal.SIGTERM)
-            if self.wait(grace) is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.popen.pid, signal.SIGKILL)
-                self.popen.wait(timeout=10)
-        else:
-            # The leader may be gone (SIGKILLed) while its children live on.
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.popen.pid, signal.SIGKILL)
+        stop_process_group(self.popen, grace=grace)
         self._log_handle.close()
 
     def output(self, tail: int = 6000) -> str:
@@ -91,18 +80,6 @@ class Process:
             return self.log.read_text(errors="replace")[-tail:]
         except OSError:
             return ""
-
-
-def wait_for(condition, *, timeout: float, interval: float = 0.1, what: str = "condition"):
-    """Poll ``condition()`` until it returns something truthy; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
 
 
 PYTHON = sys.executable

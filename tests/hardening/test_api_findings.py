@@ -4,16 +4,13 @@ each stays fixed even if the fuzzer's random walk stops reaching it."""
 from __future__ import annotations
 
 import pytest
-from rest_framework.test import APIClient
 
 from tests import factories
 
 
 @pytest.fixture
 def api(token_for):
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token_for('ada')}")
-    return client
+    return factories.bearer_client(token_for("ada"))
 
 
 @pytest.mark.parametrize(

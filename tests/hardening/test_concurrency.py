@@ -13,11 +13,9 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from datetime import timedelta
 
 import pytest
 import requests
-from django.utils import timezone
 
 from apps.audit.models import AuditEvent
 from apps.audit.selectors import audit_chain_verify
@@ -25,8 +23,9 @@ from apps.releases import services
 from apps.releases.deploy import deploy_pending
 from apps.releases.models import Approval, Release, ReleaseKind, ReleaseState
 from tests import factories
-from tests.fixtures.prometheus import free_port
-from tests.hardening.support import PYTHON, Process, child_env, redis_db, wait_for
+from tests.fixtures.network import free_port
+from tests.hardening.support import PYTHON, Process, child_env, redis_db
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -59,12 +58,10 @@ def server(transactional_db, broker, processes, tmp_path):
         assert process.alive(), process.output()
         try:
             return requests.get(f"{base}/healthz", timeout=2).status_code == 200
-        except (requests.ConnectionError, requests.Timeout):
-            # Listening is not serving: on a loaded machine the workers are still
-            # importing Django when the first request is accepted, and it times out.
+        except requests.RequestException:  # refused or slow while it boots: not up yet
             return False
 
-    wait_for(up, timeout=60, interval=0.2, what="gunicorn to answer")
+    wait_until(up, timeout=60, interval=0.2, message="gunicorn to answer")
     return base
 
 
@@ -107,10 +104,7 @@ def test_twenty_simultaneous_approvals_count_each_person_once_and_commit_once(
 ):
     staging, _prod = environments
     alice = people["alice"]
-    source = factories.live_release(service, staging, 1, requester=alice)
-    Release.objects.filter(pk=source.pk).update(live_at=timezone.now() - timedelta(hours=2))
-    source.refresh_from_db()
-    promotion, _ = services.release_promote(actor=alice, source=source)
+    promotion = factories.pending_promotion(service, staging, requester=alice)
     assert promotion.state == ReleaseState.PENDING_APPROVAL
     redis_db().delete("celery")
 

@@ -18,9 +18,10 @@ import pytest
 
 from apps.audit.selectors import audit_chain_verify
 from apps.gitops.render import METADATA_FILE
-from apps.releases import services
 from apps.releases.models import Release, ReleaseState
-from tests.hardening.support import release_id_trailers, wait_for, worker_env
+from tests import factories
+from tests.hardening.support import release_id_trailers, worker_env
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -49,11 +50,8 @@ def test_a_worker_killed_at_a_failpoint_loses_and_duplicates_nothing(
 ):
     staging, _ = environments
     alice = people["alice"]
-    release, _ = services.release_create(
-        actor=alice, service=service, environment=staging, model_version=model_versions[0]
-    )
-    release = services.release_submit(actor=alice, release=release)  # staging: approved
-    assert release.state == ReleaseState.APPROVED
+    release = factories.approved_release(service, staging, 1, requester=alice)
+    assert release.state == ReleaseState.APPROVED  # staging: approved on submit
     commits_before = gitops_remote.commit_count()
     env = worker_env(gitops_remote, kube_api)
 
@@ -74,7 +72,7 @@ def test_a_worker_killed_at_a_failpoint_loses_and_duplicates_nothing(
         release.refresh_from_db()
         return release.commit_sha
 
-    sha = wait_for(committed, timeout=60, what=f"the release to be committed after {point}")
+    sha = wait_until(committed, timeout=60, message=f"the release to be committed after {point}")
     assert gitops_remote.commits_with_trailer("Release-Id", str(release.uid)) == [sha]
     assert gitops_remote.commit_count() == commits_before + 1
     files = gitops_remote.files_at(FOLDER)
@@ -87,7 +85,7 @@ def test_a_worker_killed_at_a_failpoint_loses_and_duplicates_nothing(
         release.refresh_from_db()
         return release.state == ReleaseState.LIVE
 
-    wait_for(live, timeout=30, what="the release to go live")
+    wait_until(live, timeout=30, message="the release to go live")
     assert release.commit_sha == sha
     assert gitops_remote.commits_with_trailer("Release-Id", str(release.uid)) == [sha]
     assert Release.objects.filter(state=ReleaseState.LIVE).count() == 1
@@ -101,13 +99,9 @@ def test_a_worker_killed_while_a_second_release_waits_commits_both_in_order(
     the first (found by its trailer) and commits the second after it, once each."""
     staging, _ = environments
     alice = people["alice"]
-    releases = []
-    for mv in model_versions[:2]:
-        release, _ = services.release_create(
-            actor=alice, service=service, environment=staging, model_version=mv
-        )
-        releases.append(services.release_submit(actor=alice, release=release))
-    first, second = releases
+    first, second = (
+        factories.approved_release(service, staging, version, requester=alice) for version in (1, 2)
+    )
     env = worker_env(gitops_remote, kube_api)
     doomed = start_worker("doomed", failpoints="deploy.after_push", **env)
     broker.send_task("releases.deploy_pending")
@@ -118,7 +112,7 @@ def test_a_worker_killed_while_a_second_release_waits_commits_both_in_order(
         second.refresh_from_db()
         return second.commit_sha
 
-    wait_for(both_committed, timeout=60, what="the second release to be committed")
+    wait_until(both_committed, timeout=60, message="the second release to be committed")
     first.refresh_from_db()
     trailers = release_id_trailers(gitops_remote)
     assert trailers[-2:] == [str(first.uid), str(second.uid)]  # in order

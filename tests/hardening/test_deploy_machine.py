@@ -38,14 +38,11 @@ from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
     initialize,
-    invariant,
     precondition,
     rule,
     run_state_machine_as_test,
 )
 
-from apps.audit.models import AuditEvent
-from apps.audit.selectors import audit_chain_verify
 from apps.core.errors import DomainError
 from apps.gitops.demo_cluster import DemoClusterReader
 from apps.gitops.errors import GitOpsError
@@ -59,14 +56,10 @@ from apps.releases.deploy import (
     release_commit_files,
     release_commit_message,
 )
-from apps.releases.models import (
-    RELEASE_TRANSITIONS,
-    Approval,
-    Release,
-    ReleaseState,
-)
+from apps.releases.models import Release, ReleaseState
 from tests import factories
 from tests.fixtures.git import BareRemote
+from tests.state_invariants import ReleaseInvariants
 
 MACHINE_EXAMPLES = 25
 MACHINE_STEPS = 20
@@ -122,7 +115,7 @@ class DegradedReader:
         )
 
 
-class DeployMachine(RuleBasedStateMachine):
+class DeployMachine(ReleaseInvariants, RuleBasedStateMachine):
     def __init__(self):
         super().__init__()
         STATS["examples"] += 1
@@ -172,10 +165,6 @@ class DeployMachine(RuleBasedStateMachine):
             shutil.rmtree(self.tmp, ignore_errors=True)
 
     # --- helpers ------------------------------------------------------------------------
-    def _release(self, index):
-        releases = list(Release.objects.order_by("pk"))
-        return releases[index % len(releases)] if releases else None
-
     def _try(self, action):
         try:
             return action()
@@ -254,25 +243,13 @@ class DeployMachine(RuleBasedStateMachine):
     def promote(self, who, index):
         _step()
         if (release := self._release(index)) is not None:
-            if release.live_at:  # pretend it has soaked
-                Release.objects.filter(pk=release.pk).update(
-                    live_at=timezone.now() - timedelta(days=1)
-                )
-                release.refresh_from_db()
+            release = self._soaked(release)
             self._try(lambda: services.release_promote(actor=self.people[who], source=release))
 
     @rule(who=st.sampled_from(["otto", "ada", "alice"]), env=st.sampled_from(["staging", "prod"]))
     def rollback(self, who, env):
         _step()
-        environment = self.staging if env == "staging" else self.prod
-        self._try(
-            lambda: services.release_rollback(
-                actor=self.people[who],
-                service=self.service,
-                environment=environment,
-                reason="machine rollback",
-            )
-        )
+        self._rollback(who, env, reason="machine rollback")
 
     # --- the deploy worker, the remote and Argo CD ---------------------------------------
     @precondition(lambda self: next_release_to_commit() is not None)
@@ -380,45 +357,6 @@ class DeployMachine(RuleBasedStateMachine):
         for release in Release.objects.filter(commit_sha=""):
             commits = self.remote.commits_with_trailer("Release-Id", str(release.uid))
             assert commits == [], (release.pk, release.state, commits)
-
-    # --- invariants ---------------------------------------------------------------------
-    @invariant()
-    def at_most_one_live_release_per_target(self):
-        for env in (self.staging, self.prod):
-            live = Release.objects.filter(
-                service=self.service, environment=env, state=ReleaseState.LIVE
-            ).count()
-            assert live <= 1
-
-    @invariant()
-    def only_legal_transitions_were_recorded(self):
-        for before, after in AuditEvent.objects.filter(
-            target_type="release", before__isnull=False
-        ).values_list("before", "after"):
-            if before and "state" in before and after and "state" in after:
-                assert after["state"] in RELEASE_TRANSITIONS[before["state"]], (before, after)
-
-    @invariant()
-    def approvers_are_never_the_requester_and_never_twice(self):
-        pairs = list(
-            Approval.objects.values_list("release_id", "approver_id", "release__requested_by_id")
-        )
-        assert all(approver != requester for _, approver, requester in pairs)
-        assert len({(r, a) for r, a, _ in pairs}) == len(pairs)
-
-    @invariant()
-    def approved_releases_met_their_policy_or_broke_glass(self):
-        from apps.releases.selectors import release_policy_progress
-
-        for release in Release.objects.filter(
-            state__in=[ReleaseState.APPROVED, ReleaseState.DEPLOYING, ReleaseState.LIVE],
-            break_glass=False,
-        ):
-            assert release_policy_progress(release).met, release.pk
-
-    @invariant()
-    def audit_chain_verifies(self):
-        assert audit_chain_verify()[1] is None
 
 
 @pytest.mark.postgres

@@ -20,8 +20,9 @@ import pytest
 from apps.audit.selectors import audit_chain_verify
 from apps.releases import services
 from apps.releases.models import Release, ReleaseState
-from tests.hardening.support import redis_db, release_id_trailers, wait_for, worker_env
+from tests.hardening.support import redis_db, release_id_trailers, worker_env
 from tests.services import need_executable, need_service
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.serial]
 
@@ -72,7 +73,7 @@ def test_git_remote_down_then_back_pushes_everything_in_approval_order_once(
     def all_committed():
         return not Release.objects.filter(pk__in=[r.pk for r in approved], commit_sha="").exists()
 
-    wait_for(all_committed, timeout=90, what="every approved release to be committed")
+    wait_until(all_committed, timeout=90, message="every approved release to be committed")
     recovery = time.monotonic() - back
     # In approval order, each once.
     assert release_id_trailers(gitops_remote) == [str(r.uid) for r in approved]
@@ -110,7 +111,7 @@ def test_prometheus_and_mlflow_down_pages_still_load_with_stale_banners(
     from apps.metrics.services import metrics_poll
     from apps.registry.services import registry_sync
     from tests import factories
-    from tests.fixtures.prometheus import free_port
+    from tests.fixtures.network import free_port
 
     closed_port = free_port()  # nothing listens there
     staging, _ = environments
@@ -178,14 +179,14 @@ def _restart_redis() -> None:
     need_executable("redis-cli", "redis-tools")
     need_executable("redis-server", "redis-server")
     subprocess.run(["redis-cli", "-p", "6379", "shutdown", "nosave"], timeout=20, check=False)
-    wait_for(lambda: not _redis_up(), timeout=20, what="Redis to stop")
+    wait_until(lambda: not _redis_up(), timeout=20, message="Redis to stop")
     _ensure_redis()
 
 
 def _ensure_redis() -> None:
     if not _redis_up():
         subprocess.run(REDIS_START, timeout=20, check=True)
-    wait_for(_redis_up, timeout=20, what="Redis to answer again")
+    wait_until(_redis_up, timeout=20, message="Redis to answer again")
 
 
 def test_redis_restarts_lose_no_deploy(
@@ -209,13 +210,13 @@ def test_redis_restarts_lose_no_deploy(
         return check
 
     worker = start_worker("w1", beat=True, **env)
-    wait_for(lambda: "ready." in worker.output(), timeout=60, what="the worker to start")
+    wait_until(lambda: "ready." in worker.output(), timeout=60, message="the worker to start")
     try:
         _restart_redis()
     finally:
         _ensure_redis()
     first = _approve(alice, staging, service, model_versions[0], broker)
-    wait_for(committed(first), timeout=90, what="the worker to reconnect and deploy")
+    wait_until(committed(first), timeout=90, message="the worker to reconnect and deploy")
     assert worker.alive() and "Connection to broker lost" in worker.output(200_000)
     worker.stop()  # warm shutdown: nothing consumes now
 
@@ -228,7 +229,7 @@ def test_redis_restarts_lose_no_deploy(
     finally:
         _ensure_redis()
     start_worker("w2", beat=True, **env)
-    wait_for(committed(second), timeout=90, what="the safety net to re-send the deploy")
+    wait_until(committed(second), timeout=90, message="the safety net to re-send the deploy")
     for release in (first, second):
         assert gitops_remote.commits_with_trailer("Release-Id", str(release.uid)) == [
             release.commit_sha
@@ -269,14 +270,14 @@ def test_postgresql_restarted_during_a_deploy_the_deploy_completes(
     gitops_remote.set_hook("pre-receive", f"#!/bin/sh\ntouch {pushing}\nsleep 4\nexit 0\n")
     start_worker("w", beat=True, **worker_env(gitops_remote, kube_api))
     release = _approve(alice, staging, service, model_versions[0], broker)
-    wait_for(pushing.exists, timeout=60, what="the worker to start pushing")
+    wait_until(pushing.exists, timeout=60, message="the worker to start pushing")
     connection.close()
     try:
         subprocess.run([*cluster, "restart"], timeout=60, check=True, capture_output=True)
     finally:
         if not _postgres_up():
             subprocess.run([*cluster, "start"], timeout=60, check=False)
-        wait_for(_postgres_up, timeout=60, what="PostgreSQL to answer again")
+        wait_until(_postgres_up, timeout=60, message="PostgreSQL to answer again")
     back = time.monotonic()
     connection.close()
 
@@ -288,7 +289,7 @@ def test_postgresql_restarted_during_a_deploy_the_deploy_completes(
             return None
         return release.commit_sha
 
-    sha = wait_for(committed, timeout=90, interval=0.5, what="the deploy to be recorded")
+    sha = wait_until(committed, timeout=90, interval=0.5, message="the deploy to be recorded")
     recorded_after = time.monotonic() - back
     print(f"\nPostgreSQL restart: deploy recorded {recorded_after:.1f} s after it was back")
     assert gitops_remote.commits_with_trailer("Release-Id", str(release.uid)) == [sha]

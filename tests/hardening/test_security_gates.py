@@ -25,6 +25,7 @@ from apps.gitops.render import manifests_digest
 from apps.releases import services
 from apps.releases.deploy import deploy_pending
 from apps.releases.models import Release, ReleaseState
+from tests import factories
 from tests.hardening.support import ROOT
 
 # Findings in files this work may not change, reported to their owner; each entry names
@@ -172,10 +173,7 @@ def secret_settings(settings):
 def approved(people, environments, service, model_versions):
     staging, _ = environments
     alice = people["alice"]
-    release, _ = services.release_create(
-        actor=alice, service=service, environment=staging, model_version=model_versions[0]
-    )
-    return services.release_submit(actor=alice, release=release)
+    return factories.approved_release(service, staging, 1, requester=alice)
 
 
 def _assert_nothing_reached_the_repository(gitops_remote, before: int, needles: list[str]):

@@ -24,9 +24,8 @@ prod/idle-model    nothing exported.
 from __future__ import annotations
 
 import math
-import socket
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -193,16 +192,8 @@ def make_live(envs, alice, django_capture_on_commit_callbacks):
     return make
 
 
-def backdate(release, *, minutes: float, before: datetime | None = None):
-    """Pretend ``release`` went live ``minutes`` before ``before`` (default: now)."""
-    from django.utils import timezone
-
-    from apps.releases.models import Release
-
-    live_at = (before or timezone.now()) - timedelta(minutes=minutes)
-    Release.objects.filter(pk=release.pk).update(live_at=live_at)
-    release.refresh_from_db()
-    return release
+# The metrics tests import it from here; the one definition is in tests.factories.
+backdate = factories.backdate_live
 
 
 # --- failure modes ----------------------------------------------------------------------
@@ -239,20 +230,8 @@ def garbage_server():
 
 
 @pytest.fixture
-def silent_port():
-    """A port that accepts connections and never answers (a hung Prometheus)."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(16)
-    try:
-        yield sock.getsockname()[1]
-    finally:
-        sock.close()
-
-
-@pytest.fixture
 def closed_port():
     """A port nothing listens on (Prometheus down)."""
-    from tests.fixtures.prometheus import free_port
+    from tests.fixtures.network import free_port
 
     return free_port()

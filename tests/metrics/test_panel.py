@@ -12,7 +12,6 @@ from django.utils import timezone
 from apps.metrics.models import MetricSample
 from apps.metrics.panels import slo_panel
 from apps.metrics.services import metrics_poll
-from apps.releases import services
 from apps.releases.models import Environment, Release
 from tests import factories
 
@@ -35,12 +34,10 @@ def _samples(release, metric, values):
 
 
 def test_a_promotion_shows_the_staging_soak_evidence(client, alice, staging, service):
-    live = factories.live_release(service, staging, 1, requester=alice)
-    Release.objects.filter(pk=live.pk).update(live_at=timezone.now() - timedelta(hours=2))
-    live.refresh_from_db()
+    promotion = factories.pending_promotion(service, staging, requester=alice, reason="ship it")
+    live = promotion.promoted_from
     _samples(live, "latency_p95_ms", [120.0, 180.0, 300.0])  # SLO 250: one poll over
     _samples(live, "error_rate", [0.001, 0.002])
-    promotion, _ = services.release_promote(actor=alice, source=live, reason="ship it")
     client.force_login(alice)
     page = client.get(reverse("releases:detail", args=[promotion.pk])).content.decode()
     assert "Service levels" in page
@@ -51,13 +48,7 @@ def test_a_promotion_shows_the_staging_soak_evidence(client, alice, staging, ser
 
 
 def test_a_pending_first_release_has_no_panel(alice, staging, service, model_versions):
-    release, _ = services.release_create(
-        actor=alice,
-        service=service,
-        environment=staging,
-        model_version=model_versions[0],
-        reason="first",
-    )
+    release = factories.draft_release(service, staging, 1, requester=alice, reason="first")
     assert slo_panel(release) is None
 
 

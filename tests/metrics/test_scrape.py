@@ -12,6 +12,7 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 
 from apps.metrics.models import MetricSample
 from apps.metrics.services import metrics_poll
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
 
@@ -74,17 +75,19 @@ def test_poll_reads_what_prometheus_scraped_from_a_live_exporter(
     settings.METRICS_REQUEST_WINDOW = "10s"
     release = make_live("churn-model", "prod")
 
-    deadline = time.monotonic() + 30
     # Wait until scrapes cover more than the 10 s window: over a window the series only
     # partly covers, rate() extrapolates no further than half a scrape interval past its
     # first sample, and reads low.
-    while time.monotonic() < deadline:
+    def scraped_twelve_times() -> bool:
         up = prometheus.query('count_over_time(up{job="exporter"}[30s])')
-        if up and float(up[0]["value"][1]) >= 12:
-            break
-        time.sleep(0.5)
-    else:
-        pytest.fail(f"Prometheus did not scrape the exporter:\n{prometheus.log_tail()}")
+        return bool(up) and float(up[0]["value"][1]) >= 12
+
+    wait_until(
+        scraped_twelve_times,
+        timeout=30,
+        interval=0.5,
+        message=lambda: f"Prometheus to scrape the exporter:\n{prometheus.log_tail()}",
+    )
 
     result = metrics_poll(now=timezone.now())
     assert [run.source for run in result.sources if run.ok] == ["prometheus", "drift"]

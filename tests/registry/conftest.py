@@ -3,7 +3,6 @@ MLflow server will not produce on demand (garbage bodies, 503s, silence)."""
 
 from __future__ import annotations
 
-import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -46,13 +45,3 @@ def http_double():
     for server in servers:
         server.shutdown()
         server.server_close()
-
-
-@pytest.fixture
-def silent_port():
-    """A port that accepts connections and never answers (a hung MLflow)."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(16)
-    yield sock.getsockname()[1]
-    sock.close()

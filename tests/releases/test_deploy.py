@@ -33,11 +33,7 @@ def reader(kube_api):
 
 
 def _approved(alice, staging, service, version, reason="ship"):
-    mv = factories.make_model_version(service.registered_model, version)
-    release, _ = services.release_create(
-        actor=alice, service=service, environment=staging, model_version=mv, reason=reason
-    )
-    return services.release_submit(actor=alice, release=release)  # staging: no approval
+    return factories.approved_release(service, staging, version, requester=alice, reason=reason)
 
 
 def _manifests(files):

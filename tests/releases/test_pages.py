@@ -1,7 +1,5 @@
 """The browser pages, through Django's test client: forms, CSRF, limits, query counts."""
 
-from datetime import timedelta
-
 import pytest
 from django.db import connection
 from django.test import Client
@@ -17,11 +15,7 @@ from tests import factories
 @pytest.fixture
 def pending_prod(people, environments, service):
     staging, _ = environments
-    live = factories.live_release(service, staging, 1, requester=people["alice"])
-    Release.objects.filter(pk=live.pk).update(live_at=timezone.now() - timedelta(hours=2))
-    live.refresh_from_db()
-    promotion, _ = services.release_promote(actor=people["alice"], source=live)
-    return promotion
+    return factories.pending_promotion(service, staging, requester=people["alice"])
 
 
 def _as(user):
@@ -214,7 +208,7 @@ def test_a_live_release_with_a_promotion_open_links_to_it_instead_of_offering_an
 def test_the_promotion_form_carries_the_reason_to_the_reviewers(people, environments, service):
     staging, _ = environments
     live = factories.live_release(service, staging, 1, requester=people["alice"])
-    Release.objects.filter(pk=live.pk).update(live_at=timezone.now() - timedelta(hours=2))
+    factories.backdate_live(live)
     client = _as(people["alice"])
     page = client.get(reverse("releases:detail", args=[live.pk])).content.decode()
     assert 'name="reason"' in page and "the prod reviewers read this" in page

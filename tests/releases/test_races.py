@@ -1,11 +1,9 @@
 """Real concurrency on PostgreSQL: threads with their own connections racing on one row."""
 
 import threading
-from datetime import timedelta
 
 import pytest
 from django.db import connection
-from django.utils import timezone
 
 from apps.audit.models import AuditEvent
 from apps.audit.selectors import audit_chain_verify
@@ -44,12 +42,7 @@ def _race(*calls):
 @pytest.fixture
 def pending_prod(people, environments, service):
     staging, _prod = environments
-    alice = people["alice"]
-    live = factories.live_release(service, staging, 1, requester=alice)
-    Release.objects.filter(pk=live.pk).update(live_at=timezone.now() - timedelta(hours=2))
-    live.refresh_from_db()
-    promotion, _ = services.release_promote(actor=alice, source=live)
-    return promotion
+    return factories.pending_promotion(service, staging, requester=people["alice"])
 
 
 def test_two_reviewers_racing_are_both_counted_once_and_approve_once(pending_prod, people):

@@ -1,7 +1,5 @@
 """The release actions: states, separation of duties, policy, promotion, rollback, audit."""
 
-from datetime import timedelta
-
 import pytest
 from django.utils import timezone
 
@@ -16,14 +14,7 @@ from tests import factories
 
 @pytest.fixture
 def draft_staging(alice, staging, service, model_versions):
-    release, _ = services.release_create(
-        actor=alice,
-        service=service,
-        environment=staging,
-        model_version=model_versions[0],
-        reason="first",
-    )
-    return release
+    return factories.draft_release(service, staging, 1, requester=alice, reason="first")
 
 
 @pytest.fixture
@@ -33,8 +24,7 @@ def live_staging(alice, staging, service, model_versions, django_capture_on_comm
 
 @pytest.fixture
 def pending_prod(alice, prod, live_staging):
-    Release.objects.filter(pk=live_staging.pk).update(live_at=timezone.now() - timedelta(hours=2))
-    live_staging.refresh_from_db()
+    factories.backdate_live(live_staging)
     promotion, _ = services.release_promote(actor=alice, source=live_staging, reason="ship it")
     return promotion
 

@@ -1,26 +1,21 @@
 """Property test of the release state machine: random sequences of actions by random
 people, checked after every step against the invariants the product promises."""
 
-from datetime import timedelta
-
 import pytest
 from django.db import transaction
-from django.utils import timezone
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+from hypothesis.stateful import RuleBasedStateMachine, rule, run_state_machine_as_test
 
-from apps.audit.models import AuditEvent
-from apps.audit.selectors import audit_chain_verify
 from apps.core.errors import DomainError
 from apps.releases import services
-from apps.releases.models import RELEASE_TRANSITIONS, Approval, Release, ReleaseState
 from tests import factories
+from tests.state_invariants import ReleaseInvariants
 
 PEOPLE = ["alice", "bob", "pat", "paula", "carol", "otto", "ada", "dual", "nobody"]
 
 
-class ReleaseMachine(RuleBasedStateMachine):
+class ReleaseMachine(ReleaseInvariants, RuleBasedStateMachine):
     def __init__(self):
         super().__init__()
         self._atomic = transaction.atomic()
@@ -36,10 +31,6 @@ class ReleaseMachine(RuleBasedStateMachine):
     def teardown(self):
         transaction.set_rollback(True)
         self._atomic.__exit__(None, None, None)
-
-    def _release(self, index):
-        releases = list(Release.objects.order_by("pk"))
-        return releases[index % len(releases)] if releases else None
 
     def _try(self, action):
         try:
@@ -103,62 +94,12 @@ class ReleaseMachine(RuleBasedStateMachine):
     @rule(who=st.sampled_from(PEOPLE), index=st.integers(0, 50))
     def promote(self, who, index):
         if (release := self._release(index)) is not None:
-            if release.live_at:
-                Release.objects.filter(pk=release.pk).update(
-                    live_at=timezone.now() - timedelta(days=1)
-                )
-                release.refresh_from_db()
+            release = self._soaked(release)
             self._try(lambda: services.release_promote(actor=self.people[who], source=release))
 
     @rule(who=st.sampled_from(PEOPLE), env=st.sampled_from(["staging", "prod"]))
     def rollback(self, who, env):
-        environment = self.staging if env == "staging" else self.prod
-        self._try(
-            lambda: services.release_rollback(
-                actor=self.people[who],
-                service=self.service,
-                environment=environment,
-                reason="property test",
-            )
-        )
-
-    @invariant()
-    def at_most_one_live_release_per_target(self):
-        for env in (self.staging, self.prod):
-            live = Release.objects.filter(
-                service=self.service, environment=env, state=ReleaseState.LIVE
-            ).count()
-            assert live <= 1
-
-    @invariant()
-    def only_legal_transitions_were_recorded(self):
-        for before, after in AuditEvent.objects.filter(
-            target_type="release", before__isnull=False
-        ).values_list("before", "after"):
-            if before and "state" in before and after and "state" in after:
-                assert after["state"] in RELEASE_TRANSITIONS[before["state"]], (before, after)
-
-    @invariant()
-    def approvers_are_never_the_requester_and_never_twice(self):
-        pairs = list(
-            Approval.objects.values_list("release_id", "approver_id", "release__requested_by_id")
-        )
-        assert all(approver != requester for _, approver, requester in pairs)
-        assert len({(r, a) for r, a, _ in pairs}) == len(pairs)
-
-    @invariant()
-    def approved_releases_meet_their_policy(self):
-        from apps.releases.selectors import release_policy_progress
-
-        for release in Release.objects.filter(
-            state__in=[ReleaseState.APPROVED, ReleaseState.DEPLOYING, ReleaseState.LIVE],
-            break_glass=False,
-        ):
-            assert release_policy_progress(release).met
-
-    @invariant()
-    def audit_chain_verifies(self):
-        assert audit_chain_verify()[1] is None
+        self._rollback(who, env, reason="property test")
 
 
 @pytest.mark.django_db
