@@ -47,6 +47,15 @@ def poll_targets() -> list[LiveTarget]:
     releases = (
         Release.objects.filter(state=ReleaseState.LIVE)
         .select_related("service", "environment", "model_version")
+        # The biggest columns, which the poll never reads: decoding them for a whole
+        # fleet took longer than the poll's own work.
+        .defer(
+            "rendered_files",
+            "model_version__run_metrics",
+            "model_version__run_params",
+            "model_version__signature",
+            "model_version__description",
+        )
         .order_by("environment__order", "service__name")
     )
     overrides = {
