@@ -328,6 +328,9 @@ def main(argv: list[str] | None = None) -> int:
         kube = KubeApiDouble()
     settings.METRICS_BACKEND = "prometheus"
     settings.PROMETHEUS_URL = prometheus.url
+    # A cold 10,000-service Prometheus on a busy machine can take longer than the 10 s
+    # default to answer the first queries; the bench measures Slipway, not that timeout.
+    settings.PROMETHEUS_TIMEOUT_SECONDS = 60
     settings.METRICS_REQUEST_WINDOW = "5m"
     settings.METRICS_DRIFT_WINDOW = "10m"
     settings.METRICS_COST_BACKEND = "kubernetes" if kube else ""

@@ -11,9 +11,11 @@ transaction with the rollback it makes.
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 from collections.abc import Iterable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -77,7 +79,26 @@ def metrics_poll(
     METRICS_BACKOFF_MAX_SECONDS later). ``sources`` replaces the configured ones.
     Callers make sure cycles do not overlap (the task takes a single-flight lock).
     """
-    now = now or timezone.now()
+    with _gc_paused():
+        return _poll(now=now or timezone.now(), sources=sources)
+
+
+@contextmanager
+def _gc_paused():
+    """The cyclic garbage collector off for one cycle: a poll allocates hundreds of
+    thousands of short-lived, acyclic objects (decoded JSON, row tuples), and every few
+    hundred allocations set off a collection that also walks the long-lived heap, which
+    cost about a third of the poll's CPU time. Reference counting still frees them."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _poll(*, now: datetime, sources: Sequence[Source] | None) -> PollResult:
     live = poll_targets()
     result = PollResult(at=now, targets=len(live))
     targets = [item.target for item in live]
