@@ -164,7 +164,8 @@ def test_a_batch_costs_the_same_queries_whatever_its_size(db):
         with transaction.atomic(), CaptureQueriesContext(connection) as captured:
             audit_record_many(system_actor="metrics", events=_batch(size))
         counts.append(len(captured.captured_queries))
-    assert counts[0] == counts[1] <= 3  # lock (PostgreSQL), chain head, one INSERT
+    if connection.vendor == "postgresql":  # SQLite's INSERTs split at its parameter limit
+        assert counts[0] == counts[1] == 3  # lock, chain head, one INSERT
     assert AuditEvent.objects.filter(action="test.batch").count() == 303
     assert audit_chain_verify()[1] is None
 
