@@ -1,11 +1,15 @@
-"""Benchmark: one metrics poll cycle for 1,000 services against a real Prometheus.
+"""Benchmark: one metrics poll cycle for 1,000 and 10,000 services against a real Prometheus.
 
-    .venv/bin/python -m bench.metrics_poll [--services 100,1000] [--database-url URL]
+    .venv/bin/python -m bench.metrics_poll [--services 1000,10000] [--database-url URL]
                                            [--sqlite] [--no-cost] [--polls 3]
 
 For each fleet size it prints the HTTP requests each source sent (Prometheus queries,
-Kubernetes pod lists), the database queries, the wall time of a poll and how many sample
-rows per second it wrote. The point: requests stay flat as services grow.
+Kubernetes pod lists), the database queries per poll, the wall time of a poll, and next
+to them two baselines measured in the same run: the same HTTP reads with nothing done but
+``json.loads`` (the floor any poll pays), and the same rows stored the previous way (a
+model instance per row through ``bulk_create``). Then a poll in which every service
+breaches, next to its audit rows appended one by one. Goals (issue 18): 1,000 services
+<= 1 s, 10,000 <= 5 s, queries per poll constant in fleet size, breaches included.
 
 Everything is throwaway: Prometheus (the Debian package) gets backfilled data for every
 service (``promtool tsdb create-blocks-from openmetrics``, 10 minutes at 30 s steps:
@@ -165,16 +169,107 @@ def _add_pods(kube, first: int, last: int) -> None:
 
 
 def _poll(at: datetime):
+    """One timed poll (no query capture: Django's debug cursor would format every
+    statement's parameters and slow the poll it measures)."""
+    from apps.metrics.services import metrics_poll
+
+    started, cpu = time.perf_counter(), time.process_time()
+    result = metrics_poll(now=at)
+    result.cpu_seconds = time.process_time() - cpu  # this process only (not Prometheus, PG)
+    return result, time.perf_counter() - started
+
+
+def _count_queries(function) -> int:
+    """Statements sent while ``function`` runs. Django's query log keeps only the last
+    9,000, so statements are counted as they go out; the COPY, sent on the driver's own
+    cursor, is logged by the poll's writer and counted from the log."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from apps.metrics.services import metrics_poll
+    count = 0
 
-    with CaptureQueriesContext(connection) as queries:
-        started = time.perf_counter()
-        result = metrics_poll(now=at)
+    def counting(execute, sql, params, many, context):
+        nonlocal count
+        count += 1
+        return execute(sql, params, many, context)
+
+    with CaptureQueriesContext(connection) as log, connection.execute_wrapper(counting):
+        function()
+    return count + sum(1 for q in log.captured_queries if q["sql"].startswith("COPY"))
+
+
+class _Recorder:
+    """Wraps the sources' Prometheus client to note each query it sends, so the raw
+    baseline can send exactly the same ones."""
+
+    def __init__(self):
+        self.queries: list[str] = []
+
+    def install(self):
+        from apps.metrics.sources.promapi import PrometheusClient
+
+        original, queries = PrometheusClient.query, self.queries
+
+        def query(client, promql, *, at=None):
+            queries.append(promql)
+            return original(client, promql, at=at)
+
+        PrometheusClient.query = query
+        return lambda: setattr(PrometheusClient, "query", original)
+
+
+def _raw_reads(prometheus_url: str, kube_url: str | None, queries: list[str], at: datetime):
+    """Baseline: the same HTTP requests the sources send, each body only json.loads'ed.
+    What any poll pays before it does anything with the numbers."""
+    import json
+
+    import requests
+
+    started = time.perf_counter()
+    with requests.Session() as session:
+        for promql in queries:
+            body = session.post(
+                f"{prometheus_url}/api/v1/query",
+                data={"query": promql, "time": f"{at.timestamp():.3f}"},
+                timeout=30,
+            ).content
+            json.loads(body)
+        if kube_url:
+            body = session.get(
+                f"{kube_url}/api/v1/namespaces/prod/pods",
+                params={"labelSelector": "app.kubernetes.io/managed-by=slipway"},
+                timeout=30,
+            ).content
+            json.loads(body)
+    return time.perf_counter() - started
+
+
+def _orm_store_seconds(at: datetime, samples: int) -> float:
+    """Baseline: the previous way of storing one poll's rows (a model instance per sample
+    and per latest value through bulk_create), on the rows the last poll wrote, in a
+    transaction rolled back afterwards."""
+    from django.db import transaction
+
+    from apps.metrics.models import MetricLatest, MetricSample
+
+    rows = list(
+        MetricSample.objects.filter(time=at)
+        .order_by("-id")
+        .values("service_id", "environment_id", "release_id", "metric", "time", "value")[:samples]
+    )
+    started = time.perf_counter()
+    with transaction.atomic():
+        MetricSample.objects.bulk_create([MetricSample(**r) for r in rows], batch_size=5000)
+        MetricLatest.objects.bulk_create(
+            [MetricLatest(**r) for r in rows],
+            batch_size=5000,
+            update_conflicts=True,
+            unique_fields=["service", "environment", "metric"],
+            update_fields=["release", "time", "value"],
+        )
         seconds = time.perf_counter() - started
-    return result, seconds, len(queries.captured_queries)
+        transaction.set_rollback(True)
+    return seconds
 
 
 def _temporary_postgres() -> tuple[str, str] | None:
@@ -202,7 +297,7 @@ def _drop_postgres(admin: str, url: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--services", default="100,1000", help="fleet sizes, ascending")
+    parser.add_argument("--services", default="1000,10000", help="fleet sizes, ascending")
     parser.add_argument("--polls", type=int, default=3, help="polls per fleet size")
     parser.add_argument("--database-url", default="")
     parser.add_argument("--sqlite", action="store_true")
@@ -243,6 +338,9 @@ def main(argv: list[str] | None = None) -> int:
         kube = KubeApiDouble()
     settings.METRICS_BACKEND = "prometheus"
     settings.PROMETHEUS_URL = prometheus.url
+    # A cold 10,000-service Prometheus on a busy machine can take longer than the 10 s
+    # default to answer the first queries; the bench measures Slipway, not that timeout.
+    settings.PROMETHEUS_TIMEOUT_SECONDS = 60
     settings.METRICS_REQUEST_WINDOW = "5m"
     settings.METRICS_DRIFT_WINDOW = "10m"
     settings.METRICS_COST_BACKEND = "kubernetes" if kube else ""
@@ -251,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
         settings.KUBE_TOKEN = "bench"  # noqa: S105 - the double checks no token
 
     at = datetime.fromtimestamp(T_END, tz=UTC)
-    rows, breach = [], None
+    rows, baselines, breach = [], {}, None
     try:
         created = 0
         for size in sizes:
@@ -259,10 +357,24 @@ def main(argv: list[str] | None = None) -> int:
             if kube:
                 _add_pods(kube, created, size)
             created = size
-            polls = []
-            for n in range(args.polls):
-                polls.append(_poll(at - timedelta(seconds=STEP * (args.polls - 1 - n))))
-            for n, (result, seconds, queries) in enumerate(polls):
+            recorder = _Recorder()
+            uninstall = recorder.install()
+            try:
+                _poll(at - timedelta(seconds=STEP * args.polls))  # untimed: creates SLO states
+            finally:
+                uninstall()
+            polls = [
+                _poll(at - timedelta(seconds=STEP * (args.polls - 1 - n)))
+                for n in range(args.polls)
+            ]
+            raw = [
+                _raw_reads(prometheus.url, kube.url if kube else None, recorder.queries, at)
+                for _ in range(args.polls)
+            ]
+            orm = [_orm_store_seconds(at, polls[-1][0].samples_written) for _ in range(args.polls)]
+            queries = _count_queries(lambda: _poll(at + timedelta(seconds=1)))
+            baselines[size] = {"raw": statistics.median(raw), "orm_store": statistics.median(orm)}
+            for n, (result, seconds) in enumerate(polls):
                 by_source = {run.source: run for run in result.sources}
                 source_seconds = sum(run.seconds for run in result.sources)
                 rows.append(
@@ -276,29 +388,13 @@ def main(argv: list[str] | None = None) -> int:
                         "samples": result.samples_written,
                         "seconds": seconds,
                         "source_seconds": source_seconds,
-                        "rows_per_s": result.samples_written / seconds,
-                        "write_rows_per_s": result.samples_written
-                        / max(seconds - source_seconds, 1e-9),
+                        "cpu_seconds": result.cpu_seconds,
                         "failed": [r.source for r in result.sources if not r.ok],
                         "events": len(result.events),
                     }
                 )
         if not args.no_breach:
-            from apps.releases.models import Service
-
-            # Every service over its p95 SLO: the K-th poll records a breach (an SloEvent
-            # and an audit row, appended one by one to the hash chain) for each.
-            Service.objects.update(slo_p95_latency_ms=1.0)
-            for n in range(3):
-                result, seconds, queries = _poll(at + timedelta(seconds=STEP * (n + 1)))
-            by_source = {run.source: run for run in result.sources}
-            breach = {
-                "services": sizes[-1],
-                "events": len(result.events),
-                "db_queries": queries,
-                "seconds": seconds,
-                "source_seconds": sum(run.seconds for run in result.sources),
-            }
+            breach = _breach_phase(at, sizes[-1])
     finally:
         prometheus.stop()
         if kube:
@@ -306,30 +402,103 @@ def main(argv: list[str] | None = None) -> int:
         if temporary:
             _drop_postgres(*temporary)
 
-    header = (
+    print(
         f"{'services':>8} {'poll':>4} {'prom q':>6} {'drift q':>7} {'k8s q':>5} "
-        f"{'db q':>5} {'samples':>7} {'poll s':>7} {'sources s':>9} {'rows/s':>8} "
-        f"{'db rows/s':>9}"
+        f"{'db q':>5} {'samples':>7} {'poll s':>7} {'sources s':>9} {'write+judge s':>13}"
     )
-    print(header)
     for r in rows:
         print(
             f"{r['services']:>8} {r['poll']:>4} {r['prometheus']:>6} {r['drift']:>7} "
             f"{r['cost']:>5} {r['db_queries']:>5} {r['samples']:>7} {r['seconds']:>7.2f} "
-            f"{r['source_seconds']:>9.2f} {r['rows_per_s']:>8.0f} {r['write_rows_per_s']:>9.0f}"
+            f"{r['source_seconds']:>9.2f} {r['seconds'] - r['source_seconds']:>13.2f} "
+            f"{r['cpu_seconds']:>6.2f}"
             + (f"  FAILED: {', '.join(r['failed'])}" if r["failed"] else "")
+        )
+    print()
+    for size in sizes:
+        mine = [r for r in rows if r["services"] == size]
+        median = statistics.median(r["seconds"] for r in mine)
+        cpu = statistics.median(r["cpu_seconds"] for r in mine)
+        base = baselines[size]
+        print(
+            f"{size:>6} services: median poll {median:.2f} s ({cpu:.2f} s CPU in Slipway), "
+            f"{mine[0]['db_queries']} db "
+            f"queries per poll; baselines in this run: the same HTTP reads alone "
+            f"(json.loads only) {base['raw']:.2f} s, the same rows stored the previous way "
+            f"(a model instance each, bulk_create) {base['orm_store']:.2f} s"
         )
     if breach:
         print(
-            f"breach poll, {breach['services']} services: {breach['events']} breach events, "
+            f"all-breach poll, {breach['services']} services: {breach['events']} breach events, "
             f"{breach['db_queries']} db queries, {breach['seconds']:.2f} s "
-            f"({breach['source_seconds']:.2f} s in sources)"
+            f"({breach['source_seconds']:.2f} s in sources); baseline in this run: the same "
+            f"audit rows appended one by one (the previous way) "
+            f"{breach['per_event_audit_seconds']:.2f} s, {breach['per_event_audit_queries']} "
+            f"queries, against {breach['batch_audit_seconds']:.2f} s and "
+            f"{breach['batch_audit_queries']} queries in one batch"
         )
-    for size in sizes:
-        steady = [r["seconds"] for r in rows if r["services"] == size and r["poll"] > 1]
-        if steady:
-            print(f"{size} services: median steady poll {statistics.median(steady):.2f} s")
     return 1 if any(r["failed"] for r in rows) else 0
+
+
+def _breach_phase(at: datetime, services: int) -> dict:
+    """Every service over its p95 SLO: the K-th poll records a breach (an SloEvent and
+    an audit row) for each. Run twice (states reset in between): once timed, once with
+    its queries counted."""
+    from apps.metrics.models import SloState
+    from apps.releases.models import Service
+
+    Service.objects.update(slo_p95_latency_ms=1.0)
+    out = {"services": services}
+    for n in range(3):
+        result, seconds = _poll(at + timedelta(seconds=STEP * (n + 1)))
+    out.update(
+        events=len(result.events),
+        seconds=seconds,
+        source_seconds=sum(run.seconds for run in result.sources),
+    )
+    SloState.objects.all().delete()
+    for n in range(2):
+        _poll(at + timedelta(seconds=STEP * (n + 4)))
+    out["db_queries"] = _count_queries(lambda: _poll(at + timedelta(seconds=STEP * 6)))
+    out.update(_audit_baseline(result.events))
+    return out
+
+
+def _audit_baseline(events) -> dict:
+    """The breach poll's audit rows appended one ``audit_record`` each (the previous way)
+    and in one ``audit_record_many``, each in a transaction rolled back afterwards."""
+    from django.db import transaction
+
+    from apps.audit.services import audit_record, audit_record_many
+
+    entries = [
+        {
+            "action": f"slo.{e.kind}",
+            "target_type": "release",
+            "target_id": e.release_id,
+            "after": {"metric": e.metric, "value": e.value, "threshold": e.threshold},
+        }
+        for e in events
+    ]
+
+    def one_by_one():
+        for entry in entries:
+            audit_record(system_actor="metrics", **entry)
+
+    def batch():
+        audit_record_many(system_actor="metrics", events=entries)
+
+    out = {}
+    for name, function in (("per_event_audit", one_by_one), ("batch_audit", batch)):
+        with transaction.atomic():
+            started = time.perf_counter()
+            function()
+            out[f"{name}_seconds"] = time.perf_counter() - started
+            transaction.set_rollback(True)
+        with transaction.atomic():
+            out[f"{name}_queries"] = _count_queries(function)
+            transaction.set_rollback(True)
+    return out
 
 
 if __name__ == "__main__":

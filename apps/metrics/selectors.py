@@ -38,20 +38,46 @@ class LiveTarget:
 
 def _slo_of(service, target: ServiceEnvironment | None) -> dict[str, float | None]:
     if target is not None:
+        target.service = service  # the release's copy: no second load of every service
         return target.slo()
     return {name: getattr(service, f"slo_{name}") for name in SLO_METRICS}
 
 
 def poll_targets() -> list[LiveTarget]:
     """Every live release with what the sources and the SLO judge need (two queries)."""
+    slo_fields = [f"slo_{name}" for name in SLO_METRICS]
     releases = (
         Release.objects.filter(state=ReleaseState.LIVE)
         .select_related("service", "environment", "model_version")
+        # Only what the sources, the SLO judge and the guard read: a fleet's worth of
+        # unread columns (rendered manifests, run metrics) cost more than the poll's
+        # own work. Anything else a rare path needs loads on access.
+        .only(
+            "id",
+            "service_id",
+            "environment_id",
+            "model_version_id",
+            "config",
+            "live_at",
+            "state",
+            "kind",
+            "service__name",
+            "service__runtime",
+            *(f"service__{name}" for name in slo_fields),
+            "environment__name",
+            "environment__order",
+            "environment__auto_rollback",
+            "environment__bake_minutes",
+            "model_version__name",
+            "model_version__version",
+            "model_version__tags",
+            "model_version__score_baseline",
+        )
         .order_by("environment__order", "service__name")
     )
     overrides = {
         (t.service_id, t.environment_id): t
-        for t in ServiceEnvironment.objects.select_related("service")
+        for t in ServiceEnvironment.objects.only("service_id", "environment_id", *slo_fields)
     }
     out = []
     for release in releases:

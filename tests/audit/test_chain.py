@@ -1,3 +1,4 @@
+import itertools
 import threading
 
 import pytest
@@ -8,7 +9,7 @@ from django.db import connection, transaction
 from apps.audit.chain import GENESIS
 from apps.audit.models import AuditEvent
 from apps.audit.selectors import audit_chain_verify
-from apps.audit.services import audit_record, audit_record_standalone
+from apps.audit.services import audit_record, audit_record_many, audit_record_standalone
 
 
 def _append(n, actor):
@@ -122,3 +123,102 @@ def test_concurrent_appends_keep_one_unbroken_chain(people):
     _checked, broken = audit_chain_verify()
     assert broken is None
     assert AuditEvent.objects.filter(action="test.event").count() == 40
+
+
+# --- audit_record_many: a batch appended under one lock acquisition ----------------------
+
+
+def _batch(n, *, start=0):
+    return [
+        {"action": "test.batch", "target_type": "thing", "target_id": start + i, "after": {"i": i}}
+        for i in range(n)
+    ]
+
+
+def test_a_batch_is_chained_in_order_and_verifies_with_single_appends(alice):
+    _append(2, alice)
+    with transaction.atomic():
+        rows = audit_record_many(system_actor="metrics", events=_batch(5))
+    _append(1, alice)
+
+    batch = list(AuditEvent.objects.filter(action="test.batch").order_by("id"))
+    assert [e.target_id for e in batch] == ["0", "1", "2", "3", "4"]
+    assert [e.pk for e in batch] == [r.pk for r in rows]
+    assert {e.actor_label for e in batch} == {"system:metrics"}
+    assert batch[0].after == {"i": 0}
+    before = AuditEvent.objects.filter(id__lt=batch[0].id).order_by("-id").first()
+    assert batch[0].prev_hash == before.hash
+    for previous, event in itertools.pairwise(batch):
+        assert event.prev_hash == previous.hash
+    after = AuditEvent.objects.filter(id__gt=batch[-1].id).order_by("id").first()
+    assert after.prev_hash == batch[-1].hash
+    _checked, broken = audit_chain_verify()
+    assert broken is None
+
+
+def test_a_batch_costs_the_same_queries_whatever_its_size(db):
+    from django.test.utils import CaptureQueriesContext
+
+    counts = []
+    for size in (3, 300):
+        with transaction.atomic(), CaptureQueriesContext(connection) as captured:
+            audit_record_many(system_actor="metrics", events=_batch(size))
+        counts.append(len(captured.captured_queries))
+    if connection.vendor == "postgresql":  # SQLite's INSERTs split at its parameter limit
+        assert counts[0] == counts[1] == 3  # lock, chain head, one INSERT
+    assert AuditEvent.objects.filter(action="test.batch").count() == 303
+    assert audit_chain_verify()[1] is None
+
+
+def test_an_edited_row_inside_a_batch_is_found(alice):
+    with transaction.atomic():
+        rows = audit_record_many(system_actor="metrics", events=_batch(4))
+    with transaction.atomic():
+        _tamper("UPDATE audit_auditevent SET target_id = %s WHERE id = %s", ["99", rows[2].pk])
+    _checked, broken = audit_chain_verify()
+    assert broken is not None and broken.event_id == rows[2].pk
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_outside_a_transaction_is_refused():
+    with pytest.raises(RuntimeError, match=r"transaction\.atomic"):
+        audit_record_many(system_actor="metrics", events=_batch(1))
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_batches_and_single_appends_keep_one_unbroken_chain(people):
+    alice = people["alice"]
+    errors = []
+
+    def batches(start):
+        try:
+            for n in range(5):
+                with transaction.atomic():
+                    audit_record_many(
+                        system_actor="metrics", events=_batch(20, start=start + 20 * n)
+                    )
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def singles():
+        try:
+            _append(10, alice)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=batches, args=(i * 1000,)) for i in range(2)]
+    threads += [threading.Thread(target=singles) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    _checked, broken = audit_chain_verify()
+    assert broken is None
+    assert AuditEvent.objects.filter(action="test.batch").count() == 200
+    assert AuditEvent.objects.filter(action="test.event").count() == 20

@@ -11,9 +11,11 @@ transaction with the rollback it makes.
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 from collections.abc import Iterable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -25,7 +27,7 @@ from apps.metrics import conf
 from apps.metrics.catalog import METRIC_NAMES, Metric
 from apps.metrics.models import GuardDecision, MetricLatest, MetricSample, SloEvent, SourceHealth
 from apps.metrics.selectors import LiveTarget, poll_targets
-from apps.metrics.services._batch import WRITE_BATCH
+from apps.metrics.services._rows import copy_rows, upsert_rows
 from apps.metrics.services.guard import guard_consider
 from apps.metrics.services.slo import slo_judge
 from apps.metrics.sources import (
@@ -77,7 +79,26 @@ def metrics_poll(
     METRICS_BACKOFF_MAX_SECONDS later). ``sources`` replaces the configured ones.
     Callers make sure cycles do not overlap (the task takes a single-flight lock).
     """
-    now = now or timezone.now()
+    with _gc_paused():
+        return _poll(now=now or timezone.now(), sources=sources)
+
+
+@contextmanager
+def _gc_paused():
+    """The cyclic garbage collector off for one cycle: a poll allocates hundreds of
+    thousands of short-lived, acyclic objects (decoded JSON, row tuples), and every few
+    hundred allocations set off a collection that also walks the long-lived heap, which
+    cost about a third of the poll's CPU time. Reference counting still frees them."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _poll(*, now: datetime, sources: Sequence[Source] | None) -> PollResult:
     live = poll_targets()
     result = PollResult(at=now, targets=len(live))
     targets = [item.target for item in live]
@@ -234,25 +255,30 @@ def derived_readings(readings: Iterable[Reading]) -> list[Reading]:
 
 
 def _store(readings: Iterable[Reading], by_key: dict[tuple[str, str], LiveTarget]) -> int:
-    samples, latest = [], []
+    """Samples appended (COPY), latest values upserted: two statements whatever the
+    fleet, and no model instance per row."""
+    rows = []
     for r in readings:
-        item = by_key[(r.service, r.environment)]
-        ids = {
-            "service_id": item.release.service_id,
-            "environment_id": item.release.environment_id,
-            "release_id": item.release.pk,
-            "metric": r.metric,
-            "time": r.time,
-            "value": float(r.value),
-        }
-        samples.append(MetricSample(**ids))
-        latest.append(MetricLatest(**ids))
-    MetricSample.objects.bulk_create(samples, batch_size=WRITE_BATCH)
-    MetricLatest.objects.bulk_create(
-        latest,
-        batch_size=WRITE_BATCH,
-        update_conflicts=True,
-        unique_fields=["service", "environment", "metric"],
-        update_fields=["release", "time", "value"],
+        release = by_key[(r.service, r.environment)].release
+        rows.append(
+            (
+                release.service_id,
+                release.environment_id,
+                release.pk,
+                r.metric,
+                r.time,
+                float(r.value),
+            )
+        )
+    copy_rows(MetricSample, _SAMPLE_FIELDS, rows)
+    upsert_rows(
+        MetricLatest,
+        _SAMPLE_FIELDS,
+        rows,
+        unique=["service_id", "environment_id", "metric"],
+        update=["release_id", "time", "value"],
     )
-    return len(samples)
+    return len(rows)
+
+
+_SAMPLE_FIELDS = ("service_id", "environment_id", "release_id", "metric", "time", "value")

@@ -18,6 +18,7 @@ expected" look the same from here, and a made-up zero would hide the second.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -77,31 +78,38 @@ def hourly_price(totals: Mapping[str, Decimal], prices: Mapping[str, float]) -> 
     )
 
 
-def pod_requests(pod) -> dict[str, Decimal]:
+def pod_requests(pod: Mapping) -> dict[str, Decimal]:
     """A pod's effective requests as the scheduler counts them: the larger of the sum over
-    its containers and the largest init container, plus the pod overhead."""
-    spec = pod.spec
+    its containers and the largest init container, plus the pod overhead.
+
+    ``pod`` is the API's JSON object as a dict (camelCase keys), not a client model."""
+    spec = pod.get("spec") or {}
     total = {"cpu": Decimal(0), "memory": Decimal(0), "gpu": Decimal(0)}
-    for container in spec.containers or []:
+    for container in spec.get("containers") or []:
         for kind, value in resource_totals(_requests_of(container)).items():
             total[kind] += value
-    for container in spec.init_containers or []:
+    for container in spec.get("initContainers") or []:
         for kind, value in resource_totals(_requests_of(container)).items():
             total[kind] = max(total[kind], value)
-    for kind, value in resource_totals(spec.overhead or {}).items():
+    for kind, value in resource_totals(spec.get("overhead") or {}).items():
         total[kind] += value
     return total
 
 
-def _requests_of(container) -> Mapping[str, str]:
-    resources = container.resources
-    return (resources.requests if resources is not None else None) or {}
+def _requests_of(container: Mapping) -> Mapping[str, str]:
+    return (container.get("resources") or {}).get("requests") or {}
 
 
-def _counts(pod) -> bool:
+def _counts(pod: Mapping) -> bool:
     """Pods that hold resources on a node: running, or pending but already scheduled."""
-    phase = (pod.status.phase if pod.status is not None else "") or ""
-    return phase == "Running" or (phase == "Pending" and bool(pod.spec.node_name))
+    phase = (pod.get("status") or {}).get("phase") or ""
+    return phase == "Running" or (
+        phase == "Pending" and bool((pod.get("spec") or {}).get("nodeName"))
+    )
+
+
+def _instance_of(pod: Mapping) -> str | None:
+    return ((pod.get("metadata") or {}).get("labels") or {}).get(LABEL_INSTANCE)
 
 
 def cost_readings(target: Target, per_hour: float, at: datetime) -> list[Reading]:
@@ -148,13 +156,20 @@ class KubernetesCostSource:
         for namespace, members in sorted(targets_by_environment(targets).items()):
             by_instance: dict[str, dict[str, Decimal]] = {}
             for pod in self._pods(namespace):
-                instance = (pod.metadata.labels or {}).get(LABEL_INSTANCE)
-                if not instance or not _counts(pod):
-                    continue
+                try:
+                    instance = _instance_of(pod)
+                    if not instance or not _counts(pod):
+                        continue
+                    requests_ = pod_requests(pod)
+                except (AttributeError, TypeError, ValueError) as exc:  # a malformed pod
+                    raise SourceUnavailable(
+                        f"The Kubernetes API sent a pod in {namespace!r} Slipway cannot "
+                        f"read: {type(exc).__name__}: {exc}"
+                    ) from None
                 total = by_instance.setdefault(
                     instance, {"cpu": Decimal(0), "memory": Decimal(0), "gpu": Decimal(0)}
                 )
-                for kind, value in pod_requests(pod).items():
+                for kind, value in requests_.items():
                     total[kind] += value
             for target in members:
                 if target.instance in by_instance:
@@ -162,14 +177,22 @@ class KubernetesCostSource:
                     readings += cost_readings(target, per_hour, at)
         return readings
 
-    def _pods(self, namespace: str) -> list:
+    def _pods(self, namespace: str) -> list[dict]:
+        """The namespace's Slipway pods as plain dicts: the JSON body read with json.loads
+        rather than turned into client models (a model per pod, container and quantity
+        cost more than the whole rest of the poll)."""
         self.requests_sent += 1
         try:
-            return self._api.list_namespaced_pod(
+            response = self._api.list_namespaced_pod(
                 namespace,
                 label_selector=POD_SELECTOR,
                 _request_timeout=(self.timeout, self.timeout),
-            ).items
+                _preload_content=False,
+            )
+            try:
+                body = json.loads(response.data)
+            finally:
+                response.release_conn()
         except ApiException as exc:
             if exc.status in (401, 403):
                 raise MetricsConfigError(
@@ -184,10 +207,16 @@ class KubernetesCostSource:
             raise SourceUnavailable(
                 f"Cannot reach the Kubernetes API: {type(exc).__name__}."
             ) from None
-        except ValueError as exc:  # a quantity or a body the client cannot read
+        except ValueError:  # not JSON
             raise SourceUnavailable(
-                f"The Kubernetes API sent a pod list Slipway cannot read: {exc}"
+                f"The Kubernetes API sent a pod list for {namespace!r} that is not JSON."
             ) from None
+        items = body.get("items") if isinstance(body, dict) else None
+        if not isinstance(items, list) or not all(isinstance(pod, dict) for pod in items):
+            raise SourceUnavailable(
+                f"The Kubernetes API sent a pod list for {namespace!r} without its items."
+            )
+        return items
 
     def close(self) -> None:
         self.api_client.close()

@@ -123,16 +123,21 @@ class PrometheusClient:
                 "result_type",
                 f"the query returned a {data.get('resultType')}, not an instant vector",
             )
-        samples = []
-        for item in data["result"]:
-            try:
-                labels = {str(k): str(v) for k, v in item["metric"].items()}
-                value = float(item["value"][1])
-            except (KeyError, IndexError, TypeError, ValueError, AttributeError):
-                raise PrometheusUnavailable(
-                    f"Prometheus at {self.url} sent a malformed sample."
-                ) from None
-            samples.append((labels, value))
+        # Straight from the decoded JSON into (labels, value) tuples: the label object is
+        # used as decoded (JSON object keys are strings, and Prometheus's values are too),
+        # no copy or model per series; a vector can hold tens of thousands of them.
+        samples: list[Sample] = []
+        append = samples.append
+        try:
+            for item in data["result"]:
+                labels = item["metric"]
+                if type(labels) is not dict:
+                    raise TypeError
+                append((labels, float(item["value"][1])))
+        except (KeyError, IndexError, TypeError, ValueError):
+            raise PrometheusUnavailable(
+                f"Prometheus at {self.url} sent a malformed sample."
+            ) from None
         return samples
 
     def close(self) -> None:
