@@ -61,6 +61,8 @@ MIDDLEWARE = [
     "controlplane.prometheus.PrometheusMiddleware",
     "apps.core.request_id.RequestIdMiddleware",
     "apps.core.middleware.BodySizeLimitMiddleware",
+    # After the size limit (what it reads is bounded), before anything reaches a view.
+    "apps.core.middleware.UnstorableInputMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "apps.core.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",

@@ -5,9 +5,11 @@ actions, which lock, check and audit. Setup changes made here are audited too.
 """
 
 from django.contrib import admin
+from django.db import models
 
 from apps.audit.services import audit_record_standalone
 from apps.core.admin import ReadOnlyAdmin
+from apps.core.jsoninput import SafeJSONFormField
 from apps.releases.models import (
     Approval,
     ApprovalRule,
@@ -19,6 +21,17 @@ from apps.releases.models import (
 
 
 class AuditedAdmin(admin.ModelAdmin):
+    # Pasted JSON is checked for depth and for text PostgreSQL cannot store, the way the
+    # API checks a request body, so a bad paste is a form error and not a 500.
+    formfield_overrides = {models.JSONField: {"form_class": SafeJSONFormField}}
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "name" and isinstance(db_field, models.CharField):
+            # Names are used as typed: " svc" or "svc\n" is refused by the name validator
+            # with a message instead of being trimmed to a different name than was typed.
+            kwargs["strip"] = False
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
         audit_record_standalone(
