@@ -211,3 +211,62 @@ def test_the_admin_refuses_unstorable_json_in_environment_overrides(admin_client
     assert "NUL" in response.content.decode()
     staging.refresh_from_db()
     assert staging.config_overrides == {}
+
+
+# --- names: refused as typed, never trimmed or reserved -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "fragment"),
+    [
+        ("service", " churn-model", "whitespace"),
+        ("service", "churn-model\n", "whitespace"),
+        ("environment", "staging ", "whitespace"),
+        ("environment", "con", "reserved device name"),
+    ],
+)
+def test_the_api_refuses_untrimmed_or_reserved_names(
+    api, environments, model_versions, field, value, fragment
+):
+    response = api.post("/api/v1/releases/", {**CREATE, field: value}, format="json")
+    assert response.status_code == 400, response.content
+    assert fragment in response.json()["errors"][field][0]
+    assert not Release.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "fragment"),
+    [
+        (" fraud-model", "leading or trailing whitespace"),
+        ("fraud-model\n", "leading or trailing whitespace"),
+        ("con", "reserved device name"),
+        ("LPT1", "reserved device name"),
+    ],
+)
+def test_the_admin_refuses_untrimmed_or_reserved_service_names(
+    admin_client, environments, name, fragment
+):
+    response = admin_client.post("/admin/releases/service/add/", _service_form(name=name))
+    assert response.status_code == 200
+    assert fragment in response.content.decode()
+    assert not Service.objects.exclude(name="churn-model").exists()
+
+
+def test_the_admin_refuses_a_reserved_environment_name(admin_client, db):
+    response = admin_client.post(
+        "/admin/releases/environment/add/",
+        {
+            "name": "aux",
+            "order": "3",
+            "min_soak_minutes": "0",
+            "bake_minutes": "30",
+            "kserve_mode": "knative",
+            "kserve_version": "0.15",
+            "config_overrides": "{}",
+            "approval_rules-TOTAL_FORMS": "0",
+            "approval_rules-INITIAL_FORMS": "0",
+        },
+    )
+    assert response.status_code == 200
+    assert "reserved device name" in response.content.decode()
+    assert not Environment.objects.filter(name="aux").exists()
