@@ -4,12 +4,18 @@ Releases and approvals are read-only here: they change only through the release
 actions, which lock, check and audit. Setup changes made here are audited too.
 """
 
+from django import forms
 from django.contrib import admin
 from django.db import models
 
 from apps.audit.services import audit_record_standalone
 from apps.core.admin import ReadOnlyAdmin
 from apps.core.jsoninput import SafeJSONFormField
+from apps.releases.config_check import (
+    environment_config_problems,
+    service_config_problems,
+    target_config_problem,
+)
 from apps.releases.models import (
     Approval,
     ApprovalRule,
@@ -53,6 +59,63 @@ class AuditedAdmin(admin.ModelAdmin):
         )
 
 
+class ServiceAdminForm(forms.ModelForm):
+    """Refuses a runtime and default configuration releases would fail on."""
+
+    class Meta:
+        model = Service
+        fields = "__all__"  # noqa: DJ007 - the admin shows every field
+
+    def clean(self):
+        cleaned = super().clean()
+        if "runtime" in cleaned and "default_config" in cleaned:
+            for problem in service_config_problems(
+                runtime=cleaned["runtime"],
+                default_config=cleaned["default_config"],
+                service_id=self.instance.pk,
+            ):
+                self.add_error("default_config", problem)
+        return cleaned
+
+
+class EnvironmentAdminForm(forms.ModelForm):
+    """Refuses overrides that the releases of some service here would fail on."""
+
+    class Meta:
+        model = Environment
+        fields = "__all__"  # noqa: DJ007 - the admin shows every field
+
+    def clean(self):
+        cleaned = super().clean()
+        if "config_overrides" in cleaned:
+            for problem in environment_config_problems(
+                config_overrides=cleaned["config_overrides"], environment_id=self.instance.pk
+            ):
+                self.add_error("config_overrides", problem)
+        return cleaned
+
+
+class ServiceEnvironmentAdminForm(forms.ModelForm):
+    """Refuses per-target overrides that this service's releases there would fail on."""
+
+    class Meta:
+        model = ServiceEnvironment
+        fields = "__all__"  # noqa: DJ007 - the admin shows every field
+
+    def clean(self):
+        cleaned = super().clean()
+        service, environment = cleaned.get("service"), cleaned.get("environment")
+        if service and environment and "config_overrides" in cleaned:
+            problem = target_config_problem(
+                service=service,
+                environment=environment,
+                config_overrides=cleaned["config_overrides"],
+            )
+            if problem:
+                self.add_error("config_overrides", problem)
+        return cleaned
+
+
 class ApprovalRuleInline(admin.TabularInline):
     model = ApprovalRule
     extra = 0
@@ -60,6 +123,7 @@ class ApprovalRuleInline(admin.TabularInline):
 
 @admin.register(Environment)
 class EnvironmentAdmin(AuditedAdmin):
+    form = EnvironmentAdminForm
     list_display = (
         "name",
         "order",
@@ -85,6 +149,7 @@ class EnvironmentAdmin(AuditedAdmin):
 
 @admin.register(Service)
 class ServiceAdmin(AuditedAdmin):
+    form = ServiceAdminForm
     list_display = ("name", "owner_team", "registered_model", "runtime")
     search_fields = ("name", "owner_team", "registered_model")
     list_filter = ("runtime",)
@@ -92,6 +157,7 @@ class ServiceAdmin(AuditedAdmin):
 
 @admin.register(ServiceEnvironment)
 class ServiceEnvironmentAdmin(AuditedAdmin):
+    form = ServiceEnvironmentAdminForm
     list_display = ("service", "environment", "sync_status", "health_status", "status_observed_at")
     readonly_fields = (
         "sync_status",

@@ -9,6 +9,7 @@ import json
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
+from django.utils.html import escape
 from rest_framework.test import APIClient
 
 from apps.accounts.services import api_token_create
@@ -270,3 +271,63 @@ def test_the_admin_refuses_a_reserved_environment_name(admin_client, db):
     assert response.status_code == 200
     assert "reserved device name" in response.content.decode()
     assert not Environment.objects.filter(name="aux").exists()
+
+
+# --- the admin checks serving configurations like release creation does ------------------
+
+
+def _api_config_message(api, overrides) -> str:
+    response = api.post(
+        "/api/v1/releases/", {**CREATE, "config_overrides": overrides}, format="json"
+    )
+    assert response.status_code == 400, response.content
+    return response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"replicas": "lots"}, {"resources": {"cpu": "lots"}}, {"no_such_setting": 1}],
+)
+def test_the_admin_refuses_a_default_config_releases_would_fail_on(
+    admin_client, api, environments, model_versions, bad
+):
+    message = _api_config_message(api, bad)
+    assert message.startswith("The serving configuration is not valid:")
+    good = json.loads(_service_form()["default_config"])
+    response = admin_client.post(
+        "/admin/releases/service/add/", _service_form(default_config=json.dumps({**good, **bad}))
+    )
+    assert response.status_code == 200
+    assert escape(f"In staging: {message}") in response.content.decode()
+    assert not Service.objects.filter(name="fraud-model").exists()
+
+
+def test_the_admin_saves_a_good_service(admin_client, environments):
+    response = admin_client.post("/admin/releases/service/add/", _service_form())
+    assert response.status_code == 302, response.content.decode()[-3000:]
+    assert Service.objects.filter(name="fraud-model").exists()
+
+
+def test_the_admin_refuses_environment_overrides_a_service_would_fail_on(
+    admin_client, api, environments, model_versions
+):
+    message = _api_config_message(api, {"replicas": "lots"})
+    staging = Environment.objects.get(name="staging")
+    response = admin_client.post(
+        f"/admin/releases/environment/{staging.pk}/change/",
+        {
+            "name": "staging",
+            "order": "1",
+            "min_soak_minutes": "0",
+            "bake_minutes": "30",
+            "kserve_mode": staging.kserve_mode,
+            "kserve_version": staging.kserve_version,
+            "config_overrides": '{"replicas": "lots"}',
+            "approval_rules-TOTAL_FORMS": "0",
+            "approval_rules-INITIAL_FORMS": "0",
+        },
+    )
+    assert response.status_code == 200
+    assert escape(f"For churn-model: {message}") in response.content.decode()
+    staging.refresh_from_db()
+    assert staging.config_overrides == {}
