@@ -331,3 +331,18 @@ def test_the_admin_refuses_environment_overrides_a_service_would_fail_on(
     assert escape(f"For churn-model: {message}") in response.content.decode()
     staging.refresh_from_db()
     assert staging.config_overrides == {}
+
+
+# --- headers ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("incoming", ["abc\n", "abc\r\nSet-Cookie: x=1", "a" * 65, "a b"])
+def test_a_malformed_request_id_header_is_replaced_not_echoed(client, db, incoming):
+    response = client.get("/healthz", HTTP_X_REQUEST_ID=incoming)
+    assert response.status_code == 200
+    assert response["X-Request-ID"] != incoming
+    assert len(response["X-Request-ID"]) == 32
+
+
+def test_a_well_formed_request_id_is_echoed(client, db):
+    assert client.get("/healthz", HTTP_X_REQUEST_ID="ci-run.42")["X-Request-ID"] == "ci-run.42"

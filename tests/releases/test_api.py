@@ -65,7 +65,7 @@ def test_tokens_are_stored_hashed(alice):
 @pytest.mark.parametrize(
     "body, field, fragment",
     [
-        ({**BODY, "service": "../../etc"}, "service", "slug"),
+        ({**BODY, "service": "../../etc"}, "service", "not a valid name"),
         ({**BODY, "service": "no-such"}, "service", "No service named"),
         ({**BODY, "environment": "qa"}, "environment", "No environment named"),
         ({**BODY, "model_version": 99}, "model_version", "has no version 99"),
