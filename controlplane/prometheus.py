@@ -25,8 +25,10 @@ directory at start-up) prometheus_client keeps each worker's counters in files t
 Without it (``runserver``, the demo, tests) each process reports its own counts, which is
 exact for a single process. The state gauges do not depend on either.
 
-Optional protection: with ``METRICS_TOKEN`` set, ``/metrics`` wants
-``Authorization: Bearer <token>`` (Prometheus: ``authorization: {credentials_file: ...}``).
+Access: ``/metrics`` wants ``Authorization: Bearer <METRICS_TOKEN>`` (Prometheus:
+``authorization: {credentials_file: ...}``, see deploy/compose/prometheus.yml). With no
+token configured it answers 401 saying how to configure one, unless ``METRICS_PUBLIC=1``
+opens it on purpose: closed unless someone decided otherwise.
 """
 
 from __future__ import annotations
@@ -168,7 +170,7 @@ def scrape_registry() -> CollectorRegistry:
 def _authorized(request) -> bool:
     token = getattr(settings, "METRICS_TOKEN", "")
     if not token:
-        return True
+        return bool(getattr(settings, "METRICS_PUBLIC", False))
     header = request.headers.get("Authorization", "")
     scheme, _, credentials = header.partition(" ")
     return scheme.lower() == "bearer" and hmac.compare_digest(
@@ -181,7 +183,15 @@ def _authorized(request) -> bool:
 def metrics_view(request):
     """The Prometheus text format (or OpenMetrics when the scraper asks for it)."""
     if not _authorized(request):
-        response = HttpResponse("A bearer token is required.\n", status=401)
+        if getattr(settings, "METRICS_TOKEN", ""):
+            message = "A bearer token is required.\n"
+        else:
+            message = (
+                "Closed: no METRICS_TOKEN is configured. Set METRICS_TOKEN (or "
+                "METRICS_TOKEN_FILE) and give Prometheus the token, or set METRICS_PUBLIC=1 "
+                "to open /metrics to anyone who can reach it.\n"
+            )
+        response = HttpResponse(message, status=401)
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
     encoder, content_type = choose_encoder(request.headers.get("Accept", ""))

@@ -62,6 +62,8 @@ MIDDLEWARE = [
     "controlplane.prometheus.PrometheusMiddleware",
     "apps.core.request_id.RequestIdMiddleware",
     "apps.core.middleware.BodySizeLimitMiddleware",
+    # After the size limit (what it reads is bounded), before anything reaches a view.
+    "apps.core.middleware.UnstorableInputMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "apps.core.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -364,7 +366,11 @@ CELERY_BEAT_SCHEDULE = {
 # --- Slipway's own monitoring and browser security ------------------------------------
 READINESS_TIMEOUT_SECONDS = env_int("READINESS_TIMEOUT_SECONDS", 3, minimum=1)
 READINESS_GIT_CACHE_SECONDS = env_int("READINESS_GIT_CACHE_SECONDS", 30, minimum=0)
-METRICS_TOKEN = env_str("METRICS_TOKEN", "")  # /metrics wants a bearer token when set
+# /metrics wants "Authorization: Bearer <METRICS_TOKEN>" (or the token in METRICS_TOKEN_FILE).
+# Without a token it answers 401, unless METRICS_PUBLIC=1 opens it on purpose: request
+# counts and release states are not for anonymous callers by default.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+METRICS_PUBLIC = env_bool("METRICS_PUBLIC", False)
 CSP_REPORT_ONLY = env_bool("CSP_REPORT_ONLY", False)
 CSP_REPORT_URI = env_str("CSP_REPORT_URI", "")
 

@@ -9,7 +9,9 @@ import re
 import uuid
 
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
-_SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# fullmatch, not match: "$" also matches before a final newline, and an id "abc\n" echoed
+# into the response header was a 500 (BadHeaderError).
+_SAFE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 def current_request_id() -> str:
@@ -18,7 +20,7 @@ def current_request_id() -> str:
 
 def bind_request_id(value: str) -> contextvars.Token:
     """Bind an id outside a request (a Celery task passes on the id of its request)."""
-    return _request_id.set(value if _SAFE_ID.match(value or "") else uuid.uuid4().hex)
+    return _request_id.set(value if _SAFE_ID.fullmatch(value or "") else uuid.uuid4().hex)
 
 
 class RequestIdMiddleware:

@@ -4,10 +4,18 @@ Releases and approvals are read-only here: they change only through the release
 actions, which lock, check and audit. Setup changes made here are audited too.
 """
 
+from django import forms
 from django.contrib import admin
+from django.db import models
 
 from apps.audit.services import audit_record_standalone
 from apps.core.admin import ReadOnlyAdmin
+from apps.core.jsoninput import SafeJSONFormField
+from apps.releases.config_check import (
+    environment_config_problems,
+    service_config_problems,
+    target_config_problem,
+)
 from apps.releases.models import (
     Approval,
     ApprovalRule,
@@ -19,6 +27,17 @@ from apps.releases.models import (
 
 
 class AuditedAdmin(admin.ModelAdmin):
+    # Pasted JSON is checked for depth and for text PostgreSQL cannot store, the way the
+    # API checks a request body, so a bad paste is a form error and not a 500.
+    formfield_overrides = {models.JSONField: {"form_class": SafeJSONFormField}}
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "name" and isinstance(db_field, models.CharField):
+            # Names are used as typed: " svc" or "svc\n" is refused by the name validator
+            # with a message instead of being trimmed to a different name than was typed.
+            kwargs["strip"] = False
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
         audit_record_standalone(
@@ -40,6 +59,63 @@ class AuditedAdmin(admin.ModelAdmin):
         )
 
 
+class ServiceAdminForm(forms.ModelForm):
+    """Refuses a runtime and default configuration releases would fail on."""
+
+    class Meta:
+        model = Service
+        fields = "__all__"  # noqa: DJ007 - the admin shows every field
+
+    def clean(self):
+        cleaned = super().clean()
+        if "runtime" in cleaned and "default_config" in cleaned:
+            for problem in service_config_problems(
+                runtime=cleaned["runtime"],
+                default_config=cleaned["default_config"],
+                service_id=self.instance.pk,
+            ):
+                self.add_error("default_config", problem)
+        return cleaned
+
+
+class EnvironmentAdminForm(forms.ModelForm):
+    """Refuses overrides that the releases of some service here would fail on."""
+
+    class Meta:
+        model = Environment
+        fields = "__all__"  # noqa: DJ007 - the admin shows every field
+
+    def clean(self):
+        cleaned = super().clean()
+        if "config_overrides" in cleaned:
+            for problem in environment_config_problems(
+                config_overrides=cleaned["config_overrides"], environment_id=self.instance.pk
+            ):
+                self.add_error("config_overrides", problem)
+        return cleaned
+
+
+class ServiceEnvironmentAdminForm(forms.ModelForm):
+    """Refuses per-target overrides that this service's releases there would fail on."""
+
+    class Meta:
+        model = ServiceEnvironment
+        fields = "__all__"  # noqa: DJ007 - the admin shows every field
+
+    def clean(self):
+        cleaned = super().clean()
+        service, environment = cleaned.get("service"), cleaned.get("environment")
+        if service and environment and "config_overrides" in cleaned:
+            problem = target_config_problem(
+                service=service,
+                environment=environment,
+                config_overrides=cleaned["config_overrides"],
+            )
+            if problem:
+                self.add_error("config_overrides", problem)
+        return cleaned
+
+
 class ApprovalRuleInline(admin.TabularInline):
     model = ApprovalRule
     extra = 0
@@ -47,6 +123,7 @@ class ApprovalRuleInline(admin.TabularInline):
 
 @admin.register(Environment)
 class EnvironmentAdmin(AuditedAdmin):
+    form = EnvironmentAdminForm
     list_display = (
         "name",
         "order",
@@ -72,6 +149,7 @@ class EnvironmentAdmin(AuditedAdmin):
 
 @admin.register(Service)
 class ServiceAdmin(AuditedAdmin):
+    form = ServiceAdminForm
     list_display = ("name", "owner_team", "registered_model", "runtime")
     search_fields = ("name", "owner_team", "registered_model")
     list_filter = ("runtime",)
@@ -79,6 +157,7 @@ class ServiceAdmin(AuditedAdmin):
 
 @admin.register(ServiceEnvironment)
 class ServiceEnvironmentAdmin(AuditedAdmin):
+    form = ServiceEnvironmentAdminForm
     list_display = ("service", "environment", "sync_status", "health_status", "status_observed_at")
     readonly_fields = (
         "sync_status",

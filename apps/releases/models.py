@@ -335,6 +335,9 @@ class Release(models.Model):
     )
     # NULL, not "": the unique constraint must ignore releases created without a key.
     idempotency_key = models.CharField(max_length=128, null=True, blank=True)  # noqa: DJ001
+    # SHA-256 of the canonical request the key was first used with: a replay with the same
+    # key and any other request is a 409, not the first result (see the README).
+    idempotency_fingerprint = models.CharField(max_length=64, blank=True, default="")
     commit_sha = models.CharField(max_length=40, blank=True)
     status_message = models.TextField(blank=True, help_text="latest word from git or Argo CD")
     created_at = models.DateTimeField(auto_now_add=True)

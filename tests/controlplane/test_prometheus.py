@@ -44,6 +44,7 @@ FAMILIES = {
 def metrics_settings(settings):
     settings.ROOT_URLCONF = URLS
     settings.METRICS_TOKEN = ""
+    settings.METRICS_PUBLIC = True
     return settings
 
 
@@ -234,6 +235,19 @@ def test_metrics_token_when_configured(metrics_settings):
     assert wrong.status_code == 401 and wrong["WWW-Authenticate"].startswith("Bearer")
     right = Client().get("/metrics", HTTP_AUTHORIZATION=f"Bearer {metrics_settings.METRICS_TOKEN}")
     assert right.status_code == 200
+
+
+@pytest.mark.django_db
+def test_metrics_are_closed_without_a_token_unless_opened(metrics_settings):
+    metrics_settings.METRICS_PUBLIC = False
+    closed = Client().get("/metrics")
+    assert closed.status_code == 401
+    assert b"METRICS_TOKEN" in closed.content and b"METRICS_PUBLIC=1" in closed.content
+    assert b"slipway_controlplane" not in closed.content
+    # A made-up bearer token opens nothing when none is configured.
+    assert Client().get("/metrics", HTTP_AUTHORIZATION="Bearer ").status_code == 401
+    metrics_settings.METRICS_PUBLIC = True
+    assert Client().get("/metrics").status_code == 200
 
 
 def test_metric_names_never_collide_with_the_model_servers_metrics():

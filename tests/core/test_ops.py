@@ -55,6 +55,7 @@ def test_metrics_serves_a_collector_an_app_adds(scratch_registry, settings):
 
     settings.ROOT_URLCONF = URLS
     settings.METRICS_TOKEN = ""
+    settings.METRICS_PUBLIC = True
 
     def queue_depth():
         yield GaugeMetricFamily(f"{ops.METRICS_PREFIX}_test_depth", "A test gauge.", value=3)

@@ -262,3 +262,16 @@ def test_prometheus_config_is_valid_and_scrapes_slipway():
     assert jobs["slipway"].get("metrics_path", "/metrics") == "/metrics"
     allowed = re.search(r"^ALLOWED_HOSTS=(.*)$", ENV_EXAMPLE.read_text(), re.M).group(1)
     assert "web" in allowed.split(","), "Prometheus sends Host: web:8000"
+
+
+def test_prometheus_scrapes_slipway_with_the_metrics_token(compose, services):
+    # /metrics is closed without a token: the compose Prometheus must present the one the
+    # Slipway containers read (METRICS_TOKEN in .env), as a file mounted from a secret.
+    config = yaml.safe_load((ROOT / "deploy" / "compose" / "prometheus.yml").read_text())
+    (slipway,) = [job for job in config["scrape_configs"] if job["job_name"] == "slipway"]
+    credentials = slipway["authorization"]["credentials_file"]
+    secret = credentials.removeprefix("/run/secrets/")
+    assert credentials != secret, "the token file is a compose secret under /run/secrets/"
+    assert secret in services["prometheus"]["secrets"]
+    assert compose["secrets"][secret] == {"environment": "METRICS_TOKEN"}
+    assert re.search(r"^METRICS_TOKEN=", ENV_EXAMPLE.read_text(), re.M)

@@ -31,6 +31,7 @@ from tests.services import REDIS_URL, need_service, redis_available
 from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
+METRICS_TOKEN = "gunicorn-test-scrape-token-" + "x" * 20
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 
@@ -65,6 +66,8 @@ def gunicorn(transactional_db, tmp_path):
         "GUNICORN_WORKER_TMP_DIR": str(tmp_path),
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
         "LOG_LEVEL": "WARNING",
+        # /metrics is closed without a token; Prometheus below scrapes with this one.
+        "METRICS_TOKEN": METRICS_TOKEN,
     }
     log = (tmp_path / "gunicorn.log").open("wb")
     process = subprocess.Popen(
@@ -104,7 +107,9 @@ def gunicorn(transactional_db, tmp_path):
 
 
 def healthz_count(base: str) -> float:
-    text = requests.get(f"{base}/metrics", timeout=10).text
+    text = requests.get(
+        f"{base}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}, timeout=10
+    ).text
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if (
@@ -128,7 +133,12 @@ def test_counts_are_summed_over_workers_and_scraped_by_prometheus(gunicorn, prom
     files = sorted(p.name for p in gunicorn["metrics_dir"].glob("counter_*.db"))
     assert len(files) >= 2, f"one file per worker expected: {files}"
 
-    prometheus = prometheus_factory(scrape_targets=[f"127.0.0.1:{gunicorn['port']}"])
+    assert requests.get(f"{base}/metrics", timeout=10).status_code == 401
+    token_file = gunicorn["metrics_dir"].parent / "metrics-token"
+    token_file.write_text(METRICS_TOKEN + "\n")
+    prometheus = prometheus_factory(
+        scrape_targets=[f"127.0.0.1:{gunicorn['port']}"], credentials_file=token_file
+    )
     result = wait_until(
         lambda: prometheus.query(
             'slipway_controlplane_http_requests_total{view="healthz",status="200"}'

@@ -47,7 +47,7 @@ def test_token_auth_and_idempotent_create(api, staging, model_versions):
 @pytest.mark.parametrize(
     "body, field, fragment",
     [
-        ({**BODY, "service": "../../etc"}, "service", "slug"),
+        ({**BODY, "service": "../../etc"}, "service", "not a valid name"),
         ({**BODY, "service": "no-such"}, "service", "No service named"),
         ({**BODY, "environment": "qa"}, "environment", "No environment named"),
         ({**BODY, "model_version": 99}, "model_version", "has no version 99"),

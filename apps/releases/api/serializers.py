@@ -8,6 +8,7 @@ from rest_framework import serializers
 from apps.releases.models import REVIEWER_ROLE_CHOICES, Approval, Environment, Release, Service
 from apps.releases.policy import PolicyProgress
 from apps.releases.selectors import release_policy_progress
+from apps.releases.validators import validate_dns1123_label
 
 _TEXT = {
     "max_length": settings.RELEASE_TEXT_MAX_LENGTH,
@@ -177,9 +178,17 @@ class ReleaseFilterSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(_KINDS, required=False, allow_blank=True, default="")
 
 
+def _name_field(**kwargs) -> serializers.CharField:
+    """A service or environment name as typed: DRF trims whitespace by default, which
+    made " churn-model" mean churn-model; the name validator refuses it instead."""
+    return serializers.CharField(
+        max_length=63, trim_whitespace=False, validators=[validate_dns1123_label], **kwargs
+    )
+
+
 class ReleaseCreateSerializer(serializers.Serializer):
-    service = serializers.SlugField(max_length=63)
-    environment = serializers.SlugField(max_length=63)
+    service = _name_field()
+    environment = _name_field()
     model_version = serializers.IntegerField(
         min_value=1,
         max_value=2**31 - 1,
@@ -221,9 +230,7 @@ class ReasonSerializer(serializers.Serializer):
 
 
 class PromoteSerializer(serializers.Serializer):
-    environment = serializers.SlugField(
-        max_length=63, required=False, allow_null=True, default=None
-    )
+    environment = _name_field(required=False, allow_null=True, default=None)
     reason = serializers.CharField(**_TEXT)
 
 

@@ -25,6 +25,7 @@ from apps.releases.models import (
 )
 from apps.releases.rendering import control_plane_secrets, render_release, resolve_config
 from apps.releases.selectors import release_policy_progress
+from apps.releases.services._idempotency import keyed_release, replay, request_fingerprint
 from apps.releases.services._transitions import (
     _check_transition,
     _clean_text,
@@ -105,41 +106,60 @@ def release_create(
             field_errors={"config_overrides": ["must be an object"]},
         )
 
-    if idempotency_key:
-        existing = Release.objects.filter(
-            requested_by=actor, idempotency_key=idempotency_key
-        ).first()
-        if existing is not None:
-            return _idempotent_replay(
-                existing, service, environment, model_version, overrides
-            ), False
+    fingerprint = request_fingerprint(
+        "create",
+        service=service.name,
+        environment=environment.name,
+        model_version=model_version.version,
+        config_overrides=overrides,
+        reason=reason,
+    )
+    existing = keyed_release(actor=actor, key=idempotency_key)
+    if existing is not None:
+        replayed = _replay_create(
+            existing, fingerprint, service, environment, model_version, overrides
+        )
+        return replayed, False
 
     _ensure_releasable(model_version, service)
-    return _create(
-        actor=actor,
-        service=service,
-        environment=environment,
-        model_version=model_version,
-        overrides=overrides,
-        reason=reason,
-        kind=ReleaseKind.DEPLOY,
-        idempotency_key=idempotency_key or None,
-    ), True
+    try:
+        release = _create(
+            actor=actor,
+            service=service,
+            environment=environment,
+            model_version=model_version,
+            overrides=overrides,
+            reason=reason,
+            kind=ReleaseKind.DEPLOY,
+            idempotency_key=idempotency_key or None,
+            idempotency_fingerprint=fingerprint,
+        )
+    except KeyRaced as raced:
+        # Another request with this key committed first: this one is its replay (200 with
+        # the same release), never a second 201.
+        replayed = _replay_create(
+            raced.release, fingerprint, service, environment, model_version, overrides
+        )
+        return replayed, False
+    return release, True
 
 
-def _idempotent_replay(existing, service, environment, model_version, overrides) -> Release:
-    same = (
+def _replay_create(existing, fingerprint, service, environment, model_version, overrides):
+    legacy_same = (
         existing.service_id == service.pk
         and existing.environment_id == environment.pk
         and existing.model_version_id == model_version.pk
         and existing.config_overrides == overrides
     )
-    if not same:
-        raise Conflict(
-            f"This Idempotency-Key was already used for release #{existing.pk} with a "
-            "different request; use a new key for a new release."
-        )
-    return existing
+    return replay(existing, fingerprint=fingerprint, legacy_same=legacy_same)
+
+
+class KeyRaced(Exception):
+    """Two requests with one idempotency key raced and the other one committed first."""
+
+    def __init__(self, release: Release):
+        super().__init__(f"idempotency key taken by release #{release.pk}")
+        self.release = release
 
 
 def _create(
@@ -152,6 +172,7 @@ def _create(
     reason,
     kind,
     idempotency_key=None,
+    idempotency_fingerprint="",
     promoted_from=None,
     system_actor="",
 ) -> Release:
@@ -183,6 +204,7 @@ def _create(
                 requested_by_system=system_actor,
                 reason=reason,
                 idempotency_key=idempotency_key,
+                idempotency_fingerprint=idempotency_fingerprint if idempotency_key else "",
                 promoted_from=promoted_from,
             )
             audit_record(
@@ -201,12 +223,11 @@ def _create(
                 },
             )
     except IntegrityError:
-        # Two requests with one idempotency key raced; the other one won.
-        existing = Release.objects.filter(
-            requested_by=actor, idempotency_key=idempotency_key
-        ).first()
-        if idempotency_key and existing is not None:
-            return _idempotent_replay(existing, service, environment, model_version, overrides)
+        # PostgreSQL waits for the other insert with this key to commit before refusing
+        # ours, so the winner is visible here; the caller answers with a replay.
+        existing = keyed_release(actor=actor, key=idempotency_key)
+        if existing is not None:
+            raise KeyRaced(existing) from None
         raise
     return release
 

@@ -16,9 +16,15 @@ from apps.releases.models import (
 )
 from apps.releases.rendering import resolve_config
 from apps.releases.selectors import soak_gate, standing_promotion
+from apps.releases.services._idempotency import keyed_release, replay, request_fingerprint
 from apps.releases.services._transitions import _committed_text, _locked
 from apps.releases.services.artifacts import release_check_artifacts
-from apps.releases.services.create import _create, _ensure_releasable, submit_checked
+from apps.releases.services.create import (
+    KeyRaced,
+    _create,
+    _ensure_releasable,
+    submit_checked,
+)
 
 
 def release_promote(
@@ -35,17 +41,17 @@ def release_promote(
     if not permissions.can_promote(actor):
         raise Forbidden("Only ML engineers and admins request promotion.")
     reason = _committed_text(reason, field="reason")
-    if idempotency_key:
-        existing = Release.objects.filter(
-            requested_by=actor, idempotency_key=idempotency_key
-        ).first()
-        if existing is not None:
-            if existing.promoted_from_id != source.pk:
-                raise Conflict(
-                    f"This Idempotency-Key was already used for release #{existing.pk}; "
-                    "use a new key for a new request."
-                )
-            return existing, False
+    # The request as sent: no environment (the default target) and a named one are
+    # different requests under one key.
+    fingerprint = request_fingerprint(
+        "promote",
+        source=source.pk,
+        environment=environment.name if environment is not None else None,
+        reason=reason,
+    )
+    existing = keyed_release(actor=actor, key=idempotency_key)
+    if existing is not None:
+        return _replay_promotion(existing, fingerprint, source), False
     if source.state != ReleaseState.LIVE:
         raise Conflict(
             f"Release #{source.pk} is {source.get_state_display().lower()}; "
@@ -81,12 +87,37 @@ def release_promote(
     release_check_artifacts(
         service=source.service, model_version=source.model_version, config=target_config
     )
+    try:
+        return _promote_locked(
+            actor=actor,
+            source=source,
+            environment=environment,
+            reason=reason,
+            idempotency_key=idempotency_key,
+            fingerprint=fingerprint,
+        )
+    except KeyRaced as raced:
+        return _replay_promotion(raced.release, fingerprint, source), False
+
+
+def _replay_promotion(existing: Release, fingerprint: str, source: Release) -> Release:
+    return replay(
+        existing, fingerprint=fingerprint, legacy_same=existing.promoted_from_id == source.pk
+    )
+
+
+def _promote_locked(*, actor, source, environment, reason, idempotency_key, fingerprint):
     with transaction.atomic():
         # One standing promotion per source and target: a second click, a browser's
         # resubmit or a colleague's request would put the same change in front of
         # reviewers twice, or one that is live already.
         # The source row lock makes two racing requests check one after the other.
         _locked(source)
+        # A request with this key may have committed while this one waited for the lock:
+        # then this one is its replay, not a "standing promotion" conflict.
+        keyed = keyed_release(actor=actor, key=idempotency_key)
+        if keyed is not None:
+            return _replay_promotion(keyed, fingerprint, source), False
         existing = standing_promotion(source=source, target=environment)
         if existing is not None:
             raise Conflict(
@@ -104,5 +135,6 @@ def release_promote(
             kind=ReleaseKind.PROMOTION,
             promoted_from=source,
             idempotency_key=idempotency_key or None,
+            idempotency_fingerprint=fingerprint,
         )
         return submit_checked(actor=actor, release=release), True

@@ -1,0 +1,83 @@
+"""Serving configuration checks for setup screens (the admin): the same merge and parse
+release creation runs, so a service default or an environment override that every later
+release would fail on is refused when it is saved, with the same messages."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from apps.gitops.config import ConfigError, merge_config, parse_serving_config
+from apps.releases.models import Environment, Service, ServiceEnvironment
+
+
+def config_problem(*, runtime: str, layers: Iterable[Mapping | None]) -> str | None:
+    """The API's sentence for a configuration that does not parse, or None."""
+    try:
+        parse_serving_config(runtime, merge_config(*layers))
+    except ConfigError as exc:
+        return "The serving configuration is not valid: " + "; ".join(
+            f"{path}: {message}" for path, message in exc.errors.items()
+        )
+    return None
+
+
+def _target_overrides(*, service_id, environment_id) -> dict:
+    if service_id is None or environment_id is None:
+        return {}
+    target = ServiceEnvironment.objects.filter(
+        service_id=service_id, environment_id=environment_id
+    ).first()
+    return (target.config_overrides if target else None) or {}
+
+
+def service_config_problems(
+    *, runtime: str, default_config: Mapping | None, service_id: int | None = None
+) -> list[str]:
+    """Problems a service's runtime and default configuration would give releases in each
+    environment (merged with that environment's overrides), one sentence per environment."""
+    environments = list(Environment.objects.order_by("order", "name"))
+    if not environments:
+        problem = config_problem(runtime=runtime, layers=[default_config])
+        return [problem] if problem else []
+    problems = []
+    for environment in environments:
+        problem = config_problem(
+            runtime=runtime,
+            layers=[
+                default_config,
+                environment.config_overrides,
+                _target_overrides(service_id=service_id, environment_id=environment.pk),
+            ],
+        )
+        if problem:
+            problems.append(f"In {environment.name}: {problem}")
+    return problems
+
+
+def environment_config_problems(
+    *, config_overrides: Mapping | None, environment_id: int | None = None
+) -> list[str]:
+    """Problems an environment's overrides would give each service's releases there."""
+    problems = []
+    for service in Service.objects.order_by("name"):
+        problem = config_problem(
+            runtime=service.runtime,
+            layers=[
+                service.default_config,
+                config_overrides,
+                _target_overrides(service_id=service.pk, environment_id=environment_id),
+            ],
+        )
+        if problem:
+            problems.append(f"For {service.name}: {problem}")
+    return problems
+
+
+def target_config_problem(
+    *, service: Service, environment: Environment, config_overrides: Mapping | None
+) -> str | None:
+    """The problem one service's overrides in one environment would give its releases."""
+    return config_problem(
+        runtime=service.runtime,
+        layers=[service.default_config, environment.config_overrides, config_overrides],
+    )
