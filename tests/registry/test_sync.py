@@ -322,6 +322,24 @@ def test_first_sync_batches_runs_and_spreads_artifact_reads(mlflow_store, monkey
     assert dict(last.calls_by_method) == {"search_registered_models": 1}
 
 
+def test_a_version_owing_artifacts_is_read_on_demand(mlflow_store, monkeypatch):
+    from apps.registry.services import registry_version_details_read, sync
+
+    monkeypatch.setattr(sync, "ARTIFACT_READS_PER_MODEL", 0)
+    registry_sync(client=mlflow_store.registry_client(), model_names=["churn-model"])
+    mv = ModelVersion.objects.get(name="churn-model", version=1)
+    assert mv.signature is None and mv.artifacts_synced_at is None and mv.run_metrics
+
+    client = mlflow_store.registry_client()
+    registry_version_details_read(model_version=mv, client=client)
+
+    mv = ModelVersion.objects.get(pk=mv.pk)
+    assert len(mv.signature["inputs"]) == 30 and sum(mv.score_baseline["counts"]) == 171
+    assert mv.artifacts_synced_at is not None and mv.details_note == ""
+    assert client.calls_by_method["search_runs"] == 1
+    assert ModelVersion.objects.get(name="churn-model", version=2).signature is None
+
+
 def test_versions_of_one_run_share_their_artifact_reads(mlflow_store, monkeypatch):
     from apps.registry.services import sync
 

@@ -418,6 +418,26 @@ def _sync_model(
         raise failure
 
 
+def registry_version_details_read(
+    *, model_version: ModelVersion, client: RegistryClient | None = None
+) -> ModelVersion:
+    """Read one version's run details and artifacts now, and save them.
+
+    Why: the sync reads artifacts a few versions per model per run, so an old version
+    picked for a release may still owe its signature and score baseline; the release path
+    (or an admin) calls this to have them before reviewers look. Raises the client's
+    RegistryError when MLflow cannot answer; the row is then left as it was. No database
+    transaction is open during the MLflow calls.
+    """
+    client = client or RegistryClient()
+    runs = client.get_runs([model_version.run_id]) if model_version.run_id else {}
+    _apply_details(client, model_version, runs.get(model_version.run_id), read_artifacts=True)
+    ModelVersion.objects.filter(pk=model_version.pk).update(
+        **{name: getattr(model_version, name) for name in _DETAIL_FIELDS}
+    )
+    return model_version
+
+
 def _details_snapshot(row: ModelVersion) -> tuple:
     return (row.run_metrics, row.run_params, row.signature, row.score_baseline)
 
