@@ -349,7 +349,9 @@ def _sync_model(
 ) -> None:
     """Re-read one model: its versions (when ``relist``), then version details: those
     still ``"owed"``, those plus the newest few (``"newest"``, a forced refresh, kept
-    short so the refresh button answers quickly), or ``"all"`` (the periodic full read)."""
+    short so the refresh button answers quickly), or ``"all"`` (the periodic full read).
+    The runs of all of them come in one batch; artifacts are read for the forced newest
+    and for ARTIFACT_READS_PER_MODEL versions that still owe them."""
     result.models_read.append(info.name)
     warnings: list[str] = []
     if relist:
