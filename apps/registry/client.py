@@ -18,7 +18,14 @@ Everything Slipway asks MLflow goes through :class:`RegistryClient`, which
   :class:`RegistryRejected` (MLflow refused the request as invalid);
 * counts the calls it makes (``calls`` and ``calls_by_method``), for tests and the bench.
   One count is one client method call; an artifact download may be several HTTP requests
-  inside MLflow.
+  inside MLflow;
+* reads runs in batches (:meth:`RegistryClient.get_runs`: one ``search_runs`` per hundred
+  run ids) and remembers the small artifacts it has read (by location and path), so a
+  sync's cost grows with models and batches, not with versions times three.
+
+Over HTTP the session MLflow's REST layer uses carries TCP_NODELAY (see
+``apps.registry.http_transport``): a request whose headers and body go out in two writes
+must not wait for the server's delayed ACK on a kept-alive connection.
 
 Credentials come from the environment and are read by MLflow itself on every request:
 ``MLFLOW_TRACKING_USERNAME`` + ``MLFLOW_TRACKING_PASSWORD`` (basic auth) or
@@ -45,7 +52,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,6 +86,15 @@ _MAX_ARTIFACT_DIRS = 200
 
 # A server that keeps returning page tokens is broken; stop instead of looping forever.
 _MAX_PAGES = 10_000
+
+# Run ids per search_runs call: the filter stays a few kilobytes (a POST body) and the
+# server's SQL an IN list of modest size.
+RUN_IDS_PER_SEARCH = 100
+# Experiment ids per search_runs call; a registry's runs rarely span more.
+_EXPERIMENT_IDS_PER_SEARCH = 1_000
+# Run ids MLflow makes are hex (uuid4().hex); anything else is read with get_run rather
+# than quoted into a filter string.
+_PLAIN_RUN_ID = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
 
 # Environment variables the client sets around its calls (see the module docstring).
 _ENV_LOCK = threading.RLock()
@@ -163,6 +179,10 @@ class RegistryClient:
     calls: int = field(default=0, init=False)
     calls_by_method: Counter = field(default_factory=Counter, init=False)
     _mlflow: Any = field(default=None, init=False, repr=False)
+    _experiment_ids: list[str] | None = field(default=None, init=False, repr=False)
+    # (location, path) -> text, or the RegistryNotFound MLflow answered: several versions
+    # registered from one run share their artifacts, and one sync reads them once.
+    _artifact_cache: dict = field(default_factory=dict, init=False, repr=False)
     _deadline: float | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -197,6 +217,9 @@ class RegistryClient:
                     )
             from mlflow import MlflowClient
 
+            from apps.registry.http_transport import install_nodelay
+
+            install_nodelay()
             self._mlflow = MlflowClient(
                 tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri
             )
@@ -328,21 +351,71 @@ class RegistryClient:
 
     def get_run(self, run_id: str) -> RunInfo:
         run = self._call("get_run", lambda: self._client().get_run(run_id))
-        try:
-            return RunInfo(
-                run_id=str(run.info.run_id),
-                experiment_id=str(run.info.experiment_id or ""),
-                status=str(run.info.status or ""),
-                artifact_uri=_text(run.info.artifact_uri),
-                metrics={
-                    str(k): float(v)
-                    for k, v in dict(run.data.metrics).items()
-                    if v is not None and math.isfinite(float(v))
-                },
-                params={str(k): str(v) for k, v in dict(run.data.params).items()},
-            )
-        except (AttributeError, TypeError, ValueError) as exc:
-            raise RegistryUnavailable(f"MLflow returned a malformed run {run_id}: {exc}") from exc
+        return _run_info(run, run_id)
+
+    def get_runs(self, run_ids) -> dict[str, RunInfo]:
+        """The runs with these ids, by id, in batches: ``search_runs`` over every
+        experiment with ``attributes.run_id IN (...)``, RUN_IDS_PER_SEARCH ids a call,
+        instead of one ``get_run`` per version.
+
+        A run the search does not return (deleted with its experiment, made in an
+        experiment created after the experiments were listed, an id that cannot be
+        quoted) is asked for with ``get_run``, so the answer for it is MLflow's own; a run
+        MLflow says does not exist is left out of the result.
+        """
+        wanted = sorted({run_id for run_id in run_ids if run_id})
+        found: dict[str, RunInfo] = {}
+        plain = [run_id for run_id in wanted if _PLAIN_RUN_ID.match(run_id)]
+        if plain:
+            experiment_ids = self._all_experiment_ids()
+            for ids in _chunks(plain, RUN_IDS_PER_SEARCH):
+                for experiments in _chunks(experiment_ids, _EXPERIMENT_IDS_PER_SEARCH):
+                    found.update(self._search_runs(experiments, ids))
+        for run_id in wanted:
+            if run_id not in found:
+                with suppress(RegistryNotFound):
+                    found[run_id] = self.get_run(run_id)
+        return found
+
+    def _search_runs(self, experiment_ids: list[str], run_ids: list[str]) -> dict[str, RunInfo]:
+        from mlflow.entities import ViewType
+
+        filter_string = "attributes.run_id IN ({})".format(
+            ", ".join(f"'{run_id}'" for run_id in run_ids)
+        )
+        found: dict[str, RunInfo] = {}
+        for page in self._pages(
+            "search_runs",
+            lambda token: self._client().search_runs(
+                experiment_ids=experiment_ids,
+                filter_string=filter_string,
+                run_view_type=ViewType.ALL,
+                max_results=len(run_ids),
+                page_token=token,
+            ),
+        ):
+            for run in page:
+                info = _run_info(run, "")
+                if info.run_id in run_ids:
+                    found[info.run_id] = info
+        return found
+
+    def _all_experiment_ids(self) -> list[str]:
+        """Every experiment id, deleted ones included (their runs may back versions),
+        listed once per client."""
+        if self._experiment_ids is None:
+            from mlflow.entities import ViewType
+
+            ids: list[str] = []
+            for page in self._pages(
+                "search_experiments",
+                lambda token: self._client().search_experiments(
+                    view_type=ViewType.ALL, max_results=1000, page_token=token
+                ),
+            ):
+                ids.extend(str(e.experiment_id) for e in page)
+            self._experiment_ids = ids
+        return self._experiment_ids
 
     def read_run_json(self, run: RunInfo, path: str) -> Any:
         """Download one JSON artifact of a run; RegistryNotFound when it is not there.
@@ -398,7 +471,24 @@ class RegistryClient:
 
     def _read_artifact(self, method: str, location: str, path: str) -> str:
         """The text of ``path`` under an artifact location (file:, s3:, mlflow-artifacts:,
-        runs:/...), downloaded to a temporary directory that is removed afterwards."""
+        runs:/...), downloaded to a temporary directory that is removed afterwards.
+        Remembered for this client's lifetime (one sync): artifacts of a logged run do not
+        change under a reader in the middle of a sync."""
+        key = (location.rstrip("/"), path)
+        cached = self._artifact_cache.get(key)
+        if isinstance(cached, RegistryNotFound):
+            raise RegistryNotFound(cached.message)
+        if cached is not None:
+            return cached
+        try:
+            text = self._download_artifact(method, location, path)
+        except RegistryNotFound as exc:
+            self._artifact_cache[key] = exc
+            raise
+        self._artifact_cache[key] = text
+        return text
+
+    def _download_artifact(self, method: str, location: str, path: str) -> str:
 
         def download():
             from mlflow.store.artifact.artifact_repository_registry import (
@@ -507,6 +597,31 @@ class RegistryClient:
                 raise RegistryUnavailable(f"MLflow repeated a page token in {method}.")
             seen.add(token)
         raise RegistryUnavailable(f"MLflow returned more than {_MAX_PAGES} pages in {method}.")
+
+
+def _run_info(run, run_id: str) -> RunInfo:
+    try:
+        return RunInfo(
+            run_id=str(run.info.run_id),
+            experiment_id=str(run.info.experiment_id or ""),
+            status=str(run.info.status or ""),
+            artifact_uri=_text(run.info.artifact_uri),
+            metrics={
+                str(k): float(v)
+                for k, v in dict(run.data.metrics).items()
+                if v is not None and math.isfinite(float(v))
+            },
+            params={str(k): str(v) for k, v in dict(run.data.params).items()},
+        )
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise RegistryUnavailable(
+            f"MLflow returned a malformed run {run_id or '(in a search)'}: {exc}"
+        ) from exc
+
+
+def _chunks(items: list, size: int) -> Iterator[list]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def _small_text(path: Path) -> str:

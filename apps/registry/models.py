@@ -24,10 +24,12 @@ class ModelVersion(models.Model):
 
     Two kinds of data, read at different costs: the fields MLflow returns when listing a
     model's versions (status, description, tags, aliases, times) are refreshed whenever the
-    model changed; the "details" (the run's metrics and params, the signature from the
-    MLmodel file, the score baseline artifact) cost several calls per version and are read
-    once per version (again when its run changes, on a forced refresh, or on the periodic
-    full re-read). ``details_synced_at`` is null while they are still owed.
+    model changed; the "details" (the run's metrics and params) are read in batches once
+    per version (again when its run changes, on a forced refresh, or on the periodic full
+    re-read), ``details_synced_at`` null while they are owed; the artifacts (the signature
+    from the MLmodel file, the score baseline) cost two downloads per version and are read
+    a few versions per model per sync, aliased and newest first (and on a forced
+    refresh), ``artifacts_synced_at`` null while they are owed.
     """
 
     name = models.CharField(max_length=256, help_text="MLflow registered model name")
@@ -64,6 +66,9 @@ class ModelVersion(models.Model):
     )
     details_note = models.TextField(
         blank=True, help_text="what the last details read could not find (no run, no MLmodel...)"
+    )
+    artifacts_synced_at = models.DateTimeField(
+        null=True, blank=True, help_text="when the signature and score baseline were read"
     )
 
     class Meta:

@@ -18,6 +18,8 @@ pytestmark = pytest.mark.django_db
 PER_MODEL_METHODS = {
     "get_registered_model",
     "search_model_versions",
+    "search_experiments",
+    "search_runs",
     "get_run",
     "download_artifacts",
     "download_mlmodel",
@@ -111,8 +113,10 @@ def test_only_the_changed_model_is_reread(mlflow_store):
     assert result.models_read == ["fraud-detector"]
     assert result.versions_created == ["fraud-detector v3"]
     assert client.calls_by_method["search_model_versions"] == 1
-    # Details are read for the new version only.
-    assert client.calls_by_method["get_run"] == 1
+    # Details are read for the new version only, its run in one search.
+    assert result.details_read == 1 and result.artifacts_read == 1
+    assert client.calls_by_method["search_runs"] == 1
+    assert client.calls_by_method["get_run"] == 0
     new = ModelVersion.objects.get(name="fraud-detector", version=3)
     assert new.run_metrics["accuracy"] > 0.5 and new.signature is not None
 
@@ -234,38 +238,127 @@ def test_data_older_than_three_intervals_is_stale(mlflow_store, settings):
     assert sync_status("never-heard-of").is_stale
 
 
-class FailingDetails(RegistryClient):
-    """The real client, with MLflow going away after ``ok_runs`` get_run calls."""
+class FailingArtifacts(RegistryClient):
+    """The real client, with MLflow going away after ``ok_downloads`` artifact reads."""
 
-    ok_runs = 1
+    ok_downloads = 2
 
-    def get_run(self, run_id):
-        if self.calls_by_method["get_run"] >= self.ok_runs:
-            self.calls_by_method["get_run"] += 1
+    def _download_artifact(self, method, location, path):
+        downloads = (
+            self.calls_by_method["download_artifacts"] + self.calls_by_method["download_mlmodel"]
+        )
+        if downloads >= self.ok_downloads:
+            self.calls_by_method[method] += 1
             raise RegistryUnavailable("MLflow went away mid-sync (test)")
-        return super().get_run(run_id)
+        return super()._download_artifact(method, location, path)
 
 
-def test_details_owed_after_a_failure_are_read_next_time(mlflow_store):
-    flaky = FailingDetails(tracking_uri=mlflow_store.uri)
+def test_artifacts_owed_after_a_failure_are_read_next_time(mlflow_store):
+    flaky = FailingArtifacts(tracking_uri=mlflow_store.uri)
     result = registry_sync(client=flaky, model_names=["churn-model"])
 
     assert not result.ok
     rows = {mv.version: mv for mv in ModelVersion.objects.filter(name="churn-model")}
     assert len(rows) == 3  # the listing was written
-    assert rows[3].details_synced_at is not None  # newest first, before MLflow went away
-    assert rows[1].details_synced_at is None and rows[2].details_synced_at is None
+    # The runs came in one batch before MLflow went away: every version has them.
+    assert all(row.details_synced_at is not None and row.run_metrics for row in rows.values())
+    # Newest first: v3's artifacts were read, v2's and v1's are owed and said to be.
+    assert rows[3].artifacts_synced_at is not None and rows[3].signature is not None
+    assert rows[2].artifacts_synced_at is None and rows[1].artifacts_synced_at is None
+    assert "not read yet" in rows[2].details_note
 
     client = mlflow_store.registry_client()
     result = registry_sync(client=client)
 
     assert result.ok
     # churn-model is not listed again (its timestamp did not move): only its two owed
-    # versions are read, plus fraud-detector, new, in full.
+    # versions' artifacts are read, plus fraud-detector, new, in full.
     assert result.models_read == ["churn-model", "fraud-detector"]
     assert client.calls_by_method["search_model_versions"] == 1
-    assert client.calls_by_method["get_run"] == 2 + 2
-    assert all(mv.run_metrics for mv in ModelVersion.objects.filter(name="churn-model"))
+    assert client.calls_by_method["search_runs"] == 2  # one batch per model
+    assert client.calls_by_method["download_artifacts"] == 2 + 2
+    assert result.artifacts_read == 2 + 2
+    for mv in ModelVersion.objects.filter(name="churn-model"):
+        assert mv.signature is not None and mv.score_baseline is not None
+        assert mv.details_note == ""
+
+
+def test_first_sync_batches_runs_and_spreads_artifact_reads(mlflow_store, monkeypatch):
+    from apps.registry.services import sync
+
+    monkeypatch.setattr(sync, "ARTIFACT_READS_PER_MODEL", 1)
+    mlflow_store.mlflow().set_registered_model_alias("churn-model", "prod", "1")
+
+    client = mlflow_store.registry_client()
+    result = registry_sync(client=client)
+
+    assert result.ok and result.details_read == 5
+    # Calls grow with models, not versions: one run search per model, experiments once,
+    # and artifacts (two downloads) for one version per model.
+    assert dict(client.calls_by_method) == {
+        "search_registered_models": 1,
+        "search_model_versions": 2,
+        "search_experiments": 1,
+        "search_runs": 2,
+        "download_artifacts": 2,
+        "download_mlmodel": 2,
+    }
+    churn = {mv.version: mv for mv in ModelVersion.objects.filter(name="churn-model")}
+    assert all(mv.run_metrics for mv in churn.values())
+    # The aliased (deployed) version first: drift needs its baseline.
+    assert churn[1].score_baseline is not None and churn[1].artifacts_synced_at is not None
+    assert churn[3].signature is None and churn[3].artifacts_synced_at is None
+
+    # The following syncs read the rest, newest first, one per model each time.
+    second = mlflow_store.registry_client()
+    registry_sync(client=second)
+    assert "search_model_versions" not in second.calls_by_method
+    assert ModelVersion.objects.get(name="churn-model", version=3).signature is not None
+    assert ModelVersion.objects.get(name="churn-model", version=2).signature is None
+    registry_sync(client=mlflow_store.registry_client())
+    assert not ModelVersion.objects.filter(artifacts_synced_at=None).exists()
+    last = mlflow_store.registry_client()
+    registry_sync(client=last)
+    assert dict(last.calls_by_method) == {"search_registered_models": 1}
+
+
+def test_a_version_owing_artifacts_is_read_on_demand(mlflow_store, monkeypatch):
+    from apps.registry.services import registry_version_details_read, sync
+
+    monkeypatch.setattr(sync, "ARTIFACT_READS_PER_MODEL", 0)
+    registry_sync(client=mlflow_store.registry_client(), model_names=["churn-model"])
+    mv = ModelVersion.objects.get(name="churn-model", version=1)
+    assert mv.signature is None and mv.artifacts_synced_at is None and mv.run_metrics
+
+    client = mlflow_store.registry_client()
+    registry_version_details_read(model_version=mv, client=client)
+
+    mv = ModelVersion.objects.get(pk=mv.pk)
+    assert len(mv.signature["inputs"]) == 30 and sum(mv.score_baseline["counts"]) == 171
+    assert mv.artifacts_synced_at is not None and mv.details_note == ""
+    assert client.calls_by_method["search_runs"] == 1
+    assert ModelVersion.objects.get(name="churn-model", version=2).signature is None
+
+
+def test_versions_of_one_run_share_their_artifact_reads(mlflow_store, monkeypatch):
+    from apps.registry.services import sync
+
+    monkeypatch.setattr(sync, "ARTIFACT_READS_PER_MODEL", 10)
+    v1 = next(v for v in mlflow_store.seeded if (v.name, v.version) == ("churn-model", 1))
+    upstream = mlflow_store.mlflow().get_model_version("churn-model", "1")
+    mlflow_store.mlflow().create_model_version(
+        "churn-model", source=upstream.source, run_id=v1.run_id
+    )
+
+    client = mlflow_store.registry_client()
+    result = registry_sync(client=client, model_names=["churn-model"])
+
+    assert result.ok and result.artifacts_read == 4
+    twin, original = (ModelVersion.objects.get(name="churn-model", version=n) for n in (4, 1))
+    assert twin.signature == original.signature and twin.score_baseline
+    # Four versions, three runs and three model folders: one download of each file.
+    assert client.calls_by_method["download_artifacts"] == 3
+    assert client.calls_by_method["download_mlmodel"] == 3
 
 
 def test_forced_refresh_rereads_details(mlflow_store):
@@ -284,7 +377,7 @@ def test_forced_refresh_rereads_details(mlflow_store):
     mv = ModelVersion.objects.get(name="churn-model", version=1)
     assert mv.run_metrics["accuracy"] == 0.5
     assert mv.tags["owner"] == "growth"
-    assert client.calls_by_method["get_run"] == 3
+    assert result.details_read == 3 and client.calls_by_method["search_runs"] == 1
 
 
 def test_periodic_full_read_catches_silent_changes(mlflow_store, settings):
@@ -337,9 +430,10 @@ def test_forced_refresh_reads_details_of_the_newest_versions_only(mlflow_store, 
     monkeypatch.setattr(sync, "FORCED_DETAILS_NEWEST", 2)
 
     client = mlflow_store.registry_client()
-    registry_sync(client=client, model_names=["churn-model"], force=True)
+    result = registry_sync(client=client, model_names=["churn-model"], force=True)
 
-    assert client.calls_by_method["get_run"] == 2
+    assert result.details_read == 2 and result.artifacts_read == 2
+    assert client.calls_by_method["download_mlmodel"] == 2
     assert client.calls_by_method["search_model_versions"] == 1
 
 

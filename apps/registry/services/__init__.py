@@ -19,12 +19,14 @@ from apps.registry.services.aliases import (
     registry_alias_retry,
 )
 from apps.registry.services.sync import (
+    ARTIFACT_READS_PER_MODEL,
     FORCED_DETAILS_NEWEST,
     SYNC_ACTOR,
     ModelChange,
     SyncResult,
     full_resync_seconds,
     registry_sync,
+    registry_version_details_read,
     validate_score_baseline,
 )
 
@@ -34,6 +36,7 @@ __all__ = [
     "ALIAS_MAX_ATTEMPTS",
     "ALIAS_RETRY_BASE_SECONDS",
     "ALIAS_RETRY_MAX_SECONDS",
+    "ARTIFACT_READS_PER_MODEL",
     "FORCED_DETAILS_NEWEST",
     "SYNC_ACTOR",
     "ModelChange",
@@ -43,5 +46,6 @@ __all__ = [
     "registry_alias_assign",
     "registry_alias_retry",
     "registry_sync",
+    "registry_version_details_read",
     "validate_score_baseline",
 ]

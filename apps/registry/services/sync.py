@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from apps.audit.services import audit_record
@@ -31,6 +32,7 @@ from apps.registry.client import (
     RegistryNotFound,
     RegistryRejected,
     RegistryUnavailable,
+    RunInfo,
 )
 from apps.registry.models import (
     ModelVersion,
@@ -46,6 +48,19 @@ SYNC_ACTOR = "registry-sync"
 # A forced refresh (the button) re-reads the details of this many newest versions; the
 # periodic full read covers the rest.
 FORCED_DETAILS_NEWEST = 25
+# The artifacts (MLmodel signature, score baseline) are two downloads per version and
+# have no batch API: at first sync they were two thirds of all MLflow calls. Each model
+# sync reads them for at most this many versions that still owe them, aliased first
+# (those are deployed: drift needs their baseline), then newest (those are released next);
+# every following sync (the beat runs each minute) reads the next few. A forced refresh
+# reads them for its FORCED_DETAILS_NEWEST versions regardless.
+ARTIFACT_READS_PER_MODEL = 3
+
+# details_note parts about the run, as opposed to the artifacts (both share the note).
+_NO_RUN = "its run no longer exists in MLflow"
+_NOT_LINKED = "it is not linked to a run"
+_ARTIFACTS_PENDING = "its signature and score baseline are not read yet (a coming sync reads them)"
+_RUN_NOTES = frozenset({_NO_RUN, _NOT_LINKED, _ARTIFACTS_PENDING})
 
 _LISTING_FIELDS = (
     "run_id",
@@ -70,6 +85,7 @@ _DETAIL_FIELDS = (
     "score_baseline",
     "details_synced_at",
     "details_note",
+    "artifacts_synced_at",
 )
 
 
@@ -122,6 +138,7 @@ class SyncResult:
     versions_deleted_upstream: list[str] = field(default_factory=list)
     versions_restored: list[str] = field(default_factory=list)
     details_read: int = 0
+    artifacts_read: int = 0
     warnings: list[str] = field(default_factory=list)
     calls: int = 0
     duration_seconds: float = 0.0
@@ -282,8 +299,8 @@ def _sync_models(
     now = timezone.now()
     owed_details = set(
         ModelVersion.objects.filter(
+            Q(details_synced_at__isnull=True) | Q(artifacts_synced_at__isnull=True),
             name__in=[info.name for info in listing],
-            details_synced_at__isnull=True,
             deleted_upstream_at__isnull=True,
         )
         .values_list("name", flat=True)
@@ -332,7 +349,9 @@ def _sync_model(
 ) -> None:
     """Re-read one model: its versions (when ``relist``), then version details: those
     still ``"owed"``, those plus the newest few (``"newest"``, a forced refresh, kept
-    short so the refresh button answers quickly), or ``"all"`` (the periodic full read)."""
+    short so the refresh button answers quickly), or ``"all"`` (the periodic full read).
+    The runs of all of them come in one batch; artifacts are read for the forced newest
+    and for ARTIFACT_READS_PER_MODEL versions that still owe them."""
     result.models_read.append(info.name)
     warnings: list[str] = []
     if relist:
@@ -347,25 +366,39 @@ def _sync_model(
         _write_versions(info, versions, actor=actor, result=result, warnings=warnings)
 
     # Newest first: the versions people release, and the most useful if MLflow fails.
-    targets = list(
+    rows = list(
         ModelVersion.objects.filter(name=info.name, deleted_upstream_at__isnull=True).order_by(
             "-version"
         )
     )
-    if details != "all":
-        newest = FORCED_DETAILS_NEWEST if details == "newest" else 0
-        targets = [
-            row for i, row in enumerate(targets) if i < newest or row.details_synced_at is None
-        ]
+    newest = FORCED_DETAILS_NEWEST if details == "newest" else 0
+    with_artifacts = _artifact_targets(rows, newest=newest)
+    targets = [
+        row
+        for i, row in enumerate(rows)
+        if details == "all"
+        or i < newest
+        or row.details_synced_at is None
+        or row.pk in with_artifacts
+    ]
     fetched: list[ModelVersion] = []
     failure: RegistryError | None = None
+    try:
+        # One batch for the model's runs, whatever their number (see RegistryClient.get_runs).
+        runs = client.get_runs(row.run_id for row in targets if row.run_id)
+    except RegistryError as exc:
+        runs, failure, targets = {}, exc, []
     for row in targets:
         before = _details_snapshot(row) if row.details_synced_at is not None else None
+        read_artifacts = failure is None and row.pk in with_artifacts
         try:
-            _read_details(client, row)
+            _apply_details(client, row, runs.get(row.run_id), read_artifacts=read_artifacts)
         except RegistryError as exc:
+            # MLflow stopped answering mid-way: keep the run details, owe the artifacts.
             failure = exc
-            break
+            _apply_details(client, row, runs.get(row.run_id), read_artifacts=False)
+        if row.artifacts_synced_at is not None and read_artifacts and failure is None:
+            result.artifacts_read += 1
         fetched.append(row)
         label = f"{row.name} v{row.version}"
         changed = before is not None and before != _details_snapshot(row)
@@ -385,6 +418,26 @@ def _sync_model(
         RegisteredModel.objects.filter(name=info.name).update(**state)
     if failure is not None:
         raise failure
+
+
+def registry_version_details_read(
+    *, model_version: ModelVersion, client: RegistryClient | None = None
+) -> ModelVersion:
+    """Read one version's run details and artifacts now, and save them.
+
+    Why: the sync reads artifacts a few versions per model per run, so an old version
+    picked for a release may still owe its signature and score baseline; the release path
+    (or an admin) calls this to have them before reviewers look. Raises the client's
+    RegistryError when MLflow cannot answer; the row is then left as it was. No database
+    transaction is open during the MLflow calls.
+    """
+    client = client or RegistryClient()
+    runs = client.get_runs([model_version.run_id]) if model_version.run_id else {}
+    _apply_details(client, model_version, runs.get(model_version.run_id), read_artifacts=True)
+    ModelVersion.objects.filter(pk=model_version.pk).update(
+        **{name: getattr(model_version, name) for name in _DETAIL_FIELDS}
+    )
+    return model_version
 
 
 def _details_snapshot(row: ModelVersion) -> tuple:
@@ -436,7 +489,8 @@ def _write_versions(
                 row.deleted_upstream_at = None
                 change.restored.append(v.version)
             if "run_id" in changed:
-                row.details_synced_at = None  # a different run: its details are owed again
+                # A different run: its details and artifacts are owed again.
+                row.details_synced_at = row.artifacts_synced_at = None
             for name in changed:
                 setattr(row, name, fields[name])
             if changed or v.version in change.restored:
@@ -454,7 +508,13 @@ def _write_versions(
         ModelVersion.objects.bulk_create(to_create, batch_size=500)
         ModelVersion.objects.bulk_update(
             to_update,
-            [*_LISTING_FIELDS, "deleted_upstream_at", "synced_at", "details_synced_at"],
+            [
+                *_LISTING_FIELDS,
+                "deleted_upstream_at",
+                "synced_at",
+                "details_synced_at",
+                "artifacts_synced_at",
+            ],
             batch_size=500,
         )
         change.created.sort()
@@ -509,25 +569,57 @@ def _listing_fields(v: ModelVersionInfo, model_aliases: dict[str, int]) -> dict:
     }
 
 
-def _read_details(client: RegistryClient, row: ModelVersion) -> None:
-    """Read the run's metrics and params, the signature and the score baseline into
-    ``row`` (unsaved). What MLflow says is absent is noted, and earlier values are kept:
-    nothing Slipway once knew about a version is thrown away. RegistryUnavailable
-    propagates so the caller can stop asking a server that is not answering."""
+def _artifact_targets(rows: list[ModelVersion], *, newest: int) -> set[int]:
+    """Primary keys of the versions whose artifacts this model sync reads: the ``newest``
+    first (a forced refresh), plus up to ARTIFACT_READS_PER_MODEL that still owe them,
+    aliased first, then newest (``rows`` come newest first)."""
+    chosen = {row.pk for row in rows[:newest]}
+    owed = [row for row in rows if row.artifacts_synced_at is None and row.pk not in chosen]
+    owed.sort(key=lambda row: not row.aliases)  # stable: newest first within each group
+    chosen.update(row.pk for row in owed[:ARTIFACT_READS_PER_MODEL])
+    return chosen
+
+
+def _apply_details(
+    client: RegistryClient, row: ModelVersion, run: RunInfo | None, *, read_artifacts: bool
+) -> None:
+    """Put the run's metrics and params into ``row`` (unsaved) and, when
+    ``read_artifacts``, the signature and the score baseline. What MLflow says is absent
+    is noted, and earlier values are kept: nothing Slipway once knew about a version is
+    thrown away. RegistryUnavailable propagates (before ``row`` is touched) so the caller
+    can stop asking a server that is not answering."""
+    artifact_notes: list[str] = []
+    if read_artifacts:
+        found, artifact_notes = _read_artifacts(client, row, run)
+        for name, value in found.items():
+            setattr(row, name, value)
+        row.artifacts_synced_at = timezone.now()
+    elif row.artifacts_synced_at is not None:
+        artifact_notes = [n for n in row.details_note.split("; ") if n and n not in _RUN_NOTES]
     notes: list[str] = []
-    run = None
-    if row.run_id:
-        try:
-            run = client.get_run(row.run_id)
-            row.run_metrics, row.run_params = run.metrics, run.params
-            row.experiment_id = run.experiment_id
-        except RegistryNotFound:
-            notes.append("its run no longer exists in MLflow")
+    if run is not None:
+        row.run_metrics, row.run_params = run.metrics, run.params
+        row.experiment_id = run.experiment_id
+    elif row.run_id:
+        notes.append(_NO_RUN)
     else:
-        notes.append("it is not linked to a run")
+        notes.append(_NOT_LINKED)
+    if row.artifacts_synced_at is None:
+        notes.append(_ARTIFACTS_PENDING)
+    row.details_note = "; ".join(notes + artifact_notes)
+    row.details_synced_at = timezone.now()
+
+
+def _read_artifacts(
+    client: RegistryClient, row: ModelVersion, run: RunInfo | None
+) -> tuple[dict, list[str]]:
+    """The fields read from the version's artifacts (``signature``, ``score_baseline``;
+    only those MLflow could give) and notes on what was missing or unusable."""
+    notes: list[str] = []
+    found: dict = {}
     if run is not None:
         try:
-            row.score_baseline = validate_score_baseline(
+            found["score_baseline"] = validate_score_baseline(
                 client.read_run_json(run, SCORE_BASELINE_PATH)
             )
         except RegistryNotFound:
@@ -535,15 +627,14 @@ def _read_details(client: RegistryClient, row: ModelVersion) -> None:
         except (RegistryRejected, ValueError) as exc:
             notes.append(f"{SCORE_BASELINE_PATH} is unusable ({exc})")
     try:
-        row.signature = client.read_model_signature(row.name, row.version, row.source, run=run)
-        if row.signature is None:
+        found["signature"] = client.read_model_signature(row.name, row.version, row.source, run=run)
+        if found["signature"] is None:
             notes.append("the model was logged without a signature")
     except RegistryNotFound:
         notes.append("there is no MLmodel file at its source")
     except RegistryRejected as exc:
         notes.append(exc.message)
-    row.details_note = "; ".join(notes)
-    row.details_synced_at = timezone.now()
+    return found, notes
 
 
 def validate_score_baseline(raw) -> dict:
@@ -702,6 +793,7 @@ def _result_digest(result: SyncResult) -> dict:
         "versions_updated": len(result.versions_updated),
         "versions_deleted_upstream": len(result.versions_deleted_upstream),
         "details_read": result.details_read,
+        "artifacts_read": result.artifacts_read,
         "calls": result.calls,
         "duration_seconds": result.duration_seconds,
     }
