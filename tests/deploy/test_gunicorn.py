@@ -121,10 +121,25 @@ def healthz_count(base: str) -> float:
     return 0.0
 
 
+def settled_healthz_count(base: str) -> float:
+    """The count once it stops moving: health checks the fixture sent while gunicorn
+    booted may still be finishing (on a loaded machine they time out client-side and
+    the server answers them later), and would be counted as the test's own."""
+    seen = [healthz_count(base)]
+
+    def unchanged() -> bool:
+        now = healthz_count(base)
+        same, seen[0] = now == seen[0], now
+        return same
+
+    wait_until(unchanged, timeout=30, interval=0.5, message="the healthz count to settle")
+    return seen[0]
+
+
 def test_counts_are_summed_over_workers_and_scraped_by_prometheus(gunicorn, prometheus_factory):
     base = gunicorn["base"]
     assert not (gunicorn["metrics_dir"] / "counter_999999.db").exists(), "not emptied at start"
-    before = healthz_count(base)
+    before = settled_healthz_count(base)
     for _ in range(40):
         # A new connection each time, so both workers get some of them.
         assert requests.get(f"{base}/healthz", headers={"Connection": "close"}, timeout=5).ok
