@@ -45,6 +45,8 @@ def _generic(before: dict, after: dict, *, skip: frozenset[str] = frozenset()) -
         if key in before and key in after and old != new:
             lines.append(f"{label}: {_words(old)} {ARROW} {_words(new)}")
         elif key in after:
+            if new in (None, "", [], {}):
+                continue  # a newly recorded empty value says nothing ("deleted: none")
             lines.append(f"{label}: {_words(new)}")
         else:
             lines.append(f"{label}: {_words(old)} {ARROW} (removed)")
