@@ -247,3 +247,15 @@ def test_create_form_starts_on_the_only_environment_and_shows_defaults_as_json(
     page = client.get(f"/releases/new/?service={service.name}").content.decode()
     assert "{&#x27;" not in page  # no Python dict text
     assert "&quot;image&quot;:" in page or '"image":' in page
+
+
+def test_release_heading_names_the_service_once(alice, environments, service):
+    from django.test import Client
+
+    from tests import factories
+
+    release = factories.live_release(service, environments[0], 1, requester=alice)
+    client = Client()
+    client.force_login(alice)
+    html = client.get(f"/releases/{release.pk}/").content.decode()
+    assert f"<h1>{service.name}: v1 → staging</h1>" in html
