@@ -132,11 +132,17 @@ USE_I18N = False
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+    # Outside DEBUG: hashed names (served with far-future, immutable cache headers by
+    # whitenoise) and gzip copies, made by collectstatic. DEBUG serves from the finders.
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
 }
 # plotly.js ships inside the plotly wheel; it is served from there, never from a CDN.
 STATICFILES_FINDERS = [
@@ -379,7 +385,10 @@ LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "apps.core.request_id.RequestIdLogFilter"}},
+    "filters": {
+        "request_id": {"()": "apps.core.request_id.RequestIdLogFilter"},
+        "client_error_one_line": {"()": "apps.core.logging.ClientErrorWithoutTraceback"},
+    },
     "formatters": {
         "json": {"()": "apps.core.logging.JsonFormatter"},
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
@@ -393,6 +402,10 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
+        # Django's own default adds a second console handler to "django" under DEBUG,
+        # which printed every request error twice: the root handler is the only one.
+        "django": {"handlers": [], "propagate": True},
+        "django.request": {"filters": ["client_error_one_line"]},
         "django.db.backends": {"level": "WARNING"},
         "git": {"level": "WARNING"},
         "urllib3": {"level": "WARNING"},

@@ -11,6 +11,7 @@ from django.db.models import QuerySet
 from apps.audit.anchors import Anchor, anchor_text, anchors_from_file, anchors_from_git
 from apps.audit.chain import ChainBreak, first_break
 from apps.audit.models import AuditEvent, ChainStatus
+from apps.audit.scopes import service_scope
 from apps.audit.verify import ChainReport, verify_with_anchors
 
 
@@ -19,9 +20,12 @@ def audit_event_list(
     actor: str = "",
     action: str = "",
     target: str = "",
+    service: str = "",
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> QuerySet[AuditEvent]:
+    """Events matching every given filter, newest first (``-id``: a stable order, since
+    ids only grow, for pages and exports alike)."""
     events = AuditEvent.objects.all()
     if actor:
         events = events.filter(actor_label=actor)
@@ -32,11 +36,19 @@ def audit_event_list(
         events = events.filter(target_type=target_type)
         if target_id:
             events = events.filter(target_id=target_id)
+    if service:
+        events = events.filter(service_scope(service))
     if since:
         events = events.filter(created_at__gte=since)
     if until:
         events = events.filter(created_at__lt=until)
     return events.order_by("-id")
+
+
+def audit_action_names() -> list[str]:
+    """Every action seen in the log, offered as suggestions in the filter form: one
+    DISTINCT over the indexed ``action`` column, whatever the page."""
+    return list(AuditEvent.objects.order_by("action").values_list("action", flat=True).distinct())
 
 
 def audit_chain_verify(*, chunk_size: int = 2000) -> tuple[int, ChainBreak | None]:

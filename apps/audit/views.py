@@ -10,17 +10,30 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from apps.audit.changes import change_lines, target_label
 from apps.audit.export import audit_csv_rows
-from apps.audit.selectors import audit_chain_status, audit_event_list
+from apps.audit.selectors import audit_action_names, audit_chain_status, audit_event_list
 from apps.audit.services import audit_record_standalone
+
+PAGE_SIZE = 50
 
 
 class AuditFilterForm(forms.Form):
-    actor = forms.CharField(required=False, max_length=150)
-    action = forms.CharField(required=False, max_length=64, help_text="prefix, e.g. release.")
+    actor = forms.CharField(required=False, max_length=150, label="Who")
+    action = forms.CharField(
+        required=False,
+        max_length=64,
+        help_text="or its start, e.g. release.",
+        widget=forms.TextInput(attrs={"list": "audit-actions"}),
+    )
+    service = forms.CharField(required=False, max_length=63, help_text="e.g. churn-model")
     target = forms.CharField(required=False, max_length=130, help_text="e.g. release:42")
-    since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    since = forms.DateField(
+        required=False, label="From", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    until = forms.DateField(
+        required=False, label="Until", widget=forms.DateInput(attrs={"type": "date"})
+    )
 
     def filters(self) -> dict:
         data = self.cleaned_data
@@ -29,6 +42,7 @@ class AuditFilterForm(forms.Form):
             "actor": data.get("actor", ""),
             "action": data.get("action", ""),
             "target": data.get("target", ""),
+            "service": data.get("service", ""),
             "since": datetime.combine(data["since"], time.min, tz) if data.get("since") else None,
             "until": datetime.combine(data["until"], time.max, tz) if data.get("until") else None,
         }
@@ -45,7 +59,13 @@ def _filtered(request):
 @require_GET
 def audit_list(request):
     form, events = _filtered(request)
-    page = Paginator(events.select_related(None), 100).get_page(request.GET.get("page"))
+    # One COUNT and one page of rows; the change text and targets are read from each
+    # row's own data, so a page costs the same number of queries whatever its size.
+    page = Paginator(events.select_related(None), PAGE_SIZE).get_page(request.GET.get("page"))
+    rows = [
+        {"event": event, "target": target_label(event), "change": change_lines(event)}
+        for event in page
+    ]
     query = request.GET.copy()
     query.pop("page", None)
     return render(
@@ -55,6 +75,8 @@ def audit_list(request):
             "nav": "audit",
             "form": form,
             "page": page,
+            "rows": rows,
+            "actions": audit_action_names(),
             "query": query.urlencode(),
             # The last stored verification (checkpoint task or audit_verify), not a new
             # walk of the whole chain per page view.

@@ -4,11 +4,21 @@ Migrates a SQLite database under var/, seeds people, environments, real MLflow m
 a local bare GitOps repository, then starts the web server and a Celery worker with beat
 inside it (on a filesystem broker under var/). The worker's cluster and metrics backends
 are the demo simulator; every page says so. Ctrl-C stops everything this started.
+
+`python -m apps.demo manage <command> [args]` runs one management command (e.g.
+`audit_verify`, `create_api_token`) against the demo's state, with the environment the
+demo itself runs with; plain `python manage.py` keeps production's strict settings.
+
+The demo runs with DEBUG off, like production: people see Slipway's own error pages,
+never Django's debug page, and static files are collected, compressed and served with
+hashed names. Only what a laptop cannot have is relaxed: plain HTTP, and a secret key
+generated once into the state folder.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -33,12 +43,33 @@ def _free_port(preferred: int) -> int:
     raise RuntimeError("no free port")
 
 
+def _secret_key_file() -> Path:
+    """The demo's SECRET_KEY, made once per state folder and kept there (owner-only)."""
+    path = VAR / "secret-key"
+    if not path.exists():
+        VAR.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(50))
+    return path
+
+
 def demo_environment() -> dict[str, str]:
     env = dict(os.environ)
+    for name in ("SECRET_KEY", "SECRET_KEY_FILE"):  # the demo's own key, always
+        env.pop(name, None)
     env.update(
         {
             "DJANGO_SETTINGS_MODULE": "controlplane.settings",
-            "DEBUG": "1",
+            "DEBUG": "0",
+            "SECRET_KEY_FILE": str(_secret_key_file()),
+            # Plain HTTP on 127.0.0.1: no redirect to HTTPS, cookies without Secure.
+            "SECURE_SSL_REDIRECT": "0",
+            "SESSION_COOKIE_SECURE": "0",
+            "CSRF_COOKIE_SECURE": "0",
+            "SECURE_HSTS_SECONDS": "0",
+            "LOG_FORMAT": env.get("LOG_FORMAT", "plain"),
+            "STATIC_ROOT": str(VAR / "static"),
             "SLIPWAY_DEMO": "1",
             "SLIPWAY_VAR_DIR": str(VAR),
             "GITOPS_REPO_URL": (VAR / "gitops.git").as_uri(),
@@ -60,6 +91,27 @@ def demo_environment() -> dict[str, str]:
 
 def _manage(env, *args: str) -> None:
     subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True)
+
+
+def manage(args: list[str]) -> int:
+    """Run one management command on the demo's state (`python -m apps.demo manage ...`)."""
+    if not (VAR / "slipway.sqlite3").exists():
+        print(
+            f"No demo state in {VAR}: run `make demo` once first (or set SLIPWAY_DEMO_DIR).",
+            file=sys.stderr,
+        )
+        return 2
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=demo_environment(), check=False
+    ).returncode
+
+
+def prepare(env) -> None:
+    """Database, static files and seed data: everything before the servers start."""
+    _manage(env, "migrate", "--no-input", "-v", "0")
+    # Hashed, compressed copies (as in production), so pages load fast and cache well.
+    _manage(env, "collectstatic", "--no-input", "-v", "0")
+    _manage(env, "demo_seed")
 
 
 def _wait_healthy(url: str, timeout: float = 60) -> None:
@@ -84,8 +136,7 @@ def main() -> int:
     port = _free_port(int(os.environ.get("PORT", "8000")))
     url = f"http://127.0.0.1:{port}"
     print("Slipway demo: preparing (first run trains the demo models; later runs keep data)")
-    _manage(env, "migrate", "--no-input", "-v", "0")
-    _manage(env, "demo_seed")
+    prepare(env)
     children = [
         subprocess.Popen(
             [
@@ -152,4 +203,9 @@ def main() -> int:
 
 if __name__ == "__main__":
     sys.path.insert(0, str(ROOT))
+    if sys.argv[1:2] == ["manage"]:
+        sys.exit(manage(sys.argv[2:]))
+    if sys.argv[1:2] == ["prepare"]:  # the state `make demo` serves, without serving it
+        VAR.mkdir(parents=True, exist_ok=True)
+        sys.exit(prepare(demo_environment()))
     sys.exit(main())

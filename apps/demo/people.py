@@ -12,3 +12,8 @@ PEOPLE = [
 
 def sign_in_lines() -> list[str]:
     return [f"{username:<6} {what}" for username, _, what in PEOPLE]
+
+
+# Accounts for machines: no password (they sign in with an API token), a role each.
+# `ci-bot` is the user of the README's CI example (`create_api_token ci-bot`).
+SERVICE_ACCOUNTS = [("ci-bot", "ml-engineer", "CI pipeline: creates and submits releases")]

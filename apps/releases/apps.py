@@ -12,3 +12,9 @@ class ReleasesConfig(AppConfig):
         from apps.releases.ops import release_metrics
 
         register_metrics_collector("releases", release_metrics)
+
+        # The audit page filters by service; only this app knows what belongs to one.
+        from apps.audit.scopes import register_service_scope
+        from apps.releases.audit_scope import service_audit_scope
+
+        register_service_scope("releases", service_audit_scope)

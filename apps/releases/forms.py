@@ -11,6 +11,18 @@ from apps.registry.models import ModelVersion
 from apps.releases.models import Environment, Release, Service
 
 
+def _preselect_only_choice(form: forms.Form, name: str) -> None:
+    """A required select with a single choice starts on it, without a "---------" line
+    to pick first (one small query: at most two rows are read)."""
+    field = form.fields[name]
+    only = list(field.queryset[:2])
+    if len(only) != 1:
+        return
+    field.empty_label = None
+    if not form.is_bound and form.initial.get(name) is None:
+        form.initial[name] = getattr(only[0], field.to_field_name or "pk")
+
+
 class ReleaseCreateForm(forms.Form):
     service = forms.ModelChoiceField(
         queryset=Service.objects.order_by("name"), to_field_name="name"
@@ -45,6 +57,8 @@ class ReleaseCreateForm(forms.Form):
             f"v{mv.version} · run {mv.run_id[:8] or '-'}"
             + (f" · {mv.description[:60]}" if mv.description else "")
         )
+        for name in ("environment", "model_version"):
+            _preselect_only_choice(self, name)
 
     def clean_config_overrides(self):
         raw = self.cleaned_data["config_overrides"].strip()

@@ -223,3 +223,33 @@ def test_the_promotion_form_carries_the_reason_to_the_reviewers(people, environm
     assert promotion.reason == "recall +4 points; two hours in staging within SLOs"
     review = _as(people["pat"]).get(response.url).content.decode()
     assert "recall +4 points; two hours in staging within SLOs" in review
+
+
+def test_create_form_starts_on_the_only_environment_and_shows_defaults_as_json(
+    alice, environments, service
+):
+    from django.test import Client
+
+    from apps.releases.forms import ReleaseCreateForm
+
+    form = ReleaseCreateForm()
+    html = str(form["environment"])
+    assert "---------" not in html  # staging is the only environment a release starts in
+    assert 'value="staging" selected' in html
+    client = Client()
+    client.force_login(alice)
+    page = client.get(f"/releases/new/?service={service.name}").content.decode()
+    assert "{&#x27;" not in page  # no Python dict text
+    assert "&quot;image&quot;:" in page or '"image":' in page
+
+
+def test_release_heading_names_the_service_once(alice, environments, service):
+    from django.test import Client
+
+    from tests import factories
+
+    release = factories.live_release(service, environments[0], 1, requester=alice)
+    client = Client()
+    client.force_login(alice)
+    html = client.get(f"/releases/{release.pk}/").content.decode()
+    assert f"<h1>{service.name}: v1 → staging</h1>" in html

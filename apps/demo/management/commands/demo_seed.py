@@ -20,7 +20,7 @@ from apps.accounts.roles import Role
 from apps.accounts.services import roles_ensure_groups, user_set_roles
 from apps.audit.services import audit_record
 from apps.demo.gitops_repo import ensure_bare_repository
-from apps.demo.people import DEMO_PASSWORD, PEOPLE
+from apps.demo.people import DEMO_PASSWORD, PEOPLE, SERVICE_ACCOUNTS
 from apps.registry.models import ModelVersion
 from apps.releases import services
 from apps.releases.models import ApprovalRule, Environment, Release, ReleaseState, Service
@@ -92,6 +92,12 @@ class Command(BaseCommand):
                 user.save()
                 user_set_roles(user=user, roles={role})
             people[username] = user
+        for username, role, _ in SERVICE_ACCOUNTS:
+            user, created = User.objects.get_or_create(username=username)
+            if created:
+                user.set_unusable_password()
+                user.save()
+                user_set_roles(user=user, roles={role})
         return people
 
     def _environments(self):
