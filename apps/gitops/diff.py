@@ -126,9 +126,15 @@ def _details(old, new) -> list[str]:
         details.extend(_container_details(old_c, new_c))
     old_flat = _flatten(_without_containers(old))
     new_flat = _flatten(_without_containers(new))
+    bookkeeping = False
     for path in sorted(set(old_flat) | set(new_flat)):
         a, b = old_flat.get(path), new_flat.get(path)
         if a == b:
+            continue
+        if _is_bookkeeping(path):
+            # Labels and annotations echo the model version and release id on every
+            # object: one phrase says so instead of a dozen identical ones.
+            bookkeeping = True
             continue
         label = _label(path)
         if path not in old_flat:
@@ -139,7 +145,17 @@ def _details(old, new) -> list[str]:
             details.append(f"{label} {_plain(a)} -> {_plain(b)}")
         else:
             details.append(f"{label} changed")
+    if bookkeeping:
+        details.append("labels and annotations updated")
     return details or ["formatting changed"]
+
+
+def _is_bookkeeping(path: str) -> bool:
+    parts = path.split(".")
+    return any(
+        part == "metadata" and parts[i + 1 : i + 2] in (["labels"], ["annotations"])
+        for i, part in enumerate(parts)
+    )
 
 
 def _containers(doc: dict) -> dict[str, dict]:
