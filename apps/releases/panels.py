@@ -61,5 +61,7 @@ def changes_panel(release) -> Panel:
     return Panel(
         title="What changes in the GitOps repository",
         template="releases/_diff_placeholder.html",
-        order=20,
+        # After the model card (10) and the service levels (30): reviewers weigh the
+        # evidence first, then read what changes in the repository.
+        order=40,
     )

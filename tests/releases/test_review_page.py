@@ -201,7 +201,8 @@ def test_page_reads_summary_then_evidence_then_decision(review, pat):
     model_card = page.index("Quality metrics compared with v1")
     changes = page.index("What changes in the GitOps repository")
     decision = page.index('id="decision"')
-    assert summary < model_card < decision and summary < changes < decision
+    staging_evidence = page.index("Soak evidence: #")
+    assert summary < model_card < staging_evidence < changes < decision
     assert page.index('name="decision" value="approve"') > changes
     assert 'class="decision-bar"' in page
 
