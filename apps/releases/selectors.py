@@ -337,15 +337,14 @@ class Review:
     replaced: Release | None
 
 
-def release_review(release: Release, *, panels: list | None = None) -> Review:
+def release_review(release: Release, *, panels: list) -> Review:
     """The plain-language summary of ``release`` from what its page shows: the model card
     comparison, the serving-configuration change against the release it replaces, the
     soak evidence of the release it promotes (contributed by the metrics panel) and the
-    approval progress. ``panels`` are the page's panels when the caller has them."""
-    from apps.releases.panels import release_panels
+    approval progress. ``panels`` are the release page's panels
+    (``apps.releases.panels.release_panels``; passed in, since panels read selectors)."""
     from apps.releases.review import StagingFigures, build_summary
 
-    panels = release_panels(release) if panels is None else panels
     card = next((p.context["card"] for p in panels if "card" in p.context), None)
     replaced = replaced_release(release)
     staging, rows = None, []
@@ -385,11 +384,11 @@ def _evidence_rows(panels: list, release_id: int) -> list:
     return []
 
 
-def review_snapshot(release: Release) -> dict:
+def review_snapshot(release: Release, *, panels: list) -> dict:
     """What a reviewer saw when deciding, as JSON kept on their Approval: the summary, the
     metric comparison against the then-live version, the soak figures and the digest.
     Shown after go-live, when the live comparison no longer exists."""
-    review = release_review(release)
+    review = release_review(release, panels=panels)
     card = review.card
     return {
         "summary": review.summary.parts,
