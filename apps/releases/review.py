@@ -120,7 +120,7 @@ def approvals_text(progress: PolicyProgress) -> str:
 
 def _staging(staging: StagingFigures | None) -> str:
     if staging is None:
-        return "staging: no earlier environment to soak in"
+        return "soak: none, no earlier environment"
     where = staging.environment
     span = f"{staging.soaked_minutes} min of {staging.required_minutes} required"
     if staging.slo == "within":

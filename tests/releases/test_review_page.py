@@ -87,7 +87,7 @@ def test_summary_first_release_nothing_to_compare_over_slo_and_rejected():
     assert no_staging.parts[1:] == [
         "serving configuration: image unchanged, nothing else changes",
         "quality: 1 metric better, 0 worse",
-        "staging: no earlier environment to soak in",
+        "soak: none, no earlier environment",
         "approvals: none required",
     ]
 
