@@ -162,3 +162,32 @@ def test_open_release_page_enables_promotion_when_the_soak_completes(
     assert page.evaluate("window.__stillTheSamePage === true")  # no reload happened
     assert "ready to promote" in page.inner_text(".soak-gate")
     assert page.is_visible("#promote-reason-prod")
+
+
+def test_open_review_page_follows_other_approvals_and_shows_what_approvers_saw(
+    browser_page, live_server, people, waiting_review
+):
+    page = browser_page
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("#id_username", "pat")
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/inbox/")
+    page.goto(f"{live_server.url}/releases/{waiting_review.pk}/")
+    page.evaluate("window.__stillTheSamePage = true")
+
+    services.release_approve(actor=people["carol"], release=waiting_review, comment="ok")
+    page.wait_for_selector("#approvals >> text=by carol", timeout=15000)
+    page.wait_for_selector("#summary-approvals >> text=1 of 2", timeout=15000)
+    assert page.evaluate("window.__stillTheSamePage === true")  # no reload happened
+    assert page.is_visible("button[value=approve]")  # pat's own slot is still open
+
+    page.click("button[value=approve]")
+    page.wait_for_selector("text=You approved release")
+    waiting_review.refresh_from_db()
+    factories.release_to_live(waiting_review)
+    page.reload()
+    saw = page.inner_text("#approver-snapshots")
+    assert "carol as compliance-reviewer" in saw and "pat as product-reviewer" in saw
+    assert "Quality metrics against v1, live in prod" in saw
+    screenshot(page, "release-approvers-saw")
