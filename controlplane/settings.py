@@ -122,7 +122,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "home"
+# Reviewers land on what waits for them, everyone else on the fleet (releases.views.landing).
+LOGIN_REDIRECT_URL = "releases:landing"
 LOGOUT_REDIRECT_URL = "login"
 
 # --- i18n / static --------------------------------------------------------------------

@@ -71,6 +71,8 @@ MATRIX: dict[str, tuple[str, str | None, dict | None, dict]] = {
         expect(403, anon=302, otto=302, ada=302),
     ),
     "releases:inbox": ("get", None, None, PAGE),
+    # Sends reviewers to their inbox, everyone else to the fleet (anonymous: to sign in).
+    "releases:landing": ("get", None, None, expect(302)),
     "releases:services": ("get", None, None, PAGE),
     "releases:service": ("get", "service", None, PAGE),
     "releases:environments": ("get", None, None, PAGE),

@@ -406,6 +406,11 @@ class Approval(models.Model):
     decision = models.CharField(max_length=16, choices=ApprovalDecision.choices)
     comment = models.TextField(blank=True)
     digest = models.CharField(max_length=64, help_text="the release digest this decision is about")
+    evidence = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="what the reviewer saw when deciding: summary, metric comparison, soak figures",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

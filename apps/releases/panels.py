@@ -40,11 +40,14 @@ def model_card_panel(release) -> Panel:
     """The model card: this version's evidence next to the version live in that
     environment, and whether MLflow's alias follows the release."""
     from apps.registry.selectors import model_card
-    from apps.releases.selectors import live_release
+    from apps.releases.selectors import replaced_release
 
-    live = live_release(service=release.service, environment=release.environment)
-    compare_to = live.model_version if live is not None and live.pk != release.pk else None
-    label = f"v{compare_to.version}, live in {release.environment.name}" if compare_to else None
+    # The version this release replaces, before and after go-live alike: an auditor
+    # reading the page later compares against what the reviewers compared against.
+    replaced = replaced_release(release)
+    compare_to = replaced.model_version if replaced is not None else None
+    when = "live" if release.live_at is None else "live before this release"
+    label = f"v{compare_to.version}, {when} in {release.environment.name}" if compare_to else None
     card = model_card(release.model_version, compare_to=compare_to, compare_label=label)
     return Panel(
         title="Model", template="releases/_model_panel.html", context={"card": card}, order=10
@@ -58,5 +61,7 @@ def changes_panel(release) -> Panel:
     return Panel(
         title="What changes in the GitOps repository",
         template="releases/_diff_placeholder.html",
-        order=20,
+        # After the model card (10) and the service levels (30): reviewers weigh the
+        # evidence first, then read what changes in the repository.
+        order=40,
     )

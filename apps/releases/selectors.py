@@ -232,6 +232,17 @@ class Changes:
     against: str  # what the release is compared with, in words
     diff: str  # unified diff, "" when nothing changes
     error: str = ""  # why the comparison could not be made
+    objects: tuple = ()  # apps.gitops.diff.ObjectChange per changed object, in words
+
+
+def _changes(against: str, before: dict, after: dict, *, folder: str) -> Changes:
+    from apps.gitops.diff import structured_changes, unified_diff
+
+    return Changes(
+        against=against,
+        diff=unified_diff(before, after, folder=folder),
+        objects=tuple(structured_changes(before, after)),
+    )
 
 
 OPEN_STATES = (ReleaseState.DRAFT, ReleaseState.PENDING_APPROVAL, ReleaseState.APPROVED)
@@ -241,7 +252,6 @@ def release_changes(release: Release) -> Changes:
     """The unified diff reviewers look at. While the release is open it is compared with
     what the GitOps repository holds now for its folder; afterwards with the release that
     was live before it (from the database, so history pages need no git access)."""
-    from apps.gitops.diff import unified_diff
     from apps.gitops.errors import GitOpsError
     from apps.gitops.paths import release_folder
 
@@ -271,10 +281,7 @@ def release_changes(release: Release) -> Changes:
             for name, text in current.items()
             if name in release.rendered_files or not name.startswith("slipway-")
         }
-        return Changes(
-            against=f"what {folder} holds now",
-            diff=unified_diff(current, release.rendered_files, folder=folder),
-        )
+        return _changes(f"what {folder} holds now", current, release.rendered_files, folder=folder)
     previous = (
         Release.objects.filter(
             service_id=release.service_id,
@@ -287,11 +294,134 @@ def release_changes(release: Release) -> Changes:
         .first()
     )
     if previous is None:
-        return Changes(
-            against="an empty folder (first release here)",
-            diff=unified_diff({}, release.rendered_files, folder=folder),
+        return _changes(
+            "an empty folder (first release here)", {}, release.rendered_files, folder=folder
         )
-    return Changes(
-        against=f"release #{previous.pk} ({previous.model_version})",
-        diff=unified_diff(previous.rendered_files, release.rendered_files, folder=folder),
+    return _changes(
+        f"release #{previous.pk} ({previous.model_version})",
+        previous.rendered_files,
+        release.rendered_files,
+        folder=folder,
     )
+
+
+def replaced_release(release: Release) -> Release | None:
+    """The release this one replaces in its environment: the live one while this release
+    is still open, afterwards the one that was live before it went live. Reviewers and
+    auditors compare against it, before and after go-live alike."""
+    if release.live_at is None:
+        live = live_release(service=release.service, environment=release.environment)
+        return live if live is not None and live.pk != release.pk else None
+    return (
+        Release.objects.select_related("model_version")
+        .filter(
+            service_id=release.service_id,
+            environment_id=release.environment_id,
+            live_at__isnull=False,
+            live_at__lt=release.live_at,
+        )
+        .exclude(pk=release.pk)
+        .order_by("-live_at")
+        .first()
+    )
+
+
+@dataclass(frozen=True)
+class Review:
+    """What the top of the release page says, and what an approver's snapshot keeps."""
+
+    summary: object  # apps.releases.review.ReviewSummary
+    card: object | None  # apps.registry.selectors.ModelCard
+    staging: object | None  # apps.releases.review.StagingFigures
+    staging_rows: list
+    replaced: Release | None
+
+
+def release_review(release: Release, *, panels: list) -> Review:
+    """The plain-language summary of ``release`` from what its page shows: the model card
+    comparison, the serving-configuration change against the release it replaces, the
+    soak evidence of the release it promotes (contributed by the metrics panel) and the
+    approval progress. ``panels`` are the release page's panels
+    (``apps.releases.panels.release_panels``; passed in, since panels read selectors)."""
+    from apps.releases.review import StagingFigures, build_summary
+
+    card = next((p.context["card"] for p in panels if "card" in p.context), None)
+    replaced = replaced_release(release)
+    staging, rows = None, []
+    source = release.promoted_from
+    if source is not None and source.live_at is not None:
+        rows = _evidence_rows(panels, source.pk)
+        statuses = {getattr(r, "status", "") for r in rows}
+        slo = "over" if "over SLO" in statuses else "within" if "within SLO" in statuses else ""
+        end = timezone.now() if source.state == ReleaseState.LIVE else source.ended_at
+        soaked = max(timedelta(0), (end or source.live_at) - source.live_at)
+        staging = StagingFigures(
+            environment=source.environment.name,
+            soaked_minutes=int(soaked.total_seconds() // 60),
+            required_minutes=release.environment.min_soak_minutes,
+            slo=slo or "no data",
+        )
+    summary = build_summary(
+        to_version=f"v{release.model_version.version}",
+        from_version=f"v{replaced.model_version.version}" if replaced else None,
+        environment=release.environment.name,
+        config_before=replaced.config if replaced else None,
+        config_after=release.config,
+        better=card.better_count if card else 0,
+        worse=card.worse_count if card else 0,
+        compared=bool(card and card.compare_to),
+        staging=staging,
+        progress=release_policy_progress(release),
+    )
+    return Review(summary=summary, card=card, staging=staging, staging_rows=rows, replaced=replaced)
+
+
+def _evidence_rows(panels: list, release_id: int) -> list:
+    for panel in panels:
+        for section in panel.context.get("sections", ()):
+            if getattr(section.get("release"), "pk", None) == release_id:
+                return list(section.get("rows", ()))
+    return []
+
+
+def review_snapshot(release: Release, *, panels: list) -> dict:
+    """What a reviewer saw when deciding, as JSON kept on their Approval: the summary, the
+    metric comparison against the then-live version, the soak figures and the digest.
+    Shown after go-live, when the live comparison no longer exists."""
+    review = release_review(release, panels=panels)
+    card = review.card
+    return {
+        "summary": review.summary.parts,
+        "digest": release.digest,
+        "compared_with": card.compare_label if card and card.compare_to else "",
+        "metrics": [
+            {
+                "name": m.name,
+                "value": m.value,
+                "other": m.other,
+                "verdict": m.verdict,
+            }
+            for m in (card.metrics if card else [])
+        ],
+        "staging": {
+            "environment": review.staging.environment,
+            "soaked_minutes": review.staging.soaked_minutes,
+            "required_minutes": review.staging.required_minutes,
+            "slo": review.staging.slo,
+            "rows": [
+                {
+                    "label": r.label,
+                    "slo": r.threshold_text,
+                    "average": r.avg_text,
+                    "worst": r.max_text,
+                    "over": r.over,
+                    "samples": r.samples,
+                    "status": r.status,
+                }
+                for r in review.staging_rows
+            ],
+        }
+        if review.staging
+        else None,
+        "taken_at": timezone.now().isoformat(timespec="seconds"),
+    }

@@ -15,6 +15,7 @@ urlpatterns = [
     path("releases/<int:pk>/promote/", views.release_promote, name="promote"),
     path("releases/<int:pk>/restore/", views.release_restore, name="restore"),
     path("inbox/", views.inbox, name="inbox"),
+    path("start/", views.landing, name="landing"),
     path("services/", views.service_list, name="services"),
     path("services/<str:name>/", views.service_detail, name="service"),
     path("environments/", views.environment_list, name="environments"),

@@ -12,7 +12,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from apps.accounts.roles import user_roles
+from apps.accounts.roles import REVIEWER_ROLES, user_roles
 from apps.core.errors import DomainError, Forbidden, NotFound
 from apps.registry.selectors import releasable_versions
 from apps.releases import permissions, selectors, services
@@ -25,6 +25,7 @@ from apps.releases.forms import (
 )
 from apps.releases.models import Environment, Release, ReleaseState, Service
 from apps.releases.policy import open_slots_for
+from apps.releases.review import approvals_text
 
 
 def _get_release(pk: int) -> Release:
@@ -106,12 +107,17 @@ def release_create(request):
 @require_GET
 def release_detail(request, pk: int):
     release = _get_release(pk)
+    panels = _extra_panels(release)
     return render(
         request,
         "releases/release_detail.html",
         {
             "nav": "releases",
-            **_detail_context(request, release),
+            **_drift_context(request.user, release),
+            **_status_context(request, release),
+            "extra_panels": panels,
+            "review": selectors.release_review(release, panels=panels),
+            "snapshots": [a for a in release.approvals.all() if a.evidence],
         },
     )
 
@@ -119,13 +125,14 @@ def release_detail(request, pk: int):
 @login_required
 @require_GET
 def release_status(request, pk: int):
-    """The live part of the release page (state, progress, actions), polled by htmx while
-    the release is moving so the page follows it without a reload."""
+    """The live parts of the release page (state, progress, actions, soak gate, approvals),
+    polled by htmx while something can change by itself, so the page follows the release
+    without a reload. Only the cheap parts: no panels, no git."""
     release = _get_release(pk)
-    return render(request, "releases/_release_status.html", _detail_context(request, release))
+    return render(request, "releases/_release_live.html", _status_context(request, release))
 
 
-def _detail_context(request, release: Release) -> dict:
+def _status_context(request, release: Release) -> dict:
     user = request.user
     progress = selectors.release_policy_progress(release)
     decided = any(a.approver_id == user.pk for a in release.approvals.all())
@@ -156,10 +163,12 @@ def _detail_context(request, release: Release) -> dict:
             target=release.environment,
             now=release.submitted_at or release.created_at,
         )
+    moving = release.state in (ReleaseState.APPROVED, ReleaseState.DEPLOYING)
+    soaking = any(not gate.passed and not standing for _, gate, standing in promotion_targets)
     return {
-        **_drift_context(user, release),
         "release": release,
         "progress": progress,
+        "approvals_text": approvals_text(progress),
         "open_roles": open_roles,
         "can_decide": can_decide and bool(open_roles),
         "decided": decided,
@@ -171,8 +180,10 @@ def _detail_context(request, release: Release) -> dict:
         "promotion_targets": promotion_targets,
         "text_max_length": settings.RELEASE_TEXT_MAX_LENGTH,
         "soak": soak,
-        "moving": release.state in (ReleaseState.APPROVED, ReleaseState.DEPLOYING),
-        "extra_panels": _extra_panels(release),
+        "moving": moving,
+        # Poll while the release moves, while approvals come in, and while a soak gate
+        # is still closed: each of those changes without anyone touching this page.
+        "poll": moving or is_pending or soaking,
     }
 
 
@@ -386,3 +397,14 @@ def environment_list(request):
             "environments": selectors.environment_list(),
         },
     )
+
+
+@login_required
+@require_GET
+def landing(request):
+    """Where sign-in lands: people whose roles are all reviewer roles go to the releases
+    waiting for them; everyone else (engineers, on-call, admins) to the fleet."""
+    roles = user_roles(request.user)
+    if roles and roles <= REVIEWER_ROLES:
+        return redirect("releases:inbox")
+    return redirect("dashboards:fleet")

@@ -12,8 +12,9 @@ from apps.core.errors import Conflict, DomainError, Forbidden
 from apps.releases import permissions
 from apps.releases import queue as release_queue
 from apps.releases.models import Approval, ApprovalDecision, Release, ReleaseState
+from apps.releases.panels import release_panels
 from apps.releases.policy import open_slots_for
-from apps.releases.selectors import release_policy_progress
+from apps.releases.selectors import release_policy_progress, review_snapshot
 from apps.releases.services._transitions import (
     _check_transition,
     _clean_text,
@@ -88,6 +89,7 @@ def release_approve(
                 decision=ApprovalDecision.APPROVE,
                 comment=comment,
                 digest=release.digest,
+                evidence=review_snapshot(release, panels=release_panels(release)),
             )
     except IntegrityError:
         raise Conflict("You have already given your decision on this release.") from None
@@ -138,6 +140,7 @@ def release_reject(*, actor, release: Release, comment: str, role: str | None = 
         decision=ApprovalDecision.REJECT,
         comment=comment,
         digest=release.digest,
+        evidence=review_snapshot(release, panels=release_panels(release)),
     )
     _move(
         release,
