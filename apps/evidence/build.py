@@ -17,8 +17,9 @@ from apps.releases.models import Release
 from apps.releases.selectors import release_changes
 
 GAPS = [
-    "approvals: the pack records the manifest digest each reviewer approved (which binds "
-    "the exact manifests); the page as rendered to them (model card, SLO panel) is not stored",
+    "approvals: each decision carries the digest the reviewer approved (which binds the "
+    "exact manifests) and, for decisions made since approver snapshots exist, what the page "
+    "showed them (summary, metric comparison, staging figures); older decisions have none",
     "commits: the trailers are restated from the database; the literal commit message is in "
     "the GitOps repository under the recorded sha",
     "sync/health: Slipway keeps the latest Argo CD status per service and environment, not "
@@ -102,6 +103,9 @@ def _approvals(release: Release) -> list[dict]:
             "at": _at(a.created_at),
             "approved_digest": a.digest,
             "digest_matches_release": a.digest == release.digest,
+            # What the review page showed this person when they decided (None for
+            # decisions made before snapshots were kept).
+            "saw": a.evidence or None,
         }
         for a in release.approvals.select_related("approver").order_by("created_at", "id")
     ]

@@ -52,6 +52,9 @@ def test_the_pack_holds_approvals_commit_model_and_audit(prod_release):
     assert approvals["pat"]["comment"] == "card ok"
     assert all(a["approved_digest"] == prod_release.digest for a in approvals.values())
     assert all(a["digest_matches_release"] for a in approvals.values())
+    # What the review page showed each approver travels with their decision.
+    assert all(a["saw"]["digest"] == prod_release.digest for a in approvals.values())
+    assert all(a["saw"]["summary"] for a in approvals.values())
     assert sections["manifests"]["digest"] == prod_release.digest
     assert sections["commits"][0]["sha"] == prod_release.commit_sha
     assert sections["commits"][0]["trailers"]["Approved-By"] == "carol, pat"
