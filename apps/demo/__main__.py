@@ -4,6 +4,10 @@ Migrates a SQLite database under var/, seeds people, environments, real MLflow m
 a local bare GitOps repository, then starts the web server and a Celery worker with beat
 inside it (on a filesystem broker under var/). The worker's cluster and metrics backends
 are the demo simulator; every page says so. Ctrl-C stops everything this started.
+
+`python -m apps.demo manage <command> [args]` runs one manage.py command on the demo's
+state instead (e.g. `audit_verify`): a bare `python manage.py` would read the production
+defaults (no DEBUG, no SECRET_KEY, another database) and refuse or look at the wrong data.
 """
 
 from __future__ import annotations
@@ -74,6 +78,15 @@ def _wait_healthy(url: str, timeout: float = 60) -> None:
         except OSError:
             time.sleep(0.3)
     raise RuntimeError(f"{url}/healthz did not answer within {timeout:.0f} s")
+
+
+def manage(args: list[str]) -> int:
+    """Run ``manage.py <args>`` on the demo's state; its exit code."""
+    if not args:
+        print("usage: python -m apps.demo manage <command> [args]", file=sys.stderr)
+        return 2
+    command = [sys.executable, "manage.py", *args]
+    return subprocess.run(command, cwd=ROOT, env=demo_environment(), check=False).returncode
 
 
 def main() -> int:
@@ -152,4 +165,6 @@ def main() -> int:
 
 if __name__ == "__main__":
     sys.path.insert(0, str(ROOT))
+    if sys.argv[1:2] == ["manage"]:
+        sys.exit(manage(sys.argv[2:]))
     sys.exit(main())
