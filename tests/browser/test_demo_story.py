@@ -123,7 +123,7 @@ def test_the_demo_story_plays_in_the_browser(demo, chromium, tmp_path):
     try:
         page = context.new_page()
         _play_the_story(page, demo)
-        _play_a_failed_sync(page, demo)
+        _play_the_faults(page, demo)
     finally:
         context.close()
     # The README's last step: the audit chain checks out, run the way a user runs it
@@ -191,18 +191,30 @@ def _play_the_story(page, demo):
     assert "churn-model v1" in live_card and "rollback" in live_card.lower()
 
 
-def _play_a_failed_sync(page, demo):
-    """fraud-model v2 is seeded with ``demo.fail=sync``: released to staging, it fails at
-    once and the release page says why (the simulator's admission webhook message)."""
-    sign_in(page, demo, "alice", PASSWORD)
-    page.goto(f"{demo}/releases/new/?service=fraud-model")
-    v2 = page.locator("select[name=model_version] option", has_text="v2 ")
-    page.select_option("select[name=model_version]", v2.get_attribute("value"))
+def _release_to_staging(page, demo, service, version, reason):
+    page.goto(f"{demo}/releases/new/?service={service}")
+    option = page.locator("select[name=model_version] option", has_text=f"{version} ")
+    page.select_option("select[name=model_version]", option.get_attribute("value"))
     page.select_option("select[name=environment]", "staging")
-    page.fill("textarea[name=reason]", "v2: see what a refused sync looks like")
+    page.fill("textarea[name=reason]", reason)
     page.click("button:has-text('Create draft')")
     page.click("button:has-text('Submit for approval')")
+
+
+def _play_the_faults(page, demo):
+    """fraud-model v2 and v3 are seeded with ``demo.fail=sync`` and ``=load``: released to
+    staging, the release page says why each goes wrong, without waiting for the end."""
+    sign_in(page, demo, "alice", PASSWORD)
+    # A refused sync fails at once, with the simulated admission webhook's message.
+    _release_to_staging(page, demo, "fraud-model", "v2", "v2: see a refused sync")
     page.wait_for_selector("#release-status .badge.state-failed", timeout=60000)
     status = page.inner_text("#release-status")
     assert "image is not signed (simulated: demo.fail=sync)" in status, status
     screenshot(page, "demo-failed-sync")
+    # A model that cannot load: Degraded, and the page's own status poll shows the reason
+    # while the release still waits out the grace period.
+    _release_to_staging(page, demo, "fraud-model", "v3", "v3: see a model that cannot load")
+    page.locator("#release-status", has_text="demo.fail=load").wait_for(timeout=60000)
+    status = page.inner_text("#release-status")
+    assert "Degraded" in status and "model failed to load" in status, status
+    screenshot(page, "demo-failed-load")
