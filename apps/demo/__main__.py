@@ -95,6 +95,9 @@ def _manage(env, *args: str) -> None:
 
 def manage(args: list[str]) -> int:
     """Run one management command on the demo's state (`python -m apps.demo manage ...`)."""
+    if not args:
+        print("usage: python -m apps.demo manage <command> [args]", file=sys.stderr)
+        return 2
     if not (VAR / "slipway.sqlite3").exists():
         print(
             f"No demo state in {VAR}: run `make demo` once first (or set SLIPWAY_DEMO_DIR).",

@@ -26,17 +26,24 @@ ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "slipway-demo"
 
 
-@pytest.fixture
-def demo(tmp_path):
-    port = free_port()
+def _demo_env(tmp_path) -> dict[str, str]:
+    """The environment a user's shell gives the runner: none of the test run's settings
+    (another SECRET_KEY would even change the audit chain's key)."""
     env = {
         k: v
         for k, v in os.environ.items()
         if k not in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE", "SECRET_KEY", "SLIPWAY_VAR_DIR")
     }
+    env["SLIPWAY_DEMO_DIR"] = str(tmp_path / "demo")
+    return env
+
+
+@pytest.fixture
+def demo(tmp_path):
+    port = free_port()
+    env = _demo_env(tmp_path)
     env.update(
         {
-            "SLIPWAY_DEMO_DIR": str(tmp_path / "demo"),
             "PORT": str(port),
             "METRICS_POLL_SECONDS": "5",
             "STATUS_POLL_SECONDS": "1",
@@ -111,12 +118,27 @@ def _until(page, check, *, timeout_s, reload_every_s=2.0):
     )
 
 
-def test_the_demo_story_plays_in_the_browser(demo, chromium):
+def test_the_demo_story_plays_in_the_browser(demo, chromium, tmp_path):
     context = chromium.new_context(viewport={"width": 1280, "height": 900})
     try:
-        _play_the_story(context.new_page(), demo)
+        page = context.new_page()
+        _play_the_story(page, demo)
+        _play_the_faults(page, demo)
     finally:
         context.close()
+    # The README's last step: the audit chain checks out, run the way a user runs it
+    # (a bare `manage.py` would look at another database, or refuse without SECRET_KEY).
+    verify = subprocess.run(
+        [sys.executable, "-m", "apps.demo", "manage", "audit_verify"],
+        cwd=ROOT,
+        env=_demo_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert "audit chain intact" in verify.stdout, verify.stdout
 
 
 def _play_the_story(page, demo):
@@ -167,3 +189,32 @@ def _play_the_story(page, demo):
     page.wait_for_selector("text=Release history")
     live_card = page.inner_text("aside")
     assert "churn-model v1" in live_card and "rollback" in live_card.lower()
+
+
+def _release_to_staging(page, demo, service, version, reason):
+    page.goto(f"{demo}/releases/new/?service={service}")
+    option = page.locator("select[name=model_version] option", has_text=f"{version} ")
+    page.select_option("select[name=model_version]", option.get_attribute("value"))
+    page.select_option("select[name=environment]", "staging")
+    page.fill("textarea[name=reason]", reason)
+    page.click("button:has-text('Create draft')")
+    page.click("button:has-text('Submit for approval')")
+
+
+def _play_the_faults(page, demo):
+    """fraud-model v2 and v3 are seeded with ``demo.fail=sync`` and ``=load``: released to
+    staging, the release page says why each goes wrong, without waiting for the end."""
+    sign_in(page, demo, "alice", PASSWORD)
+    # A refused sync fails at once, with the simulated admission webhook's message.
+    _release_to_staging(page, demo, "fraud-model", "v2", "v2: see a refused sync")
+    page.wait_for_selector("#release-status .badge.state-failed", timeout=60000)
+    status = page.inner_text("#release-status")
+    assert "image is not signed (simulated: demo.fail=sync)" in status, status
+    screenshot(page, "demo-failed-sync")
+    # A model that cannot load: Degraded, and the page's own status poll shows the reason
+    # while the release still waits out the grace period.
+    _release_to_staging(page, demo, "fraud-model", "v3", "v3: see a model that cannot load")
+    page.locator("#release-status", has_text="demo.fail=load").wait_for(timeout=60000)
+    status = page.inner_text("#release-status")
+    assert "Degraded" in status and "model failed to load" in status, status
+    screenshot(page, "demo-failed-load")

@@ -25,8 +25,15 @@ from apps.registry.models import ModelVersion
 from apps.releases import services
 from apps.releases.models import ApprovalRule, Environment, Release, ReleaseState, Service
 
-# Version 3 of churn-model answers slowly in the simulator: the regression to roll back.
-REGRESSION_TAG = ("demo.latency_multiplier", "2.5")
+# MLflow tags the simulator plays (apps/metrics/sources/demo.py, apps/gitops/demo_cluster.py),
+# set once when the store is created. churn-model v3 answers slowly: the regression to roll
+# back in the README's story. fraud-model v2 and v3 fail their rollout, so a user can see
+# what a failed sync and a model that cannot load look like without writing to MLflow.
+DEMO_TAGS = [
+    ("churn-model", "3", "demo.latency_multiplier", "2.5"),
+    ("fraud-model", "2", "demo.fail", "sync"),
+    ("fraud-model", "3", "demo.fail", "load"),
+]
 SERVICES = {
     "churn-model": {
         "description": "Predicts which subscribers are about to cancel.",
@@ -130,9 +137,9 @@ class Command(BaseCommand):
         if store is not None and not store.exists():
             self.stdout.write("training demo models (scikit-learn, data shipped with it)...")
             seed_demo_models(uri, dict.fromkeys(SERVICES, 3))
-            MlflowClient(tracking_uri=uri, registry_uri=uri).set_model_version_tag(
-                "churn-model", "3", *REGRESSION_TAG
-            )
+            client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+            for name, version, key, value in DEMO_TAGS:
+                client.set_model_version_tag(name, version, key, value)
         result = registry_sync(force=True)
         if not ModelVersion.objects.filter(name__in=SERVICES).exists():
             raise CommandError(f"registry sync found no demo models: {result.summary()}")
