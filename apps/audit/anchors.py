@@ -125,7 +125,7 @@ def anchors_from_git(repo: Path, *, max_commits: int = 500) -> list[Anchor]:
     for record in result.stdout.split("\x1e"):
         sha, _, values = record.strip().partition("\x00")
         for value in values.split("\x01"):
-            anchor = anchor_parse(value, source=f"git commit {sha[:12]} in {repo}")
+            anchor = anchor_parse(value, source=f"git commit {sha[:12]} of the GitOps repository")
             if anchor is not None:
                 found.append(anchor)
     found.reverse()  # oldest first, like the file

@@ -54,3 +54,6 @@ class Channel(filesystem.Channel):
 
 class Transport(filesystem.Transport):
     Channel = Channel
+    # A folder has no host: without this kombu warns "No hostname was supplied" on every
+    # connection, which reads like a fault in the demo's console.
+    default_connection_params = {}

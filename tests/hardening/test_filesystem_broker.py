@@ -114,3 +114,13 @@ def test_the_embedded_default_broker_uses_the_atomic_transport(tmp_path):
     transport, folder = result.stdout.split()
     assert transport == "apps.core.broker_filesystem:Transport"
     assert Path(folder) == tmp_path / "broker" / "queue"
+
+
+def test_a_connection_logs_no_missing_hostname_warning(tmp_path, caplog):
+    """A folder has no host; kombu's "No hostname was supplied" read like a fault."""
+    with Connection(
+        "filesystem://", transport=Transport, transport_options=_options(tmp_path)
+    ) as conn:
+        conn.default_channel  # noqa: B018 - opening the channel is what logged it
+        conn.info()
+    assert "No hostname" not in caplog.text
