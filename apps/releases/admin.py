@@ -6,7 +6,7 @@ actions, which lock, check and audit. Setup changes made here are audited too.
 
 from django.contrib import admin
 
-from apps.audit.services import audit_record_standalone
+from apps.audit.services import audit_record_standalone, audited_atomic
 from apps.core.admin import ReadOnlyAdmin
 from apps.releases.models import (
     Approval,
@@ -19,6 +19,24 @@ from apps.releases.models import (
 
 
 class AuditedAdmin(admin.ModelAdmin):
+    # Django's admin wraps a save or delete in transaction.atomic and then calls
+    # save_model, which audits: the transaction must open with the audit chain lock
+    # (apps.audit.services, lock order), so these views open it with audited_atomic and
+    # Django's atomic nests inside as a savepoint.
+    def changeform_view(self, request, *args, **kwargs):
+        with audited_atomic():
+            return super().changeform_view(request, *args, **kwargs)
+
+    def delete_view(self, request, *args, **kwargs):
+        with audited_atomic():
+            return super().delete_view(request, *args, **kwargs)
+
+    def changelist_view(self, request, *args, **kwargs):
+        if request.method != "POST":  # a page view writes nothing: no lock
+            return super().changelist_view(request, *args, **kwargs)
+        with audited_atomic():
+            return super().changelist_view(request, *args, **kwargs)
+
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
         audit_record_standalone(
