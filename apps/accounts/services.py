@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import Group, Permission
-from django.db import transaction
 from django.utils import timezone
 
 from apps.accounts.models import ApiToken
 from apps.accounts.roles import ALL_ROLES, Role
-from apps.audit.services import audit_record
+from apps.audit.services import audit_record, audited_atomic
 
 
 def api_token_create(*, user, name: str, created_by=None) -> tuple[ApiToken, str]:
     """Create a token and return it with its raw value, which is never stored."""
     raw, key_hash = ApiToken.generate()
-    with transaction.atomic():
+    with audited_atomic():
         token = ApiToken.objects.create(user=user, name=name, key_hash=key_hash, prefix=raw[:10])
         audit_record(
             actor=created_by or user,
@@ -28,7 +27,7 @@ def api_token_create(*, user, name: str, created_by=None) -> tuple[ApiToken, str
 
 def api_token_revoke(*, token: ApiToken, revoked_by) -> None:
     """Revoke a token; requests carrying it are refused from now on."""
-    with transaction.atomic():
+    with audited_atomic():
         updated = ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
             revoked_at=timezone.now()
         )
@@ -65,7 +64,7 @@ def user_set_roles(*, user, roles: set[str], changed_by=None) -> None:
     unknown = set(roles) - ALL_ROLES
     if unknown:
         raise ValueError(f"unknown roles: {sorted(unknown)}")
-    with transaction.atomic():
+    with audited_atomic():
         before = sorted(user.groups.filter(name__in=ALL_ROLES).values_list("name", flat=True))
         user.groups.remove(*Group.objects.filter(name__in=ALL_ROLES))
         user.groups.add(*Group.objects.filter(name__in=roles))

@@ -8,7 +8,7 @@ from django import forms
 from django.contrib import admin
 from django.db import models
 
-from apps.audit.services import audit_record_standalone
+from apps.audit.services import audit_record_standalone, audited_atomic
 from apps.core.admin import ReadOnlyAdmin
 from apps.core.jsoninput import SafeJSONFormField
 from apps.releases.config_check import (
@@ -37,6 +37,24 @@ class AuditedAdmin(admin.ModelAdmin):
             # with a message instead of being trimmed to a different name than was typed.
             kwargs["strip"] = False
         return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+    # Django's admin wraps a save or delete in transaction.atomic and then calls
+    # save_model, which audits: the transaction must open with the audit chain lock
+    # (apps.audit.services, lock order), so these views open it with audited_atomic and
+    # Django's atomic nests inside as a savepoint.
+    def changeform_view(self, request, *args, **kwargs):
+        with audited_atomic():
+            return super().changeform_view(request, *args, **kwargs)
+
+    def delete_view(self, request, *args, **kwargs):
+        with audited_atomic():
+            return super().delete_view(request, *args, **kwargs)
+
+    def changelist_view(self, request, *args, **kwargs):
+        if request.method != "POST":  # a page view writes nothing: no lock
+            return super().changelist_view(request, *args, **kwargs)
+        with audited_atomic():
+            return super().changelist_view(request, *args, **kwargs)
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)

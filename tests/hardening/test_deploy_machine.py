@@ -43,6 +43,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from apps.audit.services import audited_atomic
 from apps.core.errors import DomainError
 from apps.gitops.demo_cluster import DemoClusterReader
 from apps.gitops.errors import GitOpsError
@@ -119,7 +120,9 @@ class DeployMachine(ReleaseInvariants, RuleBasedStateMachine):
     def __init__(self):
         super().__init__()
         STATS["examples"] += 1
-        self._atomic = transaction.atomic()
+        # The example's transaction, rolled back at teardown: audited, so the services
+        # inside it run as savepoints of an audited transaction (the lock order holds).
+        self._atomic = audited_atomic()
         self._atomic.__enter__()
         self.tmp = Path(tempfile.mkdtemp(prefix="slipway-machine-"))
         self.remote = BareRemote.create(self.tmp / "remote" / "gitops.git", self.tmp / "else")

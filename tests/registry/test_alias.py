@@ -7,10 +7,10 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from django.db import transaction
 from django.utils import timezone
 
 from apps.audit.models import AuditEvent
+from apps.audit.services import audited_atomic
 from apps.core.errors import Conflict, DomainError
 from apps.registry import services
 from apps.registry.client import RegistryClient
@@ -102,7 +102,7 @@ def test_rollback_moves_the_alias_back(synced):
 
 def test_mlflow_down_never_fails_the_caller_and_retries_later(synced, unreachable_mlflow_uri):
     down = RegistryClient(tracking_uri=unreachable_mlflow_uri)
-    with transaction.atomic():  # the caller's transaction (release goes live) commits
+    with audited_atomic():  # the caller's transaction (release goes live) commits
         update = assign(2)
 
     update = registry_alias_apply(alias_update_id=update.pk, client=down)

@@ -13,9 +13,9 @@ import pytest
 from celery import current_app
 from celery.signals import before_task_publish
 from django.conf import settings as django_settings
-from django.db import transaction
 from django.utils import timezone
 
+from apps.audit.services import audited_atomic
 from apps.core.queue import declared_task_names
 from apps.registry import queue, tasks
 from apps.registry.models import AliasUpdate, AliasUpdateState, ModelVersion
@@ -102,7 +102,7 @@ def test_services_never_import_tasks():
 
 @pytest.mark.django_db(transaction=True)
 def test_assign_sends_one_message_after_commit_that_the_task_applies(synced, published, settings):
-    with transaction.atomic():
+    with audited_atomic():
         update = assign(2)
         assert published == []  # nothing leaves before the row is visible to a worker
 

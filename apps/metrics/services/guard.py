@@ -12,10 +12,10 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.utils import timezone
 
-from apps.audit.services import audit_record
+from apps.audit.services import audit_record, audited_atomic
 from apps.core.errors import Conflict
 from apps.metrics.catalog import format_value
 from apps.metrics.models import GuardDecision, GuardOutcome, SloState
@@ -60,7 +60,7 @@ def guard_consider(
         created_at=now,
     )
     try:
-        with transaction.atomic():
+        with audited_atomic():
             note = ""
             if release.kind == ReleaseKind.ROLLBACK:
                 decision.outcome = GuardOutcome.SKIPPED_ROLLBACK

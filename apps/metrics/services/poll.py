@@ -19,9 +19,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db import transaction
 from django.utils import timezone
 
+from apps.audit.services import audited_atomic
 from apps.core.backoff import backoff_delay
 from apps.metrics import conf
 from apps.metrics.catalog import METRIC_NAMES, Metric
@@ -135,7 +135,7 @@ def _poll(*, now: datetime, sources: Sequence[Source] | None) -> PollResult:
     for reading in derived_readings(readings.values()):
         readings[(reading.service, reading.environment, reading.metric)] = reading
 
-    with transaction.atomic():
+    with audited_atomic():
         result.samples_written = _store(readings.values(), by_key)
         for row in health.values():
             if row.last_attempt_at == now:

@@ -10,14 +10,21 @@ from apps.registry.models import ModelVersion
 def mirror_alias_map(name: str, aliases: dict[str, int]) -> list[int]:
     """Set each version's ``aliases`` from the model's alias map; return versions changed.
 
+    Rows are locked in primary-key order (the documented lock order).
+
     Call inside a transaction: the rows it rewrites are locked until the caller commits."""
     holders = {n for n in aliases.values()}
-    rows = ModelVersion.objects.select_for_update(no_key=True).filter(name=name).exclude(aliases=[])
+    rows = (
+        ModelVersion.objects.select_for_update(no_key=True)
+        .filter(name=name)
+        .exclude(aliases=[])
+        .order_by("pk")
+    )
     changed = []
     for row in list(rows) + list(
-        ModelVersion.objects.select_for_update(no_key=True).filter(
-            name=name, version__in=holders, aliases=[]
-        )
+        ModelVersion.objects.select_for_update(no_key=True)
+        .filter(name=name, version__in=holders, aliases=[])
+        .order_by("pk")
     ):
         wanted = sorted(a for a, n in aliases.items() if n == row.version)
         if row.aliases != wanted:

@@ -12,10 +12,9 @@ import re
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
-from apps.audit.services import audit_record
+from apps.audit.services import audit_record, audited_atomic
 from apps.core.backoff import backoff_delay
 from apps.core.errors import Conflict, DomainError
 from apps.core.locks import try_advisory_lock
@@ -65,7 +64,7 @@ def registry_alias_assign(
             "'latest' or 'v<number>'."
         )
     now = timezone.now()
-    with transaction.atomic():
+    with audited_atomic():
         update = AliasUpdate.objects.create(
             model_version=model_version,
             alias=alias,
@@ -100,7 +99,7 @@ def registry_alias_assign(
 
 def registry_alias_retry(*, alias_update: AliasUpdate, actor) -> AliasUpdate:
     """Try a failed alias update again (MLflow fixed, alias allowed now...)."""
-    with transaction.atomic():
+    with audited_atomic():
         update = AliasUpdate.objects.select_for_update(no_key=True).get(pk=alias_update.pk)
         if update.state != AliasUpdateState.FAILED:
             raise Conflict(
@@ -191,7 +190,7 @@ def registry_alias_apply(
 def _alias_attempt_succeeded(update: AliasUpdate) -> None:
     mv = update.model_version
     now = timezone.now()
-    with transaction.atomic():
+    with audited_atomic():
         done = AliasUpdate.objects.filter(pk=update.pk, state=AliasUpdateState.PENDING).update(
             state=AliasUpdateState.DONE,
             attempts=update.attempts + 1,
@@ -240,7 +239,7 @@ def _alias_attempt_failed(update: AliasUpdate, message: str, *, retry: bool) -> 
     attempts = update.attempts + 1
     now = timezone.now()
     give_up = not retry or attempts >= ALIAS_MAX_ATTEMPTS
-    with transaction.atomic():
+    with audited_atomic():
         if give_up:
             changed = AliasUpdate.objects.filter(
                 pk=update.pk, state=AliasUpdateState.PENDING

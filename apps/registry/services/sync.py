@@ -21,7 +21,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from apps.audit.services import audit_record
+from apps.audit.services import audit_record, audited_atomic
 from apps.core.locks import try_advisory_lock
 from apps.registry.client import (
     SCORE_BASELINE_PATH,
@@ -454,7 +454,7 @@ def _write_versions(
 ) -> None:
     now = timezone.now()
     change = ModelChange()
-    with transaction.atomic():
+    with audited_atomic():
         rm, _ = RegisteredModel.objects.select_for_update(no_key=True).get_or_create(name=info.name)
         rows = {row.version: row for row in ModelVersion.objects.filter(name=info.name)}
         to_create, to_update = [], []
@@ -692,7 +692,7 @@ def _apply_unchanged(
         rm = known[info.name]
         if (rm.aliases, rm.tags, rm.description) == (info.aliases, info.tags, info.description):
             continue
-        with transaction.atomic():
+        with audited_atomic():
             rm = RegisteredModel.objects.select_for_update(no_key=True).get(pk=rm.pk)
             before = rm.aliases
             rm.aliases, rm.tags, rm.description = info.aliases, info.tags, info.description
@@ -716,7 +716,7 @@ def _apply_unchanged(
 
 def _mark_model_deleted(rm: RegisteredModel, *, actor, result: SyncResult) -> None:
     now = timezone.now()
-    with transaction.atomic():
+    with audited_atomic():
         rm = RegisteredModel.objects.select_for_update(no_key=True).get(pk=rm.pk)
         if rm.deleted_upstream_at is not None:
             return

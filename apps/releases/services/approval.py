@@ -7,7 +7,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.accounts.roles import user_roles
-from apps.audit.services import audit_record
+from apps.audit.services import audit_record, audited_atomic
 from apps.core.errors import Conflict, DomainError, Forbidden
 from apps.releases import permissions
 from apps.releases import queue as release_queue
@@ -44,7 +44,7 @@ def _reviewer_role(actor, release: Release, requested_role: str | None) -> str:
     return open_roles[0] if open_roles else sorted(reviewer_roles)[0]
 
 
-@transaction.atomic
+@audited_atomic
 def release_approve(
     *,
     actor,
@@ -114,7 +114,7 @@ def release_approve(
     return release
 
 
-@transaction.atomic
+@audited_atomic
 def release_reject(*, actor, release: Release, comment: str, role: str | None = None) -> Release:
     """Reject a release waiting for approval; one rejection ends it. A comment is required
     so the requester knows what to change."""

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import uuid
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.utils import timezone
 
-from apps.audit.services import audit_record
+from apps.audit.services import audit_record, audited_atomic
 from apps.core.errors import Conflict, DomainError, Forbidden
 from apps.gitops.config import ConfigError
 from apps.gitops.errors import GitOpsError
@@ -189,7 +189,7 @@ def _create(
         config=config,
     )
     try:
-        with transaction.atomic():
+        with audited_atomic():
             release = Release.objects.create(
                 uid=uid,
                 service=service,
@@ -249,7 +249,7 @@ def release_submit(*, actor, release: Release) -> Release:
     return submit_checked(actor=actor, release=release)
 
 
-@transaction.atomic
+@audited_atomic
 def submit_checked(*, actor, release: Release) -> Release:
     """``release_submit`` once the artifacts were checked (promotion checks them before
     its own transaction)."""
@@ -282,7 +282,7 @@ def submit_checked(*, actor, release: Release) -> Release:
     return release
 
 
-@transaction.atomic
+@audited_atomic
 def release_cancel(*, actor, release: Release, reason: str = "") -> Release:
     """Withdraw a release that has not started deploying."""
     reason = _clean_text(reason, field="reason")

@@ -4,17 +4,16 @@ failure), keep the latest status words, and hand the MLflow alias to the live ve
 
 from __future__ import annotations
 
-from django.db import transaction
 from django.utils import timezone
 
-from apps.audit.services import audit_record
+from apps.audit.services import audit_record, audited_atomic
 from apps.core.errors import Conflict
 from apps.releases import queue as release_queue
 from apps.releases.models import Release, ReleaseKind, ReleaseState, ServiceEnvironment
 from apps.releases.services._transitions import LOCK, _check_transition, _locked, _move
 
 
-@transaction.atomic
+@audited_atomic
 def release_deploy_claim(*, release: Release) -> bool:
     """Claim an approved release for the deployer before its commit is made:
     approved -> deploying. From here it can no longer be cancelled, so the files that
@@ -41,7 +40,7 @@ def release_deploy_claim(*, release: Release) -> bool:
     return True
 
 
-@transaction.atomic
+@audited_atomic
 def release_record_commit(*, release: Release, commit_sha: str) -> Release:
     """Record the release's commit on the remote. Idempotent for a redelivered task.
 
@@ -92,7 +91,7 @@ def release_record_commit(*, release: Release, commit_sha: str) -> Release:
     return release
 
 
-@transaction.atomic
+@audited_atomic
 def release_mark_live(*, release: Release, message: str = "") -> Release:
     """Argo CD runs the release's commit and reports Healthy: deploying -> live.
 
@@ -154,7 +153,7 @@ def _assign_alias_on_commit(release: Release) -> None:
     )
 
 
-@transaction.atomic
+@audited_atomic
 def release_mark_failed(*, release: Release, message: str) -> Release:
     """The rollout did not become healthy (or could not be committed): -> failed.
 

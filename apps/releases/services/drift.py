@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.utils import timezone
 
-from apps.audit.services import audit_record
+from apps.audit.services import audit_record, audited_atomic
 from apps.core.errors import Conflict, DomainError, Forbidden
 from apps.gitops.git_writer import FolderChange
 from apps.gitops.render import METADATA_FILE, manifests_digest
@@ -51,7 +51,7 @@ def folder_differences(*, approved: Mapping[str, str], found: Mapping[str, str])
     }
 
 
-@transaction.atomic
+@audited_atomic
 def target_record_drift(
     *,
     target: ServiceEnvironment,
@@ -145,7 +145,7 @@ def release_restore_approved(
         )
     service, environment = live.service, live.environment
     try:
-        with transaction.atomic():
+        with audited_atomic():
             return _restore_locked(
                 live=live, reason=reason, actor=actor, expected_revision=expected_revision
             )

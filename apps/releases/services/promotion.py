@@ -3,8 +3,7 @@ in the environment that promotes from it (prod), through that environment's revi
 
 from __future__ import annotations
 
-from django.db import transaction
-
+from apps.audit.services import audited_atomic
 from apps.core.errors import Conflict, DomainError, Forbidden
 from apps.releases import permissions
 from apps.releases.models import (
@@ -107,7 +106,7 @@ def _replay_promotion(existing: Release, fingerprint: str, source: Release) -> R
 
 
 def _promote_locked(*, actor, source, environment, reason, idempotency_key, fingerprint):
-    with transaction.atomic():
+    with audited_atomic():
         # One standing promotion per source and target: a second click, a browser's
         # resubmit or a colleague's request would put the same change in front of
         # reviewers twice, or one that is live already.

@@ -3,10 +3,10 @@ earlier good release's manifests again, as a new release of kind ``rollback``.""
 
 from __future__ import annotations
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.utils import timezone
 
-from apps.audit.services import audit_record
+from apps.audit.services import audit_record, audited_atomic
 from apps.core.errors import Conflict, DomainError, Forbidden
 from apps.releases import permissions
 from apps.releases import queue as release_queue
@@ -68,7 +68,7 @@ def release_rollback(
             field_errors={"reason": ["required"]},
         )
     try:
-        with transaction.atomic():
+        with audited_atomic():
             return _rollback_locked(
                 service=service,
                 environment=environment,

@@ -14,11 +14,10 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
 
 from apps.accounts.roles import Role
 from apps.accounts.services import roles_ensure_groups, user_set_roles
-from apps.audit.services import audit_record
+from apps.audit.services import audit_record, audited_atomic
 from apps.demo.gitops_repo import ensure_bare_repository
 from apps.demo.people import DEMO_PASSWORD, PEOPLE, SERVICE_ACCOUNTS
 from apps.registry.models import ModelVersion
@@ -177,7 +176,7 @@ class Command(BaseCommand):
             )
         self._drive_to_live()
         # From now on prod asks for a short soak in staging, so the demo can show the gate.
-        with transaction.atomic():
+        with audited_atomic():
             Environment.objects.filter(pk=prod.pk).update(min_soak_minutes=2)
             audit_record(
                 actor=people["ada"],

@@ -1,0 +1,56 @@
+"""Setup changes in the Django admin are audited, in a transaction that opens with the
+audit chain lock (the admin's own atomic nests inside it)."""
+
+import pytest
+from django.urls import reverse
+
+from apps.audit.models import AuditEvent
+from apps.audit.selectors import audit_chain_verify
+from apps.releases.models import Environment, Service
+from tests import factories
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def admin_client_ada(client, people):
+    ada = people["ada"]
+    ada.is_staff = ada.is_superuser = True
+    ada.save()
+    client.force_login(ada)
+    return client
+
+
+def test_changing_an_environment_in_the_admin_is_audited(admin_client_ada, environments):
+    staging, _prod = environments
+    url = reverse("admin:releases_environment_change", args=[staging.pk])
+    response = admin_client_ada.post(
+        url,
+        {
+            "name": "staging",
+            "order": 1,
+            "min_soak_minutes": 5,
+            "bake_minutes": staging.bake_minutes,
+            "kserve_mode": staging.kserve_mode,
+            "kserve_version": staging.kserve_version,
+            "approval_rules-TOTAL_FORMS": 0,
+            "approval_rules-INITIAL_FORMS": 0,
+            "approval_rules-MIN_NUM_FORMS": 0,
+            "approval_rules-MAX_NUM_FORMS": 1000,
+        },
+    )
+    errors = response.context and response.context["adminform"].form.errors
+    assert response.status_code == 302, errors
+    assert Environment.objects.get(pk=staging.pk).min_soak_minutes == 5
+    event = AuditEvent.objects.get(action="environment.change")
+    assert event.actor_label == "ada" and "min_soak_minutes" in event.after["changed"]
+    assert audit_chain_verify()[1] is None
+
+
+def test_deleting_a_service_in_the_admin_is_audited(admin_client_ada):
+    service = factories.make_service("to-delete")
+    url = reverse("admin:releases_service_delete", args=[service.pk])
+    response = admin_client_ada.post(url, {"post": "yes"})
+    assert response.status_code == 302
+    assert not Service.objects.filter(pk=service.pk).exists()
+    assert AuditEvent.objects.filter(action="service.delete", target_id=str(service.pk)).exists()
