@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.db import connection
-from django.db.models import Avg, BigIntegerField, Count, Func, Max, Min, Q
+from django.db.models import Avg, BigIntegerField, Count, F, Func, Max, Min, Q
 from django.utils import timezone
 
 from apps.metrics import conf
 from apps.metrics.catalog import SLO_METRICS, Metric, format_value
-from apps.metrics.downsample import lttb
+from apps.metrics.downsample import lttb_indices
 from apps.metrics.models import (
     GuardDecision,
     MetricLatest,
@@ -191,18 +191,94 @@ class EpochMicroseconds(Func):
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _series_rows(queryset, time_field: str, *value_fields: str) -> list[tuple]:
-    """(time, *values) rows of ``queryset``. On PostgreSQL the time comes back as integer
-    microseconds: Django parses every timestamptz it fetches in Python (~14 us a row, 0.3 s
-    of a 24 h dashboard), and the charts need only the <= 1,000 times LTTB keeps, which
-    ``_as_datetime`` converts afterwards."""
-    if connection.vendor == "postgresql":
-        return list(queryset.values_list(EpochMicroseconds(time_field), *value_fields))
-    return list(queryset.values_list(time_field, *value_fields))
+@dataclass(frozen=True)
+class Series:
+    """One chart line as parallel arrays: ``times`` in integer microseconds since the
+    epoch, ``values`` as floats. The charts format only the points LTTB keeps, so no
+    per-point datetimes or dicts are built for the rows that are dropped."""
+
+    times: list[int]
+    values: list[float]
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def datetimes(self) -> list[datetime]:
+        return [_EPOCH + timedelta(microseconds=t) for t in self.times]
+
+    def points(self) -> list[tuple[datetime, float]]:
+        return list(zip(self.datetimes(), self.values, strict=True))
 
 
-def _as_datetime(value) -> datetime:
-    return value if isinstance(value, datetime) else _EPOCH + timedelta(microseconds=value)
+def _micros(value) -> int:
+    """Integer microseconds since the epoch (PostgreSQL sends them; other databases send a
+    datetime)."""
+    if isinstance(value, datetime):
+        delta = value - _EPOCH
+        return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return int(value)
+
+
+def chart_page_series(
+    *,
+    service,
+    environment,
+    metrics: list[str] | tuple[str, ...],
+    start: datetime,
+    end: datetime,
+    max_points: int = 1000,
+) -> dict[str, Series]:
+    """Every series of a chart page for one target between ``start`` and ``end``, by
+    metric, oldest first, each at most ``max_points`` points: raw samples for ranges up to
+    METRICS_CHART_RAW_MAX_HOURS, 5-minute roll-up averages up to
+    METRICS_CHART_5M_MAX_HOURS, hourly averages beyond, then LTTB so peaks survive the
+    cut. One query for all the metrics (a page of seven series used to cost seven round
+    trips). ``service`` and ``environment`` may be instances or ids; a metric without
+    data maps to an empty series."""
+    resolution = chart_resolution(start, end)
+    if resolution is None:
+        rows = (
+            MetricSample.objects.filter(
+                service_id=_id(service),
+                environment_id=_id(environment),
+                metric__in=list(metrics),
+                time__gte=start,
+                time__lte=end,
+            )
+            .order_by("metric", "time")
+            .values_list("metric", *_time_column("time"), "value")
+        )
+    else:
+        rows = (
+            MetricRollup.objects.filter(
+                service_id=_id(service),
+                environment_id=_id(environment),
+                metric__in=list(metrics),
+                resolution=resolution,
+                bucket_start__gte=start - timedelta(seconds=resolution),
+                bucket_start__lte=end,
+                count__gt=0,
+            )
+            .order_by("metric", "bucket_start")
+            # The average in SQL (float8 / integer, the same IEEE division as Python's).
+            .values_list("metric", *_time_column("bucket_start"), F("sum") / F("count"))
+        )
+    out = {metric: Series([], []) for metric in metrics}
+    for metric, time, value in rows:
+        series = out[metric]
+        series.times.append(time)
+        series.values.append(value)
+    for metric, series in out.items():
+        if series.times and not isinstance(series.times[0], int):
+            series.times[:] = [_micros(t) for t in series.times]
+        keep = lttb_indices(series.times, series.values, max_points)
+        if keep is not None:
+            out[metric] = Series([series.times[i] for i in keep], [series.values[i] for i in keep])
+    return out
+
+
+def _time_column(field: str) -> tuple:
+    return (EpochMicroseconds(field),) if connection.vendor == "postgresql" else (field,)
 
 
 def chart_series(
@@ -214,36 +290,16 @@ def chart_series(
     end: datetime,
     max_points: int = 1000,
 ) -> list[tuple[datetime, float]]:
-    """One metric of one target between ``start`` and ``end``, oldest first, at most
-    ``max_points`` points: raw samples for ranges up to METRICS_CHART_RAW_MAX_HOURS,
-    5-minute roll-up averages up to METRICS_CHART_5M_MAX_HOURS, hourly averages beyond,
-    then LTTB so peaks survive the cut. One query. ``service`` and ``environment`` may
-    be instances or ids."""
-    resolution = chart_resolution(start, end)
-    if resolution is None:
-        samples = MetricSample.objects.filter(
-            service_id=_id(service),
-            environment_id=_id(environment),
-            metric=metric,
-            time__gte=start,
-            time__lte=end,
-        ).order_by("time")
-        points = _series_rows(samples, "time", "value")
-    else:
-        rollups = MetricRollup.objects.filter(
-            service_id=_id(service),
-            environment_id=_id(environment),
-            metric=metric,
-            resolution=resolution,
-            bucket_start__gte=start - timedelta(seconds=resolution),
-            bucket_start__lte=end,
-        ).order_by("bucket_start")
-        points = [
-            (bucket, total / count)
-            for bucket, total, count in _series_rows(rollups, "bucket_start", "sum", "count")
-            if count
-        ]
-    return [(_as_datetime(when), value) for when, value in lttb(points, max_points)]
+    """One metric of one target as (time, value) points: ``chart_page_series`` for a
+    single metric. One query."""
+    return chart_page_series(
+        service=service,
+        environment=environment,
+        metrics=(metric,),
+        start=start,
+        end=end,
+        max_points=max_points,
+    )[metric].points()
 
 
 # --- source health ----------------------------------------------------------------------

@@ -101,6 +101,16 @@ def test_chart_series_reads_raw_then_rollups_and_never_exceeds_max_points(releas
     settings.METRICS_ROLLUP_MAX_BUCKETS_PER_RUN = 1000
     _write(release, "latency_p95_ms", range(2880 * 3))  # three days at 30 s
     metrics_rollup(now=START + timedelta(days=3))
+    six_hours = selectors.chart_series(
+        service=release.service,
+        environment=release.environment,
+        metric="latency_p95_ms",
+        start=START,
+        end=START + timedelta(hours=6),
+        max_points=500,
+    )
+    assert len(six_hours) == 500  # 721 raw points, downsampled
+    assert six_hours[0] == (START, 0.0)
     day = selectors.chart_series(
         service=release.service,
         environment=release.environment,
@@ -108,8 +118,8 @@ def test_chart_series_reads_raw_then_rollups_and_never_exceeds_max_points(releas
         start=START,
         end=START + timedelta(days=1),
     )
-    assert len(day) == 1000  # 2,881 raw points, downsampled
-    assert day[0] == (START, 0.0)
+    assert len(day) == 289  # 5-minute averages, under max_points: all of them
+    assert day[0] == (START, sum(range(10)) / 10)
     week = selectors.chart_series(
         service=release.service_id,
         environment=release.environment_id,
@@ -162,6 +172,31 @@ def test_chart_series_is_one_query(release, django_assert_num_queries):
             start=START,
             end=START + timedelta(hours=1),
         )
+
+
+def test_chart_page_series_reads_every_metric_in_one_query(release, django_assert_num_queries):
+    _write(release, "latency_p95_ms", range(100))
+    _write(release, "error_rate", [0.5] * 40)
+    with django_assert_num_queries(1):
+        page = selectors.chart_page_series(
+            service=release.service_id,
+            environment=release.environment_id,
+            metrics=["latency_p95_ms", "error_rate", "drift_psi"],
+            start=START,
+            end=START + timedelta(hours=1),
+            max_points=50,
+        )
+    assert [len(page[m]) for m in ("latency_p95_ms", "error_rate", "drift_psi")] == [50, 40, 0]
+    # Numeric arrays, equal to the one-series selector's points.
+    assert all(isinstance(t, int) for t in page["latency_p95_ms"].times)
+    assert page["latency_p95_ms"].points() == selectors.chart_series(
+        service=release.service_id,
+        environment=release.environment_id,
+        metric="latency_p95_ms",
+        start=START,
+        end=START + timedelta(hours=1),
+        max_points=50,
+    )
 
 
 def test_latest_by_target_is_one_query_whatever_the_fleet(
