@@ -3,6 +3,7 @@ number of queries whatever the size of the fleet (the tests count them)."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -25,7 +26,7 @@ from apps.metrics.models import (
 )
 from apps.metrics.sources import configured_source_names
 from apps.metrics.sources.base import MetricsConfigError, Target
-from apps.releases.models import Release, ReleaseState, ServiceEnvironment
+from apps.releases.models import Environment, Release, ReleaseState, Service, ServiceEnvironment
 
 # --- what the poll polls ----------------------------------------------------------------
 
@@ -110,26 +111,53 @@ def poll_targets() -> list[LiveTarget]:
 # --- fleet overview ---------------------------------------------------------------------
 
 
+def _id(value) -> int:
+    return value if isinstance(value, int) else value.pk
+
+
+def _as_datetime(value) -> datetime:
+    return value if isinstance(value, datetime) else _EPOCH + timedelta(microseconds=value)
+
+
 def latest_by_target(
-    *, max_age: timedelta | None = None, now: datetime | None = None
+    *,
+    max_age: timedelta | None = None,
+    now: datetime | None = None,
+    service=None,
+    environment=None,
 ) -> dict[tuple[int, int], dict]:
     """{(service_id, environment_id): {metric: value, ..., "observed_at": datetime}}.
 
     One query. ``observed_at`` is the newest reading's time for the target. With
     ``max_age``, values older than that are left out (a source that has been down shows
-    as missing values, not as old ones passed off as current).
+    as missing values, not as old ones passed off as current). ``service`` and
+    ``environment`` (instances or ids) narrow it to one target: a dashboard needs one
+    row, not the fleet's.
     """
-    rows = MetricLatest.objects.values_list(
-        "service_id", "environment_id", "metric", "value", "time"
-    )
+    rows = MetricLatest.objects.all()
+    if service is not None:
+        rows = rows.filter(service_id=_id(service))
+    if environment is not None:
+        rows = rows.filter(environment_id=_id(environment))
     if max_age is not None:
         rows = rows.filter(time__gte=(now or timezone.now()) - max_age)
     out: dict[tuple[int, int], dict] = {}
-    for service_id, environment_id, metric, value, time in rows:
-        entry = out.setdefault((service_id, environment_id), {"observed_at": time})
+    newest: dict[tuple[int, int], int] = {}
+    # Times as integer microseconds: a fleet of 5,000 targets has 35,000 rows, and
+    # Django parses every timestamptz it fetches; only one per target is kept.
+    for service_id, environment_id, metric, value, time in rows.values_list(
+        "service_id", "environment_id", "metric", "value", *_time_column("time")
+    ):
+        key = (service_id, environment_id)
+        entry = out.get(key)
+        if entry is None:
+            entry = out[key] = {}
+            newest[key] = time
+        elif time > newest[key]:
+            newest[key] = time
         entry[metric] = value
-        if time > entry["observed_at"]:
-            entry["observed_at"] = time
+    for key, entry in out.items():
+        entry["observed_at"] = _as_datetime(newest[key])
     return out
 
 
@@ -143,32 +171,137 @@ def slo_status_by_target(*, now: datetime | None = None) -> dict[tuple[int, int]
     """
     now = now or timezone.now()
     stale_after = timedelta(seconds=conf.get("METRICS_STALE_AFTER_SECONDS"))
-    states = {(s.service_id, s.environment_id, s.metric): s for s in SloState.objects.all()}
+    fresh_since = _micros(now - stale_after)
+    # Plain tuples, times as integer microseconds: one SloState per target and metric
+    # makes this the fleet page's largest read.
+    states = {
+        (service_id, environment_id, metric): (in_breach, evaluated)
+        for service_id, environment_id, metric, in_breach, evaluated in (
+            SloState.objects.values_list(
+                "service_id",
+                "environment_id",
+                "metric",
+                "in_breach",
+                *_time_column("last_evaluated_at"),
+            )
+        )
+    }
+    slo_fields = [f"slo_{key}" for key in SLO_METRICS]
+    targets = ServiceEnvironment.objects.values_list(
+        "service_id",
+        "environment_id",
+        *slo_fields,
+        *(f"service__{name}" for name in slo_fields),
+    )
+    width = len(slo_fields)
     out: dict[tuple[int, int], dict[str, str]] = {}
-    for target in ServiceEnvironment.objects.select_related("service"):
+    for service_id, environment_id, *thresholds in targets:
         statuses = {}
-        for slo_key, metric in SLO_METRICS.items():
-            if target.slo()[slo_key] is None:
+        for index, metric in enumerate(SLO_METRICS.values()):
+            # The environment's override, else the service's (ServiceEnvironment.slo()).
+            if thresholds[index] is None and thresholds[width + index] is None:
                 continue
-            state = states.get((target.service_id, target.environment_id, metric))
-            if state is None or state.last_evaluated_at is None:
+            state = states.get((service_id, environment_id, metric))
+            if state is None or state[1] is None:
                 statuses[metric] = "unknown"
-            elif state.in_breach:
+            elif state[0]:
                 statuses[metric] = "breach"
-            elif now - state.last_evaluated_at > stale_after:
+            elif _micros(state[1]) < fresh_since:
                 statuses[metric] = "unknown"
             else:
                 statuses[metric] = "ok"
         if statuses:
-            out[(target.service_id, target.environment_id)] = statuses
+            out[(service_id, environment_id)] = statuses
     return out
 
 
+@dataclass(frozen=True)
+class FleetState:
+    """What the fleet overview shows, read once for every target."""
+
+    services: list  # Service rows: id, name, owner team
+    environments: list  # Environment rows, in promotion order
+    live: dict[tuple[int, int], Release]
+    latest: dict[tuple[int, int], Release]  # the newest release still moving, failed or live
+    waiting: dict[tuple[int, int], int]  # releases pending approval
+    targets: dict[tuple[int, int], ServiceEnvironment]  # Argo CD status and drift
+    metrics: dict[tuple[int, int], dict]  # latest_by_target()
+    slo: dict[tuple[int, int], dict[str, str]]  # slo_status_by_target()
+
+
+def fleet_state(*, now: datetime | None = None) -> FleetState:
+    """Everything the fleet overview needs for every service in every environment, in a
+    fixed number of queries (eight) whatever the size of the fleet. Each read fetches only
+    the columns the page shows: with 5,000 targets, whole release rows (rendered
+    manifests, configuration) and whole target rows cost more than the page's own work."""
+    environments = list(Environment.objects.only("id", "name", "order").order_by("order", "name"))
+    services = list(Service.objects.only("id", "name", "owner_team").order_by("name"))
+    live: dict[tuple[int, int], Release] = {}
+    latest: dict[tuple[int, int], Release] = {}
+    releases = (
+        Release.objects.select_related("model_version")
+        .filter(
+            state__in=[
+                ReleaseState.LIVE,
+                ReleaseState.APPROVED,
+                ReleaseState.DEPLOYING,
+                ReleaseState.FAILED,
+            ]
+        )
+        .only(
+            "id",
+            "uid",
+            "service_id",
+            "environment_id",
+            "state",
+            "kind",
+            "created_at",
+            "live_at",
+            "requested_by_id",
+            "model_version__id",
+            "model_version__name",
+            "model_version__version",
+        )
+        .order_by("created_at", "pk")
+    )
+    for release in releases:
+        key = (release.service_id, release.environment_id)
+        if release.state == ReleaseState.LIVE:
+            live[key] = release
+        latest[key] = release  # ordered oldest first, so the newest wins: a failure that
+        # was followed by a newer live release (a restore, a fix) no longer colours the row
+    waiting = Counter(
+        Release.objects.filter(state=ReleaseState.PENDING_APPROVAL).values_list(
+            "service_id", "environment_id"
+        )
+    )
+    targets = {
+        (t.service_id, t.environment_id): t
+        for t in ServiceEnvironment.objects.only(
+            "id",
+            "service_id",
+            "environment_id",
+            "sync_status",
+            "health_status",
+            "health_since",
+            "drift_revision",
+            "drift_commit",
+            "drift_files",
+        )
+    }
+    return FleetState(
+        services=services,
+        environments=environments,
+        live=live,
+        latest=latest,
+        waiting=dict(waiting),
+        targets=targets,
+        metrics=latest_by_target(),
+        slo=slo_status_by_target(now=now),
+    )
+
+
 # --- charts -----------------------------------------------------------------------------
-
-
-def _id(value) -> int:
-    return value if isinstance(value, int) else value.pk
 
 
 def chart_resolution(start: datetime, end: datetime) -> int | None:
