@@ -8,7 +8,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.db import connection
-from django.db.models import Avg, BigIntegerField, Count, F, Func, Max, Min, Q
+from django.db.models import (
+    Aggregate,
+    Avg,
+    BigIntegerField,
+    Count,
+    F,
+    Func,
+    JSONField,
+    Max,
+    Min,
+    Q,
+)
 from django.utils import timezone
 
 from apps.metrics import conf
@@ -141,24 +152,47 @@ def latest_by_target(
         rows = rows.filter(environment_id=_id(environment))
     if max_age is not None:
         rows = rows.filter(time__gte=(now or timezone.now()) - max_age)
+    if connection.vendor == "postgresql":
+        return _latest_grouped(rows)
     out: dict[tuple[int, int], dict] = {}
-    newest: dict[tuple[int, int], int] = {}
-    # Times as integer microseconds: a fleet of 5,000 targets has 35,000 rows, and
-    # Django parses every timestamptz it fetches; only one per target is kept.
     for service_id, environment_id, metric, value, time in rows.values_list(
-        "service_id", "environment_id", "metric", "value", *_time_column("time")
+        "service_id", "environment_id", "metric", "value", "time"
     ):
-        key = (service_id, environment_id)
-        entry = out.get(key)
-        if entry is None:
-            entry = out[key] = {}
-            newest[key] = time
-        elif time > newest[key]:
-            newest[key] = time
+        entry = out.setdefault((service_id, environment_id), {"observed_at": time})
         entry[metric] = value
-    for key, entry in out.items():
-        entry["observed_at"] = _as_datetime(newest[key])
+        if time > entry["observed_at"]:
+            entry["observed_at"] = time
     return out
+
+
+def _latest_grouped(rows) -> dict[tuple[int, int], dict]:
+    """``latest_by_target`` on PostgreSQL: one row per target, its values as one JSON
+    object and its newest time as integer microseconds. A fleet of 5,000 targets has
+    35,000 MetricLatest rows; fetching them one by one (and parsing each timestamp) cost
+    most of the fleet page's reads."""
+    grouped = (
+        rows.order_by()
+        .values("service_id", "environment_id")
+        .annotate(
+            values=JsonObjectAgg("metric", "value"),
+            newest=EpochMicroseconds(Max("time")),
+        )
+        .values_list("service_id", "environment_id", "values", "newest")
+    )
+    return {
+        (service_id, environment_id): {**values, "observed_at": _as_datetime(newest)}
+        for service_id, environment_id, values, newest in grouped
+    }
+
+
+class JsonObjectAgg(Aggregate):
+    """PostgreSQL ``json_object_agg(key, value)``: one JSON object per group, decoded by
+    the driver in C rather than row by row in Python."""
+
+    function = "json_object_agg"
+    # As jsonb: Django's PostgreSQL backend reads jsonb as text for JSONField to decode.
+    template = "%(function)s(%(expressions)s)::jsonb"
+    output_field = JSONField()
 
 
 def slo_status_by_target(*, now: datetime | None = None) -> dict[tuple[int, int], dict[str, str]]:

@@ -203,7 +203,7 @@ def test_latest_by_target_is_one_query_whatever_the_fleet(
     make_live, settings, django_assert_num_queries
 ):
     settings.METRICS_BACKEND = "demo"
-    make_live("svc-0", "prod")
+    first = make_live("svc-0", "prod")
     metrics_poll(now=START)
     with django_assert_num_queries(1):
         small = selectors.latest_by_target()
@@ -214,6 +214,12 @@ def test_latest_by_target_is_one_query_whatever_the_fleet(
         large = selectors.latest_by_target()
     assert len(small) == 1 and len(large) == 25
     assert all(len(entry) == 10 for entry in large.values())  # 9 metrics + observed_at
+    assert all(entry["observed_at"] == START + STEP for entry in large.values())
+    # A dashboard reads its own target only, with the same values.
+    key = (first.service_id, first.environment_id)
+    with django_assert_num_queries(1):
+        one = selectors.latest_by_target(service=first.service_id, environment=first.environment)
+    assert one == {key: large[key]}
 
 
 def test_poll_queries_do_not_grow_with_the_fleet(
