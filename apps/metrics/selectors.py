@@ -119,7 +119,9 @@ def poll_targets() -> list[LiveTarget]:
     return out
 
 
-# --- fleet overview ---------------------------------------------------------------------
+# --- ids and times -----------------------------------------------------------------------
+# Times of bulk reads travel as integer microseconds: Django parses every timestamptz it
+# fetches in Python (~14 us a row), and the pages need few of them as datetimes.
 
 
 def _id(value) -> int:
@@ -128,6 +130,32 @@ def _id(value) -> int:
 
 def _as_datetime(value) -> datetime:
     return value if isinstance(value, datetime) else _EPOCH + timedelta(microseconds=value)
+
+
+class EpochMicroseconds(Func):
+    """A PostgreSQL timestamptz as integer microseconds since the epoch."""
+
+    output_field = BigIntegerField()
+    template = "(EXTRACT(EPOCH FROM %(expressions)s) * 1000000)::bigint"
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _micros(value) -> int:
+    """Integer microseconds since the epoch (PostgreSQL sends them; other databases send a
+    datetime)."""
+    if isinstance(value, datetime):
+        delta = value - _EPOCH
+        return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return int(value)
+
+
+def _time_column(field: str) -> tuple:
+    return (EpochMicroseconds(field),) if connection.vendor == "postgresql" else (field,)
+
+
+# --- fleet overview ---------------------------------------------------------------------
 
 
 def latest_by_target(
@@ -348,16 +376,6 @@ def chart_resolution(start: datetime, end: datetime) -> int | None:
     return Resolution.ONE_HOUR
 
 
-class EpochMicroseconds(Func):
-    """A PostgreSQL timestamptz as integer microseconds since the epoch."""
-
-    output_field = BigIntegerField()
-    template = "(EXTRACT(EPOCH FROM %(expressions)s) * 1000000)::bigint"
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
 @dataclass(frozen=True)
 class Series:
     """One chart line as parallel arrays: ``times`` in integer microseconds since the
@@ -375,15 +393,6 @@ class Series:
 
     def points(self) -> list[tuple[datetime, float]]:
         return list(zip(self.datetimes(), self.values, strict=True))
-
-
-def _micros(value) -> int:
-    """Integer microseconds since the epoch (PostgreSQL sends them; other databases send a
-    datetime)."""
-    if isinstance(value, datetime):
-        delta = value - _EPOCH
-        return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-    return int(value)
 
 
 def chart_page_series(
@@ -442,10 +451,6 @@ def chart_page_series(
         if keep is not None:
             out[metric] = Series([series.times[i] for i in keep], [series.values[i] for i in keep])
     return out
-
-
-def _time_column(field: str) -> tuple:
-    return (EpochMicroseconds(field),) if connection.vendor == "postgresql" else (field,)
 
 
 def chart_series(
