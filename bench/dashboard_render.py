@@ -1,6 +1,12 @@
-"""Benchmark: the service dashboard with 10 million metric samples in the table.
+"""Benchmark: the service dashboard with 10 million metric samples, and the fleet page.
 
-    .venv/bin/python -m bench.dashboard_render [--samples 10000000] [--requests 15]
+    .venv/bin/python -m bench.dashboard_render [--case dashboard|fleet] [--samples 10000000]
+        [--requests 15] [--fleet-services 1000] [--fleet-environments 5]
+
+Each case runs in its own process and throwaway database (Django is configured once per
+process); without ``--case`` both run, one after the other.
+
+Dashboard case:
 
 Server time (Django test client, in process, so no network) and response size of
 ``/dashboards/<service>/prod/?range=…`` for 1 h, 24 h, 7 d and 30 d, p50/p95, side by side
@@ -12,12 +18,18 @@ Data: a throwaway PostgreSQL database. 100 services live in prod; the measured s
 7 metrics every 30 s for 30 days (604,800 rows); the other 99 share the rest of the samples
 evenly over the same 30 days. Roll-ups (5 min, 1 h) are computed with SQL ``date_bin`` over
 the samples, the same aggregates the rollup task keeps. Inserting takes a few minutes.
+
+Fleet case: ``/fleet/`` with 1,000 services live in 5 environments (5,000 targets, 7 latest
+metrics and 2 SLO states each, some approvals waiting, some failures), p50/p95 server time
+and queries per render, next to the same page fed by a naive per-service selector (a few
+queries per service, whole release rows) in the same run.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -127,89 +139,357 @@ def _insert_samples(total: int, services, releases, prod) -> int:
     return inserted
 
 
-def _naive_chart_series(*, service, environment, metric, start, end, max_points=1000):
-    """What a first version would do: every raw sample in the range, as is."""
+def _naive_chart_page_series(*, service, environment, metrics, start, end, max_points=1000):
+    """What a first version would do: one query per series, every raw sample in the
+    range, as is."""
     from apps.metrics.models import MetricSample
 
-    return list(
-        MetricSample.objects.filter(
-            service=service, environment=environment, metric=metric, time__gte=start, time__lte=end
+    return {
+        metric: list(
+            MetricSample.objects.filter(
+                service=service,
+                environment=environment,
+                metric=metric,
+                time__gte=start,
+                time__lte=end,
+            )
+            .order_by("time")
+            .values_list("time", "value")
         )
-        .order_by("time")
-        .values_list("time", "value")
-    )
+        for metric in metrics
+    }
 
 
 def _measure(client, url: str, requests: int) -> tuple[list[float], int]:
+    times, size, _ = _measure_with_queries(client, url, requests)
+    return times, size
+
+
+def _measure_with_queries(client, url: str, requests: int) -> tuple[list[float], int, int]:
+    """Times and size of ``requests`` GETs of ``url``, and the queries of the last one
+    (counted with an execute wrapper: Django's query log stops at 9,000)."""
+    from django.db import connection
+
     client.get(url)  # warm caches
-    times, size = [], 0
+    times, size, queries = [], 0, []
+
+    def count(run, *args):
+        queries.append(1)
+        return run(*args)
+
     for _ in range(requests):
-        started = time.perf_counter()
-        response = client.get(url)
-        times.append(time.perf_counter() - started)
+        queries.clear()
+        with connection.execute_wrapper(count):
+            started = time.perf_counter()
+            response = client.get(url)
+            times.append(time.perf_counter() - started)
         assert response.status_code == 200, response.status_code
         size = len(response.content)
-    return times, size
+    return times, size, len(queries)
+
+
+def _time_calls(function, requests: int) -> list[float]:
+    function()  # warm caches
+    times = []
+    for _ in range(requests):
+        started = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - started)
+    return times
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--case", choices=("dashboard", "fleet"))
     parser.add_argument("--samples", type=int, default=10_000_000)
     parser.add_argument("--services", type=int, default=100)
     parser.add_argument("--requests", type=int, default=15)
+    parser.add_argument("--fleet-services", type=int, default=1000)
+    parser.add_argument("--fleet-environments", type=int, default=5)
     parser.add_argument(
         "--profile",
-        choices=RANGES,
-        help="also print where one Slipway request of this range spends its time",
+        choices=[*RANGES, "fleet"],
+        help="also print where one Slipway request of this range (or the fleet page) "
+        "spends its time",
     )
     args = parser.parse_args(argv)
+    if args.case is None:
+        # One process per case: Django is configured once per process, for one database.
+        argv = list(sys.argv[1:] if argv is None else argv)
+        codes = [
+            subprocess.call([sys.executable, "-m", "bench.dashboard_render", "--case", case, *argv])
+            for case in ("dashboard", "fleet")
+        ]
+        return max(codes)
 
-    url = temporary_postgres("slipway_bench_dashboard")
+    url = temporary_postgres(f"slipway_bench_{args.case}")
     if url is None:
         print("this benchmark needs PostgreSQL on 127.0.0.1:5432")
         return 2
     workdir = Path(tempfile.mkdtemp(prefix="slipway-bench-dashboard-"))
     try:
         setup_django(workdir, url, ALLOWED_HOSTS="testserver", SECURE_SSL_REDIRECT="0")
-        from django.test import Client
-
-        import apps.dashboards.charts as charts
-
-        user, prod, services, releases = _fleet(args.services)
-        started = time.perf_counter()
-        inserted = _insert_samples(args.samples, services, releases, prod)
-        print(
-            f"{inserted:,} samples inserted with roll-ups in {time.perf_counter() - started:.0f} s"
-        )
-        client = Client()
-        client.force_login(user)
-        smart_selector = charts.chart_series
-        print(
-            f"\n{'range':>5} | {'Slipway p50/p95 ms':>20} | {'size KiB':>8} | "
-            f"{'naive p50/p95 ms':>18} | {'size KiB':>8} | naive/Slipway p50, size"
-        )
-        for range_key in RANGES:
-            page = f"/dashboards/{services[0].name}/prod/?range={range_key}"
-            charts.chart_series = smart_selector
-            fast, fast_size = _measure(client, page, args.requests)
-            charts.chart_series = _naive_chart_series
-            slow, slow_size = _measure(client, page, max(3, args.requests // 3))
-            charts.chart_series = smart_selector
-            fast_ms = [t * 1000 for t in fast]
-            slow_ms = [t * 1000 for t in slow]
-            print(
-                f"{range_key:>5} | {percentile(fast_ms, 0.5):8.0f} / "
-                f"{percentile(fast_ms, 0.95):<8.0f} | {fast_size / 1024:8.0f} | "
-                f"{percentile(slow_ms, 0.5):7.0f} / {percentile(slow_ms, 0.95):<8.0f} | "
-                f"{slow_size / 1024:8.0f} | "
-                f"{statistics.median(slow) / statistics.median(fast):5.1f}x, "
-                f"{slow_size / fast_size:5.1f}x"
-            )
-        if args.profile:
-            _profile(client, f"/dashboards/{services[0].name}/prod/?range={args.profile}")
+        if args.case == "fleet":
+            _fleet_case(args)
+        else:
+            _dashboard_case(args)
     finally:
         drop_postgres(url)
     return 0
+
+
+def _dashboard_case(args) -> None:
+    from django.test import Client
+
+    import apps.dashboards.charts as charts
+
+    user, prod, services, releases = _fleet(args.services)
+    started = time.perf_counter()
+    inserted = _insert_samples(args.samples, services, releases, prod)
+    print(f"{inserted:,} samples inserted with roll-ups in {time.perf_counter() - started:.0f} s")
+    client = Client()
+    client.force_login(user)
+    smart_selector = charts.chart_page_series
+    print(
+        f"\n{'range':>5} | {'Slipway p50/p95 ms':>20} | {'size KiB':>8} | "
+        f"{'naive p50/p95 ms':>18} | {'size KiB':>8} | naive/Slipway p50, p95, size"
+    )
+    for range_key in RANGES:
+        page = f"/dashboards/{services[0].name}/prod/?range={range_key}"
+        charts.chart_page_series = smart_selector
+        fast, fast_size = _measure(client, page, args.requests)
+        charts.chart_page_series = _naive_chart_page_series
+        slow, slow_size = _measure(client, page, max(3, args.requests // 3))
+        charts.chart_page_series = smart_selector
+        _print_row(range_key, fast, fast_size, slow, slow_size)
+    if args.profile and args.profile != "fleet":
+        _profile(client, f"/dashboards/{services[0].name}/prod/?range={args.profile}")
+
+
+def _print_row(label: str, fast: list[float], fast_size: int, slow: list[float], slow_size: int):
+    fast_ms = [t * 1000 for t in fast]
+    slow_ms = [t * 1000 for t in slow]
+    print(
+        f"{label:>5} | {percentile(fast_ms, 0.5):8.0f} / "
+        f"{percentile(fast_ms, 0.95):<8.0f} | {fast_size / 1024:8.0f} | "
+        f"{percentile(slow_ms, 0.5):7.0f} / {percentile(slow_ms, 0.95):<8.0f} | "
+        f"{slow_size / 1024:8.0f} | "
+        f"{statistics.median(slow) / statistics.median(fast):5.1f}x, "
+        f"{percentile(slow, 0.95) / percentile(fast, 0.95):5.1f}x, "
+        f"{slow_size / fast_size:5.1f}x"
+    )
+
+
+# --- the fleet page ---------------------------------------------------------------------
+
+
+def _big_fleet(services: int, environments: int):
+    """``services`` services live in ``environments`` environments, with what the fleet
+    page reads: targets with Argo CD status, releases (live, a few failed or waiting),
+    the latest value of every metric and two SLO states per target."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+    from django.db import connection
+    from django.utils import timezone
+
+    from apps.registry.models import ModelVersion
+    from apps.releases.models import Environment, Release, Service, ServiceEnvironment
+
+    user = get_user_model().objects.create(username="otto")
+    user.groups.add(Group.objects.get_or_create(name="oncall")[0])
+    envs = Environment.objects.bulk_create(
+        Environment(name=f"env-{i}", order=i) for i in range(environments)
+    )
+    fleet = Service.objects.bulk_create(
+        Service(
+            name=f"svc-{i:04d}",
+            owner_team=f"team-{i % 40}",
+            registered_model=f"svc-{i:04d}",
+            slo_p95_latency_ms=250,
+            slo_error_rate=0.01,
+        )
+        for i in range(services)
+    )
+    versions = ModelVersion.objects.bulk_create(
+        ModelVersion(name=s.name, version=v) for s in fleet for v in (1, 2)
+    )
+    now = timezone.now()
+    ServiceEnvironment.objects.bulk_create(
+        ServiceEnvironment(
+            service=s,
+            environment=e,
+            sync_status="Synced",
+            health_status="Healthy",
+            health_since=now,
+        )
+        for s in fleet
+        for e in envs
+    )
+    # A realistic row: rendered manifests and config are what a naive reader drags along.
+    files = {f"deployment-{n}.yaml": "x" * 600 for n in range(6)}
+    releases = []
+    for index, service in enumerate(fleet):
+        for env in envs:
+            releases.append(
+                Release(
+                    uid=uuid.uuid4(),
+                    service=service,
+                    environment=env,
+                    model_version=versions[2 * index],
+                    digest="0" * 64,
+                    state="live",
+                    requested_by=user,
+                    live_at=now,
+                    commit_sha="0" * 40,
+                    rendered_files=files,
+                    config={"replicas": 2},
+                )
+            )
+            if (index + env.order) % 20 == 0:
+                state = "pending_approval" if index % 40 else "failed"
+                releases.append(
+                    Release(
+                        uid=uuid.uuid4(),
+                        service=service,
+                        environment=env,
+                        model_version=versions[2 * index + 1],
+                        digest="1" * 64,
+                        state=state,
+                        requested_by=user,
+                        rendered_files=files,
+                    )
+                )
+    Release.objects.bulk_create(releases, batch_size=1000)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO metrics_metriclatest
+                (service_id, environment_id, release_id, metric, time, value)
+            SELECT r.service_id, r.environment_id, r.id, m, now(), random() * 200
+            FROM releases_release r, unnest(%s::text[]) AS m WHERE r.state = 'live'
+            """,
+            [METRICS],
+        )
+        cursor.execute(
+            """
+            INSERT INTO metrics_slostate
+                (service_id, environment_id, release_id, metric, threshold, last_value,
+                 last_evaluated_at, consecutive_bad, consecutive_good, in_breach)
+            SELECT r.service_id, r.environment_id, r.id, m, 1, 0, now(), 0, 1,
+                   r.id %% 97 = 0
+            FROM releases_release r, unnest(ARRAY['latency_p95_ms', 'error_rate']) AS m
+            WHERE r.state = 'live'
+            """,
+            [],
+        )
+        cursor.execute("ANALYZE")
+    return user
+
+
+def _naive_fleet_rows(*, query="", environment="", status="", sort="status"):
+    """The fleet page as a first version would feed it: per service, its releases (whole
+    rows), waiting approvals, targets, latest metrics and SLO states, each a query."""
+    from collections import Counter
+
+    from apps.dashboards.fleet import SORT_KEYS, FleetRow, _with_every_metric
+    from apps.metrics.models import MetricLatest, SloState
+    from apps.releases.models import Environment, Release, Service, ServiceEnvironment
+
+    environments = list(Environment.objects.order_by("order", "name"))
+    if environment:
+        environments = [env for env in environments if env.name == environment]
+    rows = []
+    for service in Service.objects.order_by("name"):
+        live, latest = {}, {}
+        for release in (
+            Release.objects.select_related("model_version")
+            .filter(service=service, state__in=["live", "approved", "deploying", "failed"])
+            .order_by("created_at", "pk")
+        ):
+            if release.state == "live":
+                live[release.environment_id] = release
+            latest[release.environment_id] = release
+        waiting = Counter(
+            Release.objects.filter(service=service, state="pending_approval").values_list(
+                "environment_id", flat=True
+            )
+        )
+        targets = {t.environment_id: t for t in ServiceEnvironment.objects.filter(service=service)}
+        metrics: dict = {}
+        for row in MetricLatest.objects.filter(service=service):
+            metrics.setdefault(row.environment_id, {})[row.metric] = row.value
+        slo: dict = {}
+        for state in SloState.objects.filter(service=service):
+            slo.setdefault(state.environment_id, {})[state.metric] = (
+                "breach" if state.in_breach else "ok"
+            )
+        for env in environments:
+            target = targets.get(env.pk)
+            rows.append(
+                FleetRow(
+                    service=service,
+                    environment=env,
+                    live=live.get(env.pk),
+                    latest=latest.get(env.pk),
+                    sync_status=target.sync_status if target else "",
+                    health_status=target.health_status if target else "",
+                    health_since=target.health_since if target else None,
+                    metrics=_with_every_metric(metrics.get(env.pk, {})),
+                    slo=slo.get(env.pk, {}),
+                    waiting=waiting.get(env.pk, 0),
+                )
+            )
+    if status:
+        rows = [row for row in rows if row.status == status]
+    sort = sort if sort in SORT_KEYS else "status"
+    rows.sort(key=lambda row: (row.sort_value(sort), row.service.name, row.environment.order))
+    return rows
+
+
+def _fleet_case(args) -> None:
+    from django.test import Client
+    from django.urls import reverse
+
+    import apps.dashboards.views as views
+
+    started = time.perf_counter()
+    user = _big_fleet(args.fleet_services, args.fleet_environments)
+    print(
+        f"fleet of {args.fleet_services:,} services x {args.fleet_environments} environments "
+        f"built in {time.perf_counter() - started:.0f} s"
+    )
+    client = Client()
+    client.force_login(user)
+    page = reverse("dashboards:fleet")
+    smart = views.fleet_rows
+    fast, fast_size, fast_queries = _measure_with_queries(client, page, args.requests)
+    views.fleet_rows = _naive_fleet_rows
+    try:
+        slow, slow_size, slow_queries = _measure_with_queries(
+            client, page, max(3, args.requests // 3)
+        )
+    finally:
+        views.fleet_rows = smart
+    print(
+        f"\n{'page':>5} | {'Slipway p50/p95 ms':>20} | {'size KiB':>8} | "
+        f"{'naive p50/p95 ms':>18} | {'size KiB':>8} | naive/Slipway p50, p95, size"
+    )
+    _print_row("fleet", fast, fast_size, slow, slow_size)
+    print(f"queries per render: Slipway {fast_queries}, naive {slow_queries}")
+    # The rows alone, without the template: what the selector work costs, apart from
+    # rendering 5,000 table rows.
+    fast = _time_calls(smart, args.requests)
+    slow = _time_calls(_naive_fleet_rows, max(3, args.requests // 3))
+    fast_ms = [t * 1000 for t in fast]
+    slow_ms = [t * 1000 for t in slow]
+    print(
+        f"fleet_rows() alone: Slipway {percentile(fast_ms, 0.5):.0f} / "
+        f"{percentile(fast_ms, 0.95):.0f} ms, naive {percentile(slow_ms, 0.5):.0f} / "
+        f"{percentile(slow_ms, 0.95):.0f} ms (p50 / p95), "
+        f"{statistics.median(slow) / statistics.median(fast):.1f}x"
+    )
+    if args.profile == "fleet":
+        _profile(client, page)
 
 
 def _profile(client, url: str) -> None:

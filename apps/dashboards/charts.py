@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from apps.metrics.selectors import chart_series
+from apps.metrics.selectors import Series, chart_page_series
 from apps.releases.models import Release
 
 MAX_POINTS = 1000
@@ -61,10 +61,20 @@ def release_markers(*, service, environment, start: datetime, end: datetime) -> 
     )
 
 
+def _iso_times(series) -> list[str]:
+    if isinstance(series, Series):
+        return [t.isoformat() for t in series.datetimes()]
+    return [t.isoformat() for t, _ in series]
+
+
+def _values(series) -> list[float]:
+    return list(series.values) if isinstance(series, Series) else [v for _, v in series]
+
+
 def build_figure(
     spec: ChartSpec,
     *,
-    series: dict[str, list],
+    series: dict[str, Series | list],
     markers: list[Release],
     threshold: float | None,
     start: datetime,
@@ -78,8 +88,8 @@ def build_figure(
             "type": "scatter",
             "mode": "lines",
             "name": label,
-            "x": [t.isoformat() for t, _ in series.get(metric, [])],
-            "y": [v for _, v in series.get(metric, [])],
+            "x": _iso_times(series.get(metric, [])),
+            "y": _values(series.get(metric, [])),
             "line": {"color": colour, "width": 1.6},
         }
         for (metric, label), colour in zip(spec.series, _COLOURS, strict=False)
@@ -168,19 +178,18 @@ def dashboard_figures(*, service, environment, target, range_key: str, now: date
     start = now - span
     markers = release_markers(service=service, environment=environment, start=start, end=now)
     slo = target.slo() if target is not None else {}
+    # Every series of every chart in one query, as numeric arrays.
+    page = chart_page_series(
+        service=service,
+        environment=environment,
+        metrics=[metric for spec in CHARTS for metric, _ in spec.series],
+        start=start,
+        end=now,
+        max_points=MAX_POINTS,
+    )
     figures = []
     for spec in CHARTS:
-        series = {
-            metric: chart_series(
-                service=service,
-                environment=environment,
-                metric=metric,
-                start=start,
-                end=now,
-                max_points=MAX_POINTS,
-            )
-            for metric, _ in spec.series
-        }
+        series = {metric: page[metric] for metric, _ in spec.series}
         figures.append(
             {
                 "spec": spec,

@@ -4,13 +4,11 @@ number of queries however large the fleet (each source is read once, then joined
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from apps.metrics import selectors as metric_selectors
-from apps.releases.models import Release, ReleaseState, ServiceEnvironment
-from apps.releases.selectors import environment_list, service_list
+from apps.releases.models import Release, ReleaseState
 
 # Worst first: what on-call staff should look at before anything else.
 STATUS_ORDER = {
@@ -88,40 +86,16 @@ def _with_every_metric(values: dict) -> dict:
 def fleet_rows(
     *, query: str = "", environment: str = "", status: str = "", sort: str = "status"
 ) -> list[FleetRow]:
-    environments = list(environment_list())
+    state = metric_selectors.fleet_state()
+    environments = state.environments
     if environment:
         environments = [env for env in environments if env.name == environment]
-    services = list(service_list())
+    services = state.services
     if query:
         needle = query.lower()
         services = [s for s in services if needle in s.name or needle in s.owner_team.lower()]
-    live = {}
-    latest = {}
-    for release in (
-        Release.objects.select_related("model_version", "requested_by")
-        .filter(
-            state__in=[
-                ReleaseState.LIVE,
-                ReleaseState.APPROVED,
-                ReleaseState.DEPLOYING,
-                ReleaseState.FAILED,
-            ]
-        )
-        .order_by("created_at", "pk")
-    ):
-        key = (release.service_id, release.environment_id)
-        if release.state == ReleaseState.LIVE:
-            live[key] = release
-        latest[key] = release  # ordered oldest first, so the newest wins: a failure that
-        # was followed by a newer live release (a restore, a fix) no longer colours the row
-    waiting = Counter(
-        Release.objects.filter(state=ReleaseState.PENDING_APPROVAL).values_list(
-            "service_id", "environment_id"
-        )
-    )
-    targets = {(t.service_id, t.environment_id): t for t in ServiceEnvironment.objects.all()}
-    metrics = metric_selectors.latest_by_target()
-    slo = metric_selectors.slo_status_by_target()
+    live, latest, waiting, targets = state.live, state.latest, state.waiting, state.targets
+    metrics, slo = state.metrics, state.slo
     rows = []
     for service in services:
         for env in environments:

@@ -146,7 +146,9 @@ def service_dashboard(request, service: str, environment: str):
             "history": history,
             "stale": metric_selectors.stale_sources(),
             "latest": _kpis(
-                metric_selectors.latest_by_target().get((service.pk, environment.pk), {})
+                metric_selectors.latest_by_target(service=service, environment=environment).get(
+                    (service.pk, environment.pk), {}
+                )
             ),
             **_rollback_context(request.user, service, environment),
         },

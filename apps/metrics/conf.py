@@ -97,7 +97,7 @@ DEFAULTS: dict[str, Any] = {
     "METRICS_RETENTION_BATCH": 10_000,
     "METRICS_ROLLUP_MAX_BUCKETS_PER_RUN": 288,  # one day of 5-minute buckets
     # Charts: raw samples up to this range, 5-minute roll-ups up to the next, then hourly.
-    "METRICS_CHART_RAW_MAX_HOURS": 24,
+    "METRICS_CHART_RAW_MAX_HOURS": 6,  # 24 h reads 5-minute roll-ups (288 per series)
     "METRICS_CHART_5M_MAX_HOURS": 24 * 8,
 }
 

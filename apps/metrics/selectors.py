@@ -3,16 +3,28 @@ number of queries whatever the size of the fleet (the tests count them)."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.db import connection
-from django.db.models import Avg, BigIntegerField, Count, Func, Max, Min, Q
+from django.db.models import (
+    Aggregate,
+    Avg,
+    BigIntegerField,
+    Count,
+    F,
+    Func,
+    JSONField,
+    Max,
+    Min,
+    Q,
+)
 from django.utils import timezone
 
 from apps.metrics import conf
 from apps.metrics.catalog import SLO_METRICS, Metric, format_value
-from apps.metrics.downsample import lttb
+from apps.metrics.downsample import lttb_indices
 from apps.metrics.models import (
     GuardDecision,
     MetricLatest,
@@ -25,7 +37,7 @@ from apps.metrics.models import (
 )
 from apps.metrics.sources import configured_source_names
 from apps.metrics.sources.base import MetricsConfigError, Target
-from apps.releases.models import Release, ReleaseState, ServiceEnvironment
+from apps.releases.models import Environment, Release, ReleaseState, Service, ServiceEnvironment
 
 # --- what the poll polls ----------------------------------------------------------------
 
@@ -107,78 +119,17 @@ def poll_targets() -> list[LiveTarget]:
     return out
 
 
-# --- fleet overview ---------------------------------------------------------------------
-
-
-def latest_by_target(
-    *, max_age: timedelta | None = None, now: datetime | None = None
-) -> dict[tuple[int, int], dict]:
-    """{(service_id, environment_id): {metric: value, ..., "observed_at": datetime}}.
-
-    One query. ``observed_at`` is the newest reading's time for the target. With
-    ``max_age``, values older than that are left out (a source that has been down shows
-    as missing values, not as old ones passed off as current).
-    """
-    rows = MetricLatest.objects.values_list(
-        "service_id", "environment_id", "metric", "value", "time"
-    )
-    if max_age is not None:
-        rows = rows.filter(time__gte=(now or timezone.now()) - max_age)
-    out: dict[tuple[int, int], dict] = {}
-    for service_id, environment_id, metric, value, time in rows:
-        entry = out.setdefault((service_id, environment_id), {"observed_at": time})
-        entry[metric] = value
-        if time > entry["observed_at"]:
-            entry["observed_at"] = time
-    return out
-
-
-def slo_status_by_target(*, now: datetime | None = None) -> dict[tuple[int, int], dict[str, str]]:
-    """{(service_id, environment_id): {metric: "ok" | "breach" | "unknown"}} for every
-    metric with an SLO (p95 latency, error rate, cost per day, drift). Two queries.
-
-    "breach": K bad polls in a row and not recovered since. "unknown": an SLO is set but
-    there is no recent judgement (nothing live, a new release still settling, or the
-    source stale). Metrics without an SLO are left out.
-    """
-    now = now or timezone.now()
-    stale_after = timedelta(seconds=conf.get("METRICS_STALE_AFTER_SECONDS"))
-    states = {(s.service_id, s.environment_id, s.metric): s for s in SloState.objects.all()}
-    out: dict[tuple[int, int], dict[str, str]] = {}
-    for target in ServiceEnvironment.objects.select_related("service"):
-        statuses = {}
-        for slo_key, metric in SLO_METRICS.items():
-            if target.slo()[slo_key] is None:
-                continue
-            state = states.get((target.service_id, target.environment_id, metric))
-            if state is None or state.last_evaluated_at is None:
-                statuses[metric] = "unknown"
-            elif state.in_breach:
-                statuses[metric] = "breach"
-            elif now - state.last_evaluated_at > stale_after:
-                statuses[metric] = "unknown"
-            else:
-                statuses[metric] = "ok"
-        if statuses:
-            out[(target.service_id, target.environment_id)] = statuses
-    return out
-
-
-# --- charts -----------------------------------------------------------------------------
+# --- ids and times -----------------------------------------------------------------------
+# Times of bulk reads travel as integer microseconds: Django parses every timestamptz it
+# fetches in Python (~14 us a row), and the pages need few of them as datetimes.
 
 
 def _id(value) -> int:
     return value if isinstance(value, int) else value.pk
 
 
-def chart_resolution(start: datetime, end: datetime) -> int | None:
-    """None (raw samples) for short ranges, else the roll-up resolution in seconds."""
-    span = end - start
-    if span <= timedelta(hours=conf.get("METRICS_CHART_RAW_MAX_HOURS")):
-        return None
-    if span <= timedelta(hours=conf.get("METRICS_CHART_5M_MAX_HOURS")):
-        return Resolution.FIVE_MINUTES
-    return Resolution.ONE_HOUR
+def _as_datetime(value) -> datetime:
+    return value if isinstance(value, datetime) else _EPOCH + timedelta(microseconds=value)
 
 
 class EpochMicroseconds(Func):
@@ -191,18 +142,315 @@ class EpochMicroseconds(Func):
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _series_rows(queryset, time_field: str, *value_fields: str) -> list[tuple]:
-    """(time, *values) rows of ``queryset``. On PostgreSQL the time comes back as integer
-    microseconds: Django parses every timestamptz it fetches in Python (~14 us a row, 0.3 s
-    of a 24 h dashboard), and the charts need only the <= 1,000 times LTTB keeps, which
-    ``_as_datetime`` converts afterwards."""
+def _micros(value) -> int:
+    """Integer microseconds since the epoch (PostgreSQL sends them; other databases send a
+    datetime)."""
+    if isinstance(value, datetime):
+        delta = value - _EPOCH
+        return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return int(value)
+
+
+def _time_column(field: str) -> tuple:
+    return (EpochMicroseconds(field),) if connection.vendor == "postgresql" else (field,)
+
+
+# --- fleet overview ---------------------------------------------------------------------
+
+
+def latest_by_target(
+    *,
+    max_age: timedelta | None = None,
+    now: datetime | None = None,
+    service=None,
+    environment=None,
+) -> dict[tuple[int, int], dict]:
+    """{(service_id, environment_id): {metric: value, ..., "observed_at": datetime}}.
+
+    One query. ``observed_at`` is the newest reading's time for the target. With
+    ``max_age``, values older than that are left out (a source that has been down shows
+    as missing values, not as old ones passed off as current). ``service`` and
+    ``environment`` (instances or ids) narrow it to one target: a dashboard needs one
+    row, not the fleet's.
+    """
+    rows = MetricLatest.objects.all()
+    if service is not None:
+        rows = rows.filter(service_id=_id(service))
+    if environment is not None:
+        rows = rows.filter(environment_id=_id(environment))
+    if max_age is not None:
+        rows = rows.filter(time__gte=(now or timezone.now()) - max_age)
     if connection.vendor == "postgresql":
-        return list(queryset.values_list(EpochMicroseconds(time_field), *value_fields))
-    return list(queryset.values_list(time_field, *value_fields))
+        return _latest_grouped(rows)
+    out: dict[tuple[int, int], dict] = {}
+    for service_id, environment_id, metric, value, time in rows.values_list(
+        "service_id", "environment_id", "metric", "value", "time"
+    ):
+        entry = out.setdefault((service_id, environment_id), {"observed_at": time})
+        entry[metric] = value
+        if time > entry["observed_at"]:
+            entry["observed_at"] = time
+    return out
 
 
-def _as_datetime(value) -> datetime:
-    return value if isinstance(value, datetime) else _EPOCH + timedelta(microseconds=value)
+def _latest_grouped(rows) -> dict[tuple[int, int], dict]:
+    """``latest_by_target`` on PostgreSQL: one row per target, its values as one JSON
+    object and its newest time as integer microseconds. A fleet of 5,000 targets has
+    35,000 MetricLatest rows; fetching them one by one (and parsing each timestamp) cost
+    most of the fleet page's reads."""
+    grouped = (
+        rows.order_by()
+        .values("service_id", "environment_id")
+        .annotate(
+            values=JsonObjectAgg("metric", "value"),
+            newest=EpochMicroseconds(Max("time")),
+        )
+        .values_list("service_id", "environment_id", "values", "newest")
+    )
+    return {
+        (service_id, environment_id): {**values, "observed_at": _as_datetime(newest)}
+        for service_id, environment_id, values, newest in grouped
+    }
+
+
+class JsonObjectAgg(Aggregate):
+    """PostgreSQL ``json_object_agg(key, value)``: one JSON object per group, decoded by
+    the driver in C rather than row by row in Python."""
+
+    function = "json_object_agg"
+    # As jsonb: Django's PostgreSQL backend reads jsonb as text for JSONField to decode.
+    template = "%(function)s(%(expressions)s)::jsonb"
+    output_field = JSONField()
+
+
+def slo_status_by_target(*, now: datetime | None = None) -> dict[tuple[int, int], dict[str, str]]:
+    """{(service_id, environment_id): {metric: "ok" | "breach" | "unknown"}} for every
+    metric with an SLO (p95 latency, error rate, cost per day, drift). Two queries.
+
+    "breach": K bad polls in a row and not recovered since. "unknown": an SLO is set but
+    there is no recent judgement (nothing live, a new release still settling, or the
+    source stale). Metrics without an SLO are left out.
+    """
+    now = now or timezone.now()
+    stale_after = timedelta(seconds=conf.get("METRICS_STALE_AFTER_SECONDS"))
+    fresh_since = _micros(now - stale_after)
+    # Plain tuples, times as integer microseconds: one SloState per target and metric
+    # makes this the fleet page's largest read.
+    states = {
+        (service_id, environment_id, metric): (in_breach, evaluated)
+        for service_id, environment_id, metric, in_breach, evaluated in (
+            SloState.objects.values_list(
+                "service_id",
+                "environment_id",
+                "metric",
+                "in_breach",
+                *_time_column("last_evaluated_at"),
+            )
+        )
+    }
+    slo_fields = [f"slo_{key}" for key in SLO_METRICS]
+    targets = ServiceEnvironment.objects.values_list(
+        "service_id",
+        "environment_id",
+        *slo_fields,
+        *(f"service__{name}" for name in slo_fields),
+    )
+    width = len(slo_fields)
+    out: dict[tuple[int, int], dict[str, str]] = {}
+    for service_id, environment_id, *thresholds in targets:
+        statuses = {}
+        for index, metric in enumerate(SLO_METRICS.values()):
+            # The environment's override, else the service's (ServiceEnvironment.slo()).
+            if thresholds[index] is None and thresholds[width + index] is None:
+                continue
+            state = states.get((service_id, environment_id, metric))
+            if state is None or state[1] is None:
+                statuses[metric] = "unknown"
+            elif state[0]:
+                statuses[metric] = "breach"
+            elif _micros(state[1]) < fresh_since:
+                statuses[metric] = "unknown"
+            else:
+                statuses[metric] = "ok"
+        if statuses:
+            out[(service_id, environment_id)] = statuses
+    return out
+
+
+@dataclass(frozen=True)
+class FleetState:
+    """What the fleet overview shows, read once for every target."""
+
+    services: list  # Service rows: id, name, owner team
+    environments: list  # Environment rows, in promotion order
+    live: dict[tuple[int, int], Release]
+    latest: dict[tuple[int, int], Release]  # the newest release still moving, failed or live
+    waiting: dict[tuple[int, int], int]  # releases pending approval
+    targets: dict[tuple[int, int], ServiceEnvironment]  # Argo CD status and drift
+    metrics: dict[tuple[int, int], dict]  # latest_by_target()
+    slo: dict[tuple[int, int], dict[str, str]]  # slo_status_by_target()
+
+
+def fleet_state(*, now: datetime | None = None) -> FleetState:
+    """Everything the fleet overview needs for every service in every environment, in a
+    fixed number of queries (eight) whatever the size of the fleet. Each read fetches only
+    the columns the page shows: with 5,000 targets, whole release rows (rendered
+    manifests, configuration) and whole target rows cost more than the page's own work."""
+    environments = list(Environment.objects.only("id", "name", "order").order_by("order", "name"))
+    services = list(Service.objects.only("id", "name", "owner_team").order_by("name"))
+    live: dict[tuple[int, int], Release] = {}
+    latest: dict[tuple[int, int], Release] = {}
+    releases = (
+        Release.objects.select_related("model_version")
+        .filter(
+            state__in=[
+                ReleaseState.LIVE,
+                ReleaseState.APPROVED,
+                ReleaseState.DEPLOYING,
+                ReleaseState.FAILED,
+            ]
+        )
+        .only(
+            "id",
+            "uid",
+            "service_id",
+            "environment_id",
+            "state",
+            "kind",
+            "created_at",
+            "live_at",
+            "requested_by_id",
+            "model_version__id",
+            "model_version__name",
+            "model_version__version",
+        )
+        .order_by("created_at", "pk")
+    )
+    for release in releases:
+        key = (release.service_id, release.environment_id)
+        if release.state == ReleaseState.LIVE:
+            live[key] = release
+        latest[key] = release  # ordered oldest first, so the newest wins: a failure that
+        # was followed by a newer live release (a restore, a fix) no longer colours the row
+    waiting = Counter(
+        Release.objects.filter(state=ReleaseState.PENDING_APPROVAL).values_list(
+            "service_id", "environment_id"
+        )
+    )
+    targets = {
+        (t.service_id, t.environment_id): t
+        for t in ServiceEnvironment.objects.only(
+            "id",
+            "service_id",
+            "environment_id",
+            "sync_status",
+            "health_status",
+            "health_since",
+            "drift_revision",
+            "drift_commit",
+            "drift_files",
+        )
+    }
+    return FleetState(
+        services=services,
+        environments=environments,
+        live=live,
+        latest=latest,
+        waiting=dict(waiting),
+        targets=targets,
+        metrics=latest_by_target(),
+        slo=slo_status_by_target(now=now),
+    )
+
+
+# --- charts -----------------------------------------------------------------------------
+
+
+def chart_resolution(start: datetime, end: datetime) -> int | None:
+    """None (raw samples) for short ranges, else the roll-up resolution in seconds."""
+    span = end - start
+    if span <= timedelta(hours=conf.get("METRICS_CHART_RAW_MAX_HOURS")):
+        return None
+    if span <= timedelta(hours=conf.get("METRICS_CHART_5M_MAX_HOURS")):
+        return Resolution.FIVE_MINUTES
+    return Resolution.ONE_HOUR
+
+
+@dataclass(frozen=True)
+class Series:
+    """One chart line as parallel arrays: ``times`` in integer microseconds since the
+    epoch, ``values`` as floats. The charts format only the points LTTB keeps, so no
+    per-point datetimes or dicts are built for the rows that are dropped."""
+
+    times: list[int]
+    values: list[float]
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def datetimes(self) -> list[datetime]:
+        return [_EPOCH + timedelta(microseconds=t) for t in self.times]
+
+    def points(self) -> list[tuple[datetime, float]]:
+        return list(zip(self.datetimes(), self.values, strict=True))
+
+
+def chart_page_series(
+    *,
+    service,
+    environment,
+    metrics: list[str] | tuple[str, ...],
+    start: datetime,
+    end: datetime,
+    max_points: int = 1000,
+) -> dict[str, Series]:
+    """Every series of a chart page for one target between ``start`` and ``end``, by
+    metric, oldest first, each at most ``max_points`` points: raw samples for ranges up to
+    METRICS_CHART_RAW_MAX_HOURS, 5-minute roll-up averages up to
+    METRICS_CHART_5M_MAX_HOURS, hourly averages beyond, then LTTB so peaks survive the
+    cut. One query for all the metrics (a page of seven series used to cost seven round
+    trips). ``service`` and ``environment`` may be instances or ids; a metric without
+    data maps to an empty series."""
+    resolution = chart_resolution(start, end)
+    if resolution is None:
+        rows = (
+            MetricSample.objects.filter(
+                service_id=_id(service),
+                environment_id=_id(environment),
+                metric__in=list(metrics),
+                time__gte=start,
+                time__lte=end,
+            )
+            .order_by("metric", "time")
+            .values_list("metric", *_time_column("time"), "value")
+        )
+    else:
+        rows = (
+            MetricRollup.objects.filter(
+                service_id=_id(service),
+                environment_id=_id(environment),
+                metric__in=list(metrics),
+                resolution=resolution,
+                bucket_start__gte=start - timedelta(seconds=resolution),
+                bucket_start__lte=end,
+                count__gt=0,
+            )
+            .order_by("metric", "bucket_start")
+            # The average in SQL (float8 / integer, the same IEEE division as Python's).
+            .values_list("metric", *_time_column("bucket_start"), F("sum") / F("count"))
+        )
+    out = {metric: Series([], []) for metric in metrics}
+    for metric, time, value in rows:
+        series = out[metric]
+        series.times.append(time)
+        series.values.append(value)
+    for metric, series in out.items():
+        if series.times and not isinstance(series.times[0], int):
+            series.times[:] = [_micros(t) for t in series.times]
+        keep = lttb_indices(series.times, series.values, max_points)
+        if keep is not None:
+            out[metric] = Series([series.times[i] for i in keep], [series.values[i] for i in keep])
+    return out
 
 
 def chart_series(
@@ -214,36 +462,16 @@ def chart_series(
     end: datetime,
     max_points: int = 1000,
 ) -> list[tuple[datetime, float]]:
-    """One metric of one target between ``start`` and ``end``, oldest first, at most
-    ``max_points`` points: raw samples for ranges up to METRICS_CHART_RAW_MAX_HOURS,
-    5-minute roll-up averages up to METRICS_CHART_5M_MAX_HOURS, hourly averages beyond,
-    then LTTB so peaks survive the cut. One query. ``service`` and ``environment`` may
-    be instances or ids."""
-    resolution = chart_resolution(start, end)
-    if resolution is None:
-        samples = MetricSample.objects.filter(
-            service_id=_id(service),
-            environment_id=_id(environment),
-            metric=metric,
-            time__gte=start,
-            time__lte=end,
-        ).order_by("time")
-        points = _series_rows(samples, "time", "value")
-    else:
-        rollups = MetricRollup.objects.filter(
-            service_id=_id(service),
-            environment_id=_id(environment),
-            metric=metric,
-            resolution=resolution,
-            bucket_start__gte=start - timedelta(seconds=resolution),
-            bucket_start__lte=end,
-        ).order_by("bucket_start")
-        points = [
-            (bucket, total / count)
-            for bucket, total, count in _series_rows(rollups, "bucket_start", "sum", "count")
-            if count
-        ]
-    return [(_as_datetime(when), value) for when, value in lttb(points, max_points)]
+    """One metric of one target as (time, value) points: ``chart_page_series`` for a
+    single metric. One query."""
+    return chart_page_series(
+        service=service,
+        environment=environment,
+        metrics=(metric,),
+        start=start,
+        end=end,
+        max_points=max_points,
+    )[metric].points()
 
 
 # --- source health ----------------------------------------------------------------------

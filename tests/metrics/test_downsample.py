@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from apps.metrics.downsample import lttb
+from apps.metrics.downsample import lttb, lttb_indices
 
 
 def _series(n: int):
@@ -59,3 +59,13 @@ def test_bounds_order_and_membership(values, threshold):
     assert set(out) <= set(points)
     if points:
         assert out[0] == points[0] and out[-1] == points[-1]
+
+
+def test_lttb_indices_on_arrays_pick_the_same_points_as_lttb():
+    xs = [i * 30_000_000 for i in range(3000)]  # integer microseconds
+    ys = [float((i * 7919) % 1000) for i in range(3000)]
+    keep = lttb_indices(xs, ys, 500)
+    assert keep is not None and len(keep) == 500
+    assert keep == sorted(set(keep)) and keep[0] == 0 and keep[-1] == 2999
+    assert [(xs[i], ys[i]) for i in keep] == lttb(list(zip(xs, ys, strict=True)), 500)
+    assert lttb_indices(xs[:10], ys[:10], 500) is None  # everything kept

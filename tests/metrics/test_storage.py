@@ -101,6 +101,16 @@ def test_chart_series_reads_raw_then_rollups_and_never_exceeds_max_points(releas
     settings.METRICS_ROLLUP_MAX_BUCKETS_PER_RUN = 1000
     _write(release, "latency_p95_ms", range(2880 * 3))  # three days at 30 s
     metrics_rollup(now=START + timedelta(days=3))
+    six_hours = selectors.chart_series(
+        service=release.service,
+        environment=release.environment,
+        metric="latency_p95_ms",
+        start=START,
+        end=START + timedelta(hours=6),
+        max_points=500,
+    )
+    assert len(six_hours) == 500  # 721 raw points, downsampled
+    assert six_hours[0] == (START, 0.0)
     day = selectors.chart_series(
         service=release.service,
         environment=release.environment,
@@ -108,8 +118,8 @@ def test_chart_series_reads_raw_then_rollups_and_never_exceeds_max_points(releas
         start=START,
         end=START + timedelta(days=1),
     )
-    assert len(day) == 1000  # 2,881 raw points, downsampled
-    assert day[0] == (START, 0.0)
+    assert len(day) == 289  # 5-minute averages, under max_points: all of them
+    assert day[0] == (START, sum(range(10)) / 10)
     week = selectors.chart_series(
         service=release.service_id,
         environment=release.environment_id,
@@ -164,11 +174,36 @@ def test_chart_series_is_one_query(release, django_assert_num_queries):
         )
 
 
+def test_chart_page_series_reads_every_metric_in_one_query(release, django_assert_num_queries):
+    _write(release, "latency_p95_ms", range(100))
+    _write(release, "error_rate", [0.5] * 40)
+    with django_assert_num_queries(1):
+        page = selectors.chart_page_series(
+            service=release.service_id,
+            environment=release.environment_id,
+            metrics=["latency_p95_ms", "error_rate", "drift_psi"],
+            start=START,
+            end=START + timedelta(hours=1),
+            max_points=50,
+        )
+    assert [len(page[m]) for m in ("latency_p95_ms", "error_rate", "drift_psi")] == [50, 40, 0]
+    # Numeric arrays, equal to the one-series selector's points.
+    assert all(isinstance(t, int) for t in page["latency_p95_ms"].times)
+    assert page["latency_p95_ms"].points() == selectors.chart_series(
+        service=release.service_id,
+        environment=release.environment_id,
+        metric="latency_p95_ms",
+        start=START,
+        end=START + timedelta(hours=1),
+        max_points=50,
+    )
+
+
 def test_latest_by_target_is_one_query_whatever_the_fleet(
     make_live, settings, django_assert_num_queries
 ):
     settings.METRICS_BACKEND = "demo"
-    make_live("svc-0", "prod")
+    first = make_live("svc-0", "prod")
     metrics_poll(now=START)
     with django_assert_num_queries(1):
         small = selectors.latest_by_target()
@@ -179,6 +214,12 @@ def test_latest_by_target_is_one_query_whatever_the_fleet(
         large = selectors.latest_by_target()
     assert len(small) == 1 and len(large) == 25
     assert all(len(entry) == 10 for entry in large.values())  # 9 metrics + observed_at
+    assert all(entry["observed_at"] == START + STEP for entry in large.values())
+    # A dashboard reads its own target only, with the same values.
+    key = (first.service_id, first.environment_id)
+    with django_assert_num_queries(1):
+        one = selectors.latest_by_target(service=first.service_id, environment=first.environment)
+    assert one == {key: large[key]}
 
 
 def test_poll_queries_do_not_grow_with_the_fleet(

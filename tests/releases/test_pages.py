@@ -252,4 +252,7 @@ def test_release_heading_names_the_service_once(alice, environments, service):
     client = Client()
     client.force_login(alice)
     html = client.get(f"/releases/{release.pk}/").content.decode()
-    assert f"<h1>{service.name}: v1 → staging</h1>" in html
+    # The service serves the model of the same name: "churn-model v1", not
+    # "churn-model: churn-model v1".
+    assert f"<h1>{service.name} v1 → staging</h1>" in html
+    assert html.count(f"{service.name}: {service.name}") == 0
