@@ -14,7 +14,13 @@ import subprocess
 import sys
 import time
 
-BENCHMARKS = ("gitops_commit", "registry_sync", "metrics_poll", "dashboard_render")
+BENCHMARKS = (
+    "gitops_commit",
+    "registry_sync",
+    "metrics_poll",
+    "dashboard_render",
+    "audit_throughput",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
