@@ -19,11 +19,20 @@ import hashlib
 from collections.abc import Callable, Iterable
 from functools import wraps
 
+from django.conf import settings
 from django.utils import timezone
 from django.views.decorators.http import condition
 
 # Bump when fragment markup changes in a way an old ETag must not hide after a deploy.
 FRAGMENT_FORMAT = "1"
+
+# How often live pages poll. Short enough that a breach or a rollback shows within
+# seconds; each unchanged poll costs one or two indexed queries (a 304).
+DEFAULT_POLL_SECONDS = 5
+
+
+def poll_seconds() -> int:
+    return int(getattr(settings, "LIVE_POLL_SECONDS", DEFAULT_POLL_SECONDS))
 
 
 def minute_bucket() -> int:

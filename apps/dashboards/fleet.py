@@ -8,9 +8,18 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from apps.dashboards.slo_text import (
+    SLO_KEY_OF,
+    breach_summary,
+    first_breach_start,
+    metric_cell,
+    since_text,
+)
 from apps.metrics import selectors as metric_selectors
-from apps.releases.models import Release, ReleaseState, ServiceEnvironment
+from apps.releases.models import Release, ReleaseKind, ReleaseState, ServiceEnvironment
 from apps.releases.selectors import environment_list, service_list
+from apps.releases.services import rollback_default_target
+from apps.releases.services.rollback import ROLLBACK_UNDER_WAY
 
 # Worst first: what on-call staff should look at before anything else.
 STATUS_ORDER = {
@@ -41,6 +50,42 @@ class FleetRow:
     waiting: int = 0
     drift_files: dict = field(default_factory=dict)  # an unapproved change: file names
     drift_commit: str = ""
+    thresholds: dict = field(default_factory=dict)  # metric -> SLO threshold
+    breaches: dict = field(default_factory=dict)  # metric -> metrics.selectors.Breach
+    rollback_target: Release | None = None  # set for breaching rows on-call can roll back
+
+    @property
+    def cells(self) -> list:
+        """The shown numbers, each with its SLO verdict in words."""
+        return [
+            metric_cell(
+                name,
+                self.metrics.get(name),
+                state=self.slo.get(name),
+                threshold=self.thresholds.get(name),
+                since=self.breaches[name].since if name in self.breaches else None,
+            )
+            for name in SHOWN_METRICS
+        ]
+
+    @property
+    def breach_since(self) -> str:
+        return since_text(first_breach_start(self.breaches))
+
+    @property
+    def breach_reason(self) -> str:
+        """The rollback reason prefilled from the breach (on-call may edit it)."""
+        live = f"v{self.live.model_version.version}" if self.live else "the live release"
+        return f"{breach_summary(self.breaches)} after {live} went live"
+
+    @property
+    def rollback_under_way(self) -> bool:
+        latest = self.latest
+        return bool(
+            latest is not None
+            and latest.kind == ReleaseKind.ROLLBACK
+            and latest.state in ROLLBACK_UNDER_WAY
+        )
 
     @property
     def status(self) -> str:
@@ -85,8 +130,20 @@ def _with_every_metric(values: dict) -> dict:
     return {**values, **{name: values.get(name) for name in SHOWN_METRICS}}
 
 
+def _thresholds(target) -> dict:
+    if target is None:
+        return {}
+    slo = target.slo()
+    return {metric: slo.get(key) for metric, key in SLO_KEY_OF.items()}
+
+
 def fleet_rows(
-    *, query: str = "", environment: str = "", status: str = "", sort: str = "status"
+    *,
+    query: str = "",
+    environment: str = "",
+    status: str = "",
+    sort: str = "status",
+    with_rollback: bool = False,
 ) -> list[FleetRow]:
     environments = list(environment_list())
     if environment:
@@ -102,10 +159,16 @@ def fleet_rows(
         .filter(
             state__in=[
                 ReleaseState.LIVE,
+                ReleaseState.PENDING_APPROVAL,
                 ReleaseState.APPROVED,
                 ReleaseState.DEPLOYING,
                 ReleaseState.FAILED,
             ]
+        )
+        # Pending releases only matter here when they are rollbacks (one under way).
+        .exclude(
+            state=ReleaseState.PENDING_APPROVAL,
+            kind__in=[ReleaseKind.DEPLOY, ReleaseKind.PROMOTION],
         )
         .order_by("created_at", "pk")
     ):
@@ -119,9 +182,13 @@ def fleet_rows(
             "service_id", "environment_id"
         )
     )
-    targets = {(t.service_id, t.environment_id): t for t in ServiceEnvironment.objects.all()}
+    targets = {
+        (t.service_id, t.environment_id): t
+        for t in ServiceEnvironment.objects.select_related("service")
+    }
     metrics = metric_selectors.latest_by_target()
     slo = metric_selectors.slo_status_by_target()
+    breaches = metric_selectors.breaches_by_target()
     rows = []
     for service in services:
         for env in environments:
@@ -141,10 +208,17 @@ def fleet_rows(
                     waiting=waiting.get(key, 0),
                     drift_files=target.drift_files if target and target.drift_revision else {},
                     drift_commit=target.drift_commit if target and target.drift_revision else "",
+                    thresholds=_thresholds(target),
+                    breaches=breaches.get(key, {}),
                 )
             )
     if status:
         rows = [row for row in rows if row.status == status]
+    if with_rollback:
+        # One query per breaching row: few at a time, and each needs its own history.
+        for row in rows:
+            if row.status == "breach" and row.live is not None and not row.rollback_under_way:
+                row.rollback_target = rollback_default_target(row.live)
     sort = sort if sort in SORT_KEYS else "status"
     rows.sort(key=lambda row: (row.sort_value(sort), row.service.name, row.environment.order))
     return rows

@@ -138,6 +138,67 @@ def slo_status_by_target(*, now: datetime | None = None) -> dict[tuple[int, int]
     return out
 
 
+@dataclass(frozen=True)
+class Breach:
+    """An SLO in breach now: since when (the first bad poll of the streak), the value
+    and the threshold, for "p95 324 ms — breaching SLO 250 ms since 03:39"."""
+
+    metric: str
+    since: datetime | None
+    value: float | None
+    threshold: float | None
+
+
+def breaches_by_target() -> dict[tuple[int, int], dict[str, Breach]]:
+    """{(service_id, environment_id): {metric: Breach}} for every SLO in breach. One query."""
+    out: dict[tuple[int, int], dict[str, Breach]] = {}
+    for state in SloState.objects.filter(in_breach=True):
+        out.setdefault((state.service_id, state.environment_id), {})[state.metric] = Breach(
+            metric=state.metric,
+            since=state.breach_started_at or state.streak_since,
+            value=state.last_value,
+            threshold=state.threshold,
+        )
+    return out
+
+
+def breach_windows(
+    *, service, environment, start: datetime, end: datetime
+) -> list[tuple[str, datetime, datetime | None]]:
+    """(metric, started, ended or None while it lasts) of every breach overlapping
+    ``start``..``end``, from the breach and recovery events. One query."""
+    events = SloEvent.objects.filter(
+        service_id=_id(service), environment_id=_id(environment), time__lte=end
+    ).order_by("time", "id")
+    opened: dict[str, datetime] = {}
+    windows = []
+    for event in events.only("metric", "kind", "started_at", "time"):
+        if event.kind == "breach":
+            opened.setdefault(event.metric, event.started_at)
+        elif event.metric in opened:
+            began = opened.pop(event.metric)
+            if event.started_at >= start:
+                windows.append((event.metric, began, event.started_at))
+    windows.extend((metric, began, None) for metric, began in opened.items())
+    return sorted(windows, key=lambda w: w[1])
+
+
+def live_version(*, service_id: int | None = None, environment_id: int | None = None) -> tuple:
+    """What changes when a metrics poll lands: the newest sample time and the SLO
+    judgements (breach count, last evaluation). For live pages' 304 answers. One query
+    per table, each on a table with one row per target and metric."""
+    latest = MetricLatest.objects.all()
+    states = SloState.objects.all()
+    if service_id is not None:
+        latest = latest.filter(service_id=service_id, environment_id=environment_id)
+        states = states.filter(service_id=service_id, environment_id=environment_id)
+    newest = latest.aggregate(t=Max("time"))["t"]
+    judged = states.aggregate(
+        t=Max("last_evaluated_at"), breaching=Count("id", filter=Q(in_breach=True))
+    )
+    return (newest, judged["t"], judged["breaching"])
+
+
 # --- charts -----------------------------------------------------------------------------
 
 
