@@ -60,9 +60,12 @@ class FleetRow:
         return [
             metric_cell(
                 name,
-                self.metrics.get(name),
-                state=self.slo.get(name),
-                threshold=self.thresholds.get(name),
+                self.metrics.get(name)
+                if self.metrics.get(name) is not None or name not in self.breaches
+                else self.breaches[name].value,
+                state="breach" if name in self.breaches else self.slo.get(name),
+                threshold=self.thresholds.get(name)
+                or (self.breaches[name].threshold if name in self.breaches else None),
                 since=self.breaches[name].since if name in self.breaches else None,
             )
             for name in SHOWN_METRICS
@@ -91,7 +94,7 @@ class FleetRow:
     def status(self) -> str:
         if self.drift_commit and self.live is not None:
             return "unapproved"
-        if any(state == "breach" for state in self.slo.values()):
+        if self.breaches or any(state == "breach" for state in self.slo.values()):
             return "breach"
         if self.health_status in ("Degraded", "Missing"):
             return "degraded"
@@ -130,10 +133,11 @@ def _with_every_metric(values: dict) -> dict:
     return {**values, **{name: values.get(name) for name in SHOWN_METRICS}}
 
 
-def _thresholds(target) -> dict:
-    if target is None:
-        return {}
-    slo = target.slo()
+def _thresholds(target, service) -> dict:
+    if target is not None:
+        slo = target.slo()
+    else:  # no per-environment row yet: the service's own SLOs
+        slo = {key: getattr(service, f"slo_{key}", None) for key in SLO_KEY_OF.values()}
     return {metric: slo.get(key) for metric, key in SLO_KEY_OF.items()}
 
 
@@ -208,7 +212,7 @@ def fleet_rows(
                     waiting=waiting.get(key, 0),
                     drift_files=target.drift_files if target and target.drift_revision else {},
                     drift_commit=target.drift_commit if target and target.drift_revision else "",
-                    thresholds=_thresholds(target),
+                    thresholds=_thresholds(target, service),
                     breaches=breaches.get(key, {}),
                 )
             )

@@ -34,6 +34,7 @@ from apps.dashboards.slo_text import (
 )
 from apps.dashboards.versions import dashboard_version, fleet_version, inbox_version
 from apps.metrics import selectors as metric_selectors
+from apps.metrics.catalog import SLO_METRICS
 from apps.releases import permissions, services
 from apps.releases import selectors as release_selectors
 from apps.releases.models import (
@@ -177,7 +178,11 @@ def _dashboard_context(request, service_name: str, environment_name: str) -> dic
     breaches = metric_selectors.breaches_by_target().get((service.pk, environment.pk), {})
     statuses = metric_selectors.slo_status_by_target(now=now).get((service.pk, environment.pk), {})
     latest = metric_selectors.latest_by_target().get((service.pk, environment.pk), {})
-    slo = target.slo() if target is not None else {}
+    slo = (
+        target.slo()
+        if target is not None
+        else {key: getattr(service, f"slo_{key}", None) for key in SLO_METRICS}
+    )
     history = list(
         Release.objects.select_related("model_version", "requested_by")
         .filter(service=service, environment=environment)
@@ -196,9 +201,12 @@ def _dashboard_context(request, service_name: str, environment_name: str) -> dic
         "kpi_cells": [
             metric_cell(
                 name,
-                latest.get(name),
-                state=statuses.get(name),
-                threshold=slo.get(key) if key else None,
+                latest.get(name)
+                if latest.get(name) is not None or name not in breaches
+                else breaches[name].value,
+                state="breach" if name in breaches else statuses.get(name),
+                threshold=(slo.get(key) if key else None)
+                or (breaches[name].threshold if name in breaches else None),
                 since=breaches[name].since if name in breaches else None,
                 now=now,
             )
