@@ -184,8 +184,12 @@ def build_figure(
         )
         shapes += more_shapes
         annotations += more_annotations
+    span = (end - start).total_seconds() or 1
     for index, release in enumerate(markers):
         when = release.live_at.isoformat()
+        # Near an edge the label hangs inwards, so it is never clipped by the plot.
+        share = (release.live_at - start).total_seconds() / span
+        anchor = "right" if share > 0.9 else "left" if share < 0.1 else "center"
         shapes.append(
             {
                 "type": "line",
@@ -208,6 +212,7 @@ def build_figure(
                 "y": 1.0 + 0.09 * (index % 3),
                 "showarrow": False,
                 "yanchor": "bottom",
+                "xanchor": anchor,
                 "font": {"size": 10, "color": "#1d2430"},
                 "bgcolor": "rgba(255,255,255,0.9)",
                 "text": marker_label(release),

@@ -57,7 +57,7 @@ def metric_cell(
     label = LABELS.get(metric, metric)
     limit = format_value(metric, threshold) if threshold is not None else ""
     if value is None:
-        return MetricCell(metric, label, "—", "missing", "no recent reading", limit)
+        return MetricCell(metric, label, "—", "missing", "", limit)
     text = format_value(metric, value)
     if threshold is None or metric not in SLO_KEY_OF:
         return MetricCell(metric, label, text, "none", "", limit)
