@@ -206,3 +206,18 @@ def test_the_inbox_fragment_is_live_and_cheap(people, staging, service):
     url = reverse("dashboards:inbox_live")
     _first, _etag, again = _conditional(client, url)
     assert again.status_code == 304
+
+
+def test_a_304_costs_a_few_queries_whatever_the_fleet(people, staging, service, two_live):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = _as(people["otto"])
+    url = reverse("dashboards:fleet_live")
+    etag = client.get(url)["ETag"]
+    with CaptureQueriesContext(connection) as ctx:
+        assert client.get(url, HTTP_IF_NONE_MATCH=etag).status_code == 304
+    print("\n".join(q["sql"][:160] for q in ctx.captured_queries))
+    # session + user + roles, then the version key: audit head, metrics, SLO, targets,
+    # source health.
+    assert len(ctx) <= 8, len(ctx)
