@@ -135,7 +135,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start_gunicorn(database_url: str, workdir: Path, *, workers: int, threads: int):
+def _start_gunicorn(
+    database_url: str, workdir: Path, *, workers: int, threads: int, worker_connections: int
+):
     port = _free_port()
     env = {
         **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "PYTHONPATH")},
@@ -156,6 +158,9 @@ def _start_gunicorn(database_url: str, workdir: Path, *, workers: int, threads: 
         "LOG_LEVEL": "WARNING",
         "GUNICORN_LOG_LEVEL": "warning",
     }
+    if worker_connections:
+        # gunicorn reads extra command-line settings from this variable.
+        env["GUNICORN_CMD_ARGS"] = f"--worker-connections {worker_connections}"
     log = (workdir / f"gunicorn-{port}.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--config", "deploy/gunicorn.conf.py"],
@@ -315,6 +320,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument(
+        "--worker-connections",
+        type=int,
+        default=0,
+        help="gunicorn's per-worker connection limit (default: gunicorn's, 1000)",
+    )
+    parser.add_argument(
         "--throughput-only", action="store_true", help="skip part 1 (compare worker settings)"
     )
     args = parser.parse_args()
@@ -330,7 +341,11 @@ def main() -> None:
 
         connections.close_all()
         master, port = _start_gunicorn(
-            database_url, workdir, workers=args.workers, threads=args.threads
+            database_url,
+            workdir,
+            workers=args.workers,
+            threads=args.threads,
+            worker_connections=args.worker_connections,
         )
         try:
             _report(args, port, cookie, master)
@@ -343,7 +358,8 @@ def main() -> None:
 def _report(args, port, cookie, master) -> None:
     rate = args.pages / args.poll
     print(
-        f"gunicorn gthread {args.workers} workers x {args.threads} threads; "
+        f"gunicorn gthread {args.workers} workers x {args.threads} threads, "
+        f"worker_connections {args.worker_connections or 1000}; "
         f"{os.cpu_count()} CPUs; 4 services x 2 environments"
     )
     fragments = ["/fleet/live/", "/dashboards/svc-0/prod/live/"]
