@@ -28,7 +28,7 @@ def _stale_names() -> tuple:
     return tuple((s.source, s.consecutive_failures, s.last_error) for s in stale_sources())
 
 
-def fleet_version(request) -> tuple:
+def fleet_version() -> tuple:
     targets = ServiceEnvironment.objects.aggregate(
         health=Max("health_since"),
         drift=Max("drift_detected_at"),
@@ -46,7 +46,7 @@ def fleet_version(request) -> tuple:
     )
 
 
-def dashboard_version(request, service: str, environment: str) -> tuple:
+def dashboard_version(service: str, environment: str) -> tuple:
     target = (
         ServiceEnvironment.objects.filter(service__name=service, environment__name=environment)
         .values_list(
@@ -66,5 +66,5 @@ def dashboard_version(request, service: str, environment: str) -> tuple:
     return (_newest_audit_id(), target, metrics, _stale_names(), minute_bucket())
 
 
-def inbox_version(request) -> tuple:
+def inbox_version() -> tuple:
     return (_newest_audit_id(), minute_bucket())

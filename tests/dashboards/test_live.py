@@ -5,6 +5,7 @@ box's states. Through the test client against the real database."""
 from __future__ import annotations
 
 import json
+import time
 from datetime import timedelta
 
 import pytest
@@ -16,6 +17,13 @@ from apps.metrics.models import SloState
 from apps.releases import services
 from apps.releases.models import Release, ReleaseKind
 from tests import factories
+
+
+@pytest.fixture(autouse=True)
+def _fresh_version_keys(settings):
+    """Each request computes its version key: these tests change the state and ask again
+    at once (pages share a key for a second in production)."""
+    settings.LIVE_VERSION_SHARED_SECONDS = 0
 
 
 def _as(user):
@@ -221,3 +229,19 @@ def test_a_304_costs_a_few_queries_whatever_the_fleet(people, staging, service, 
     # session + user + roles, then the version key: audit head, metrics, SLO, targets,
     # source health.
     assert len(ctx) <= 8, len(ctx)
+
+
+def test_a_shared_version_key_is_reused_for_a_second_only(settings, people, two_live):
+    """Within LIVE_VERSION_SHARED_SECONDS a poll reuses the key (no queries for it); after
+    it, a change shows."""
+    settings.LIVE_VERSION_SHARED_SECONDS = 0.5
+    client = _as(people["otto"])
+    url = reverse("dashboards:fleet_live")
+    etag = client.get(url)["ETag"]
+    _breach(two_live[1].service, two_live[1].environment, two_live[1])
+    deadline = time.monotonic() + 5
+    status = client.get(url, HTTP_IF_NONE_MATCH=etag).status_code
+    while status == 304 and time.monotonic() < deadline:
+        time.sleep(0.1)  # polling with a deadline, as a page would
+        status = client.get(url, HTTP_IF_NONE_MATCH=etag).status_code
+    assert status == 200
