@@ -371,8 +371,11 @@ def _report(args, port, cookie, master) -> None:
 
 def _live_load(args, port, cookie, master, rate, fragments, full) -> None:
     print(f"\n1. {args.pages} open live pages polling every {args.poll:g} s = {rate:g} req/s")
-    print("| requests | sent | answered/s | 304 share | p50 ms | p95 ms | worker CPU share |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print(
+        "| requests | sent | answered/s | 304 share | p50 ms | p95 ms | worker CPU share "
+        "| CPU ms/request |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for label, paths, conditional in (
         ("fragments, If-None-Match (live.js)", fragments, True),
         ("baseline: full pages, unconditional", full, False),
@@ -391,7 +394,8 @@ def _live_load(args, port, cookie, master, rate, fragments, full) -> None:
             raise SystemExit(f"{label}: {r['errors']} answers were not 200/304")
         print(
             f"| {label} | {r['sent']} | {r['rate']:.0f} | {r['not_modified']:.0%} | "
-            f"{r['p50']:.0f} | {r['p95']:.0f} | {share:.0%} |"
+            f"{r['p50']:.0f} | {r['p95']:.0f} | {share:.0%} | "
+            f"{r['cpu_share'] * 1000 / max(r['rate'], 1e-9):.1f} |"
         )
 
 
