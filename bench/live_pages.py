@@ -214,14 +214,15 @@ class Session:
         self.conn = None
         self.etags: dict[str, str] = {}
 
-    def get(self, path: str) -> tuple[int, float]:
+    def get(self, path: str, etags: dict | None = None) -> tuple[int, float]:
+        etags = self.etags if etags is None else etags
         headers = {
             "Cookie": f"sessionid={self.cookie}",
             "HX-Request": "true",
             "X-Forwarded-Proto": "https",
         }
-        if self.conditional and path in self.etags:
-            headers["If-None-Match"] = self.etags[path]
+        if self.conditional and path in etags:
+            headers["If-None-Match"] = etags[path]
         started = time.perf_counter()
         for attempt in range(2):
             try:
@@ -237,7 +238,7 @@ class Session:
                     raise
         tag = response.getheader("ETag")
         if tag:
-            self.etags[path] = tag
+            etags[path] = tag
         return response.status, time.perf_counter() - started
 
 
@@ -268,18 +269,22 @@ def _closed_loop(port, cookie, path, *, connections: int, seconds: float, condit
     return len(done) / wall, percentile(latencies, 0.5) * 1000, done
 
 
-def _open_loop(port, cookie, paths, *, rate: float, seconds: float, conditional: bool, master):
-    """``rate`` requests/s spread over ``paths`` in turn, each page with its own ETag."""
-    pages = [Session(port, cookie, conditional=conditional) for _ in range(64)]
-    free = list(pages)
+def _open_loop(
+    port, cookie, paths, *, pages: int, rate: float, seconds: float, conditional: bool, master
+):
+    """``rate`` requests/s from ``pages`` open pages in turn (each page polls one path and
+    keeps its own ETag, as live.js does), over a pool of keep-alive connections."""
+    page_etags = [{} for _ in range(pages)]
+    connections = [Session(port, cookie, conditional=conditional) for _ in range(64)]
+    free = list(connections)
     lock = threading.Lock()
     results = []
 
-    def one(path):
+    def one(page):
         with lock:
             session = free.pop() if free else Session(port, cookie, conditional=conditional)
         try:
-            results.append(session.get(path))
+            results.append(session.get(paths[page % len(paths)], page_etags[page]))
         finally:
             with lock:
                 free.append(session)
@@ -294,7 +299,7 @@ def _open_loop(port, cookie, paths, *, rate: float, seconds: float, conditional:
             delay = started + i / rate - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-            pool.submit(one, paths[i % len(paths)])
+            pool.submit(one, i % pages)
     wall = time.monotonic() - started
     cpu = _workers_cpu(master.pid) - cpu_before
     statuses = [s for s, _ in results]
@@ -384,6 +389,7 @@ def _live_load(args, port, cookie, master, rate, fragments, full) -> None:
             port,
             cookie,
             paths,
+            pages=args.pages,
             rate=rate,
             seconds=args.seconds,
             conditional=conditional,
