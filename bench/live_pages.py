@@ -289,6 +289,11 @@ def _open_loop(
             with lock:
                 free.append(session)
 
+    if conditional:
+        # Steady state: each page has polled once already (its first poll has no ETag).
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(one, range(pages)))
+        results.clear()
     total = int(rate * seconds)
     cpu_before = _workers_cpu(master.pid)
     started = time.monotonic()
