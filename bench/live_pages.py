@@ -157,6 +157,9 @@ def _start_gunicorn(
         "PROMETHEUS_MULTIPROC_DIR": str(workdir / "prom"),
         "LOG_LEVEL": "WARNING",
         "GUNICORN_LOG_LEVEL": "warning",
+        # No worker recycling during a run: a recycled worker takes its CPU counters
+        # with it (the deployed default recycles after 2,000 +- 200 requests).
+        "GUNICORN_MAX_REQUESTS": "0",
     }
     if worker_connections:
         # gunicorn reads extra command-line settings from this variable.
