@@ -38,6 +38,10 @@ MATRIX: dict[str, tuple[str, str | None, dict | None, dict]] = {
     "dashboards:fleet": ("get", None, None, PAGE),
     "dashboards:service": ("get", "dash", None, PAGE),
     "dashboards:rollback_progress": ("get", "dash", None, PAGE),
+    "dashboards:fleet_live": ("get", None, None, PAGE),
+    "dashboards:inbox_live": ("get", None, None, PAGE),
+    "dashboards:service_live": ("get", "dash", None, PAGE),
+    "dashboards:service_charts": ("get", "dash", None, PAGE),
     "dashboards:rollback": (
         "post",
         "dash",

@@ -7,8 +7,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from apps.dashboards.slo_text import (
+    SLO_KEY_OF,
+    breach_summary,
+    first_breach_start,
+    metric_cell,
+    since_text,
+)
 from apps.metrics import selectors as metric_selectors
-from apps.releases.models import Release, ReleaseState
+from apps.releases.models import Release, ReleaseKind, ReleaseState
+from apps.releases.services import rollback_default_target
+from apps.releases.services.rollback import ROLLBACK_UNDER_WAY
+
+# Breaching rows that get a "Roll back to vN" button on the fleet page (worst first).
+ROLLBACK_OFFERS = 10
 
 # Worst first: what on-call staff should look at before anything else.
 STATUS_ORDER = {
@@ -39,12 +51,51 @@ class FleetRow:
     waiting: int = 0
     drift_files: dict = field(default_factory=dict)  # an unapproved change: file names
     drift_commit: str = ""
+    thresholds: dict = field(default_factory=dict)  # metric -> SLO threshold
+    breaches: dict = field(default_factory=dict)  # metric -> metrics.selectors.Breach
+    rollback_target: Release | None = None  # set for breaching rows on-call can roll back
+
+    @property
+    def cells(self) -> list:
+        """The shown numbers, each with its SLO verdict in words."""
+        return [
+            metric_cell(
+                name,
+                self.metrics.get(name)
+                if self.metrics.get(name) is not None or name not in self.breaches
+                else self.breaches[name].value,
+                state="breach" if name in self.breaches else self.slo.get(name),
+                threshold=self.thresholds.get(name)
+                or (self.breaches[name].threshold if name in self.breaches else None),
+                since=self.breaches[name].since if name in self.breaches else None,
+            )
+            for name in SHOWN_METRICS
+        ]
+
+    @property
+    def breach_since(self) -> str:
+        return since_text(first_breach_start(self.breaches))
+
+    @property
+    def breach_reason(self) -> str:
+        """The rollback reason prefilled from the breach (on-call may edit it)."""
+        live = f"v{self.live.model_version.version}" if self.live else "the live release"
+        return f"{breach_summary(self.breaches)} after {live} went live"
+
+    @property
+    def rollback_under_way(self) -> bool:
+        latest = self.latest
+        return bool(
+            latest is not None
+            and latest.kind == ReleaseKind.ROLLBACK
+            and latest.state in ROLLBACK_UNDER_WAY
+        )
 
     @property
     def status(self) -> str:
         if self.drift_commit and self.live is not None:
             return "unapproved"
-        if any(state == "breach" for state in self.slo.values()):
+        if self.breaches or any(state == "breach" for state in self.slo.values()):
             return "breach"
         if self.health_status in ("Degraded", "Missing"):
             return "degraded"
@@ -83,8 +134,24 @@ def _with_every_metric(values: dict) -> dict:
     return {**values, **{name: values.get(name) for name in SHOWN_METRICS}}
 
 
+def _thresholds(target, service) -> dict:
+    """This environment's SLO override, else the service's (``ServiceEnvironment.slo``
+    without following ``target.service``: the fleet has the service row at hand)."""
+
+    def pick(key: str):
+        override = getattr(target, f"slo_{key}", None) if target is not None else None
+        return override if override is not None else getattr(service, f"slo_{key}", None)
+
+    return {metric: pick(key) for metric, key in SLO_KEY_OF.items()}
+
+
 def fleet_rows(
-    *, query: str = "", environment: str = "", status: str = "", sort: str = "status"
+    *,
+    query: str = "",
+    environment: str = "",
+    status: str = "",
+    sort: str = "status",
+    with_rollback: bool = False,
 ) -> list[FleetRow]:
     state = metric_selectors.fleet_state()
     environments = state.environments
@@ -95,7 +162,7 @@ def fleet_rows(
         needle = query.lower()
         services = [s for s in services if needle in s.name or needle in s.owner_team.lower()]
     live, latest, waiting, targets = state.live, state.latest, state.waiting, state.targets
-    metrics, slo = state.metrics, state.slo
+    metrics, slo, breaches = state.metrics, state.slo, state.breaches
     rows = []
     for service in services:
         for env in environments:
@@ -115,10 +182,23 @@ def fleet_rows(
                     waiting=waiting.get(key, 0),
                     drift_files=target.drift_files if target and target.drift_revision else {},
                     drift_commit=target.drift_commit if target and target.drift_revision else "",
+                    thresholds=_thresholds(target, service),
+                    breaches=breaches.get(key, {}),
                 )
             )
     if status:
         rows = [row for row in rows if row.status == status]
     sort = sort if sort in SORT_KEYS else "status"
     rows.sort(key=lambda row: (row.sort_value(sort), row.service.name, row.environment.order))
+    if with_rollback:
+        # A query or two per breaching row (each needs its own history), so only the first
+        # ROLLBACK_OFFERS of them, worst first: a fleet-wide breach is no time for a
+        # thousand one-click rollbacks, and the page stays a bounded number of queries.
+        offered = 0
+        for row in rows:
+            if offered >= ROLLBACK_OFFERS:
+                break
+            if row.status == "breach" and row.live is not None and not row.rollback_under_way:
+                row.rollback_target = rollback_default_target(row.live)
+                offered += 1
     return rows

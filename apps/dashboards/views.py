@@ -10,16 +10,33 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from apps.core.errors import DomainError, Forbidden
-from apps.dashboards.charts import DEFAULT_RANGE, RANGES, dashboard_figures
+from apps.core.live import live_fragment, poll_seconds
+from apps.dashboards.charts import (
+    DEFAULT_RANGE,
+    RANGES,
+    dashboard_figures,
+    marker_hover,
+    marker_label,
+)
 from apps.dashboards.fleet import STATUS_ORDER, fleet_rows
+from apps.dashboards.slo_text import (
+    KPI_LABELLED,
+    breach_summary,
+    first_breach_start,
+    metric_cell,
+    since_text,
+)
+from apps.dashboards.versions import dashboard_version, fleet_version, inbox_version
 from apps.metrics import selectors as metric_selectors
+from apps.metrics.catalog import SLO_METRICS
 from apps.releases import permissions, services
+from apps.releases import selectors as release_selectors
 from apps.releases.models import (
     Environment,
     Release,
@@ -29,9 +46,11 @@ from apps.releases.models import (
     ServiceEnvironment,
 )
 from apps.releases.services import rollback_candidates
+from apps.releases.services.rollback import ROLLBACK_UNDER_WAY
 
-# How long after a rollback finishes its progress box stays on the dashboard.
-ROLLBACK_PROGRESS_SHOWN_FOR = timedelta(minutes=10)
+# How long after a rollback went live its "succeeded" box stays: long enough to read,
+# and it goes at once when a newer release replaces the rollback.
+ROLLBACK_SUCCESS_SHOWN_FOR = timedelta(minutes=2)
 FLEET_COLUMNS = [
     ("status", "Status"),
     ("service", "Service"),
@@ -46,10 +65,7 @@ FLEET_COLUMNS = [
 ]
 
 
-@login_required
-@require_GET
-def fleet(request):
-    """The landing page: every service in every environment, worst first."""
+def _fleet_context(request) -> dict:
     params = {
         "query": request.GET.get("q", "").strip()[:63],
         "environment": request.GET.get("environment", "")[:63],
@@ -58,20 +74,34 @@ def fleet(request):
         else "",
         "sort": request.GET.get("sort", "status"),
     }
-    rows = fleet_rows(**params)
-    return render(
-        request,
-        "dashboards/fleet.html",
-        {
-            "nav": "fleet",
-            "rows": rows,
-            "params": params,
-            "fleet_columns": FLEET_COLUMNS,
-            "statuses": list(STATUS_ORDER),
-            "environments": Environment.objects.order_by("order"),
-            "stale": metric_selectors.stale_sources(),
-        },
-    )
+    can_rollback = permissions.can_rollback(request.user)
+    return {
+        "nav": "fleet",
+        "rows": fleet_rows(**params, with_rollback=can_rollback),
+        "params": params,
+        "fleet_columns": FLEET_COLUMNS,
+        "statuses": list(STATUS_ORDER),
+        "environments": Environment.objects.order_by("order"),
+        "stale": metric_selectors.stale_sources(),
+        "can_rollback": can_rollback,
+        "poll_seconds": poll_seconds(),
+    }
+
+
+@login_required
+@require_GET
+def fleet(request):
+    """The landing page: every service in every environment, worst first. The table
+    below the filters is the live fragment (``fleet_live``), polled by the page."""
+    return render(request, "dashboards/fleet.html", _fleet_context(request))
+
+
+@login_required
+@require_GET
+@live_fragment(fleet_version)
+def fleet_live(request):
+    """The fleet table alone, for the page's poll; 304 when nothing it shows changed."""
+    return render(request, "dashboards/_fleet_table.html", _fleet_context(request))
 
 
 def _target(service_name: str, environment_name: str):
@@ -81,25 +111,17 @@ def _target(service_name: str, environment_name: str):
     return service, environment, target
 
 
-def _rollback_context(user, service, environment) -> dict:
-    live = (
-        Release.objects.select_related("model_version")
-        .filter(service=service, environment=environment, state=ReleaseState.LIVE)
-        .first()
-    )
-    in_flight = (
-        Release.objects.select_related("model_version", "requested_by")
-        .filter(
-            service=service,
-            environment=environment,
-            kind=ReleaseKind.ROLLBACK,
-            state__in=[
-                ReleaseState.PENDING_APPROVAL,
-                ReleaseState.APPROVED,
-                ReleaseState.DEPLOYING,
-            ],
+def _rollback_context(user, service, environment, *, history, now) -> dict:
+    live = next((r for r in history if r.state == ReleaseState.LIVE), None)
+    if live is None:
+        live = (
+            Release.objects.select_related("model_version")
+            .filter(service=service, environment=environment, state=ReleaseState.LIVE)
+            .first()
         )
-        .first()
+    in_flight = next(
+        (r for r in history if r.kind == ReleaseKind.ROLLBACK and r.state in ROLLBACK_UNDER_WAY),
+        None,
     )
     # Newest first: the first is the default target, as in rollback_default_target.
     candidates = (
@@ -111,47 +133,142 @@ def _rollback_context(user, service, environment) -> dict:
         "rollback_target": candidates[0] if candidates else None,
         "rollback_candidate_ids": {c.pk for c in candidates},
         "can_rollback": permissions.can_rollback(user),
+        **_rollback_box(history, now=now),
+    }
+
+
+def _rollback_box(history, *, now) -> dict:
+    """The rollback progress box: shown while the newest rollback of the target is under
+    way, has failed, or went live in the last ROLLBACK_SUCCESS_SHOWN_FOR; gone as soon as
+    a newer release exists (it no longer says what runs)."""
+    newest = history[0] if history else None
+    box = {"rollback": None, "moving": False, "show": False, "box_state": ""}
+    if newest is None or newest.kind != ReleaseKind.ROLLBACK:
+        return box
+    moving = newest.state in ROLLBACK_UNDER_WAY
+    if moving:
+        state = "in_progress"
+    elif newest.state == ReleaseState.LIVE:
+        state = "succeeded"
+    elif newest.state == ReleaseState.FAILED:
+        state = "failed"
+    else:
+        state = "superseded"  # cancelled, or replaced before the page caught up
+    finished = newest.live_at or newest.ended_at
+    shown = (
+        moving
+        or state == "failed"
+        or (state == "succeeded" and now - finished < ROLLBACK_SUCCESS_SHOWN_FOR)
+    )
+    return {"rollback": newest, "moving": moving, "show": shown, "box_state": state}
+
+
+def _range_key(request, *, breaching: bool) -> str:
+    """The asked-for range; without one, the breach (from 15 minutes before it started)
+    while an SLO is breached, else the last hour."""
+    asked = request.GET.get("range")
+    if asked in RANGES or (asked == "breach" and breaching):
+        return asked
+    return "breach" if breaching else DEFAULT_RANGE
+
+
+def _dashboard_context(request, service_name: str, environment_name: str) -> dict:
+    service, environment, target = _target(service_name, environment_name)
+    now = timezone.now()
+    breaches = metric_selectors.breaches_by_target().get((service.pk, environment.pk), {})
+    statuses = metric_selectors.slo_status_by_target(now=now).get((service.pk, environment.pk), {})
+    latest = metric_selectors.latest_by_target(service=service, environment=environment).get(
+        (service.pk, environment.pk), {}
+    )
+    slo = (
+        target.slo()
+        if target is not None
+        else {key: getattr(service, f"slo_{key}", None) for key in SLO_METRICS}
+    )
+    history = list(
+        Release.objects.select_related("model_version", "requested_by")
+        .filter(service=service, environment=environment)
+        .order_by("-created_at", "-pk")[:25]
+    )
+    return {
+        "nav": "fleet",
+        "service": service,
+        "environment": environment,
+        "target": target,
+        "range_key": _range_key(request, breaching=bool(breaches)),
+        "ranges": (["breach"] if breaches else []) + list(RANGES),
+        "history": history,
+        "stale": metric_selectors.stale_sources(),
+        "latest": _kpis(latest),
+        "kpi_cells": [
+            metric_cell(
+                name,
+                latest.get(name)
+                if latest.get(name) is not None or name not in breaches
+                else breaches[name].value,
+                state="breach" if name in breaches else statuses.get(name),
+                threshold=(slo.get(key) if key else None)
+                or (breaches[name].threshold if name in breaches else None),
+                since=breaches[name].since if name in breaches else None,
+                now=now,
+            )
+            for name, key in KPI_LABELLED
+        ],
+        "breaches": breaches,
+        "breach_since": since_text(first_breach_start(breaches), now=now),
+        "breach_text": breach_summary(breaches, now=now),
+        "poll_seconds": poll_seconds(),
+        "now": now,
+        **_rollback_context(request.user, service, environment, history=history, now=now),
     }
 
 
 @login_required
 @require_GET
 def service_dashboard(request, service: str, environment: str):
-    service, environment, target = _target(service, environment)
-    range_key = request.GET.get("range", DEFAULT_RANGE)
-    if range_key not in RANGES:
-        range_key = DEFAULT_RANGE
-    history = list(
-        Release.objects.select_related("model_version", "requested_by")
-        .filter(service=service, environment=environment)
-        .order_by("-created_at", "-pk")[:25]
+    context = _dashboard_context(request, service, environment)
+    figures, markers = dashboard_figures(
+        service=context["service"],
+        environment=context["environment"],
+        target=context["target"],
+        range_key=context["range_key"],
+        now=context["now"],
+        breach_started=first_breach_start(context["breaches"]),
     )
-    return render(
-        request,
-        "dashboards/service_dashboard.html",
+    context["figures"] = figures
+    context["markers"] = [(marker_label(r), marker_hover(r)) for r in markers]
+    return render(request, "dashboards/service_dashboard.html", context)
+
+
+@login_required
+@require_GET
+@live_fragment(dashboard_version)
+def service_dashboard_live(request, service: str, environment: str):
+    """Everything on the dashboard but the charts (status, numbers, rollback box,
+    history), for the page's poll; 304 when nothing it shows changed."""
+    context = _dashboard_context(request, service, environment)
+    return render(request, "dashboards/_dashboard_live.html", context)
+
+
+@login_required
+@require_GET
+@live_fragment(dashboard_version)
+def service_dashboard_charts(request, service: str, environment: str):
+    """The charts' figures as JSON; the page updates them in place (Plotly.react)."""
+    context = _dashboard_context(request, service, environment)
+    figures, markers = dashboard_figures(
+        service=context["service"],
+        environment=context["environment"],
+        target=context["target"],
+        range_key=context["range_key"],
+        now=context["now"],
+        breach_started=first_breach_start(context["breaches"]),
+    )
+    return JsonResponse(
         {
-            "nav": "fleet",
-            "service": service,
-            "environment": environment,
-            "target": target,
-            "range_key": range_key,
-            "ranges": list(RANGES),
-            "figures": dashboard_figures(
-                service=service,
-                environment=environment,
-                target=target,
-                range_key=range_key,
-                now=timezone.now(),
-            ),
-            "history": history,
-            "stale": metric_selectors.stale_sources(),
-            "latest": _kpis(
-                metric_selectors.latest_by_target(service=service, environment=environment).get(
-                    (service.pk, environment.pk), {}
-                )
-            ),
-            **_rollback_context(request.user, service, environment),
-        },
+            "charts": {f["element_id"]: f["figure"] for f in figures},
+            "markers": [[marker_label(r), marker_hover(r)] for r in markers],
+        }
     )
 
 
@@ -213,35 +330,37 @@ def rollback(request, service: str, environment: str):
 
 @login_required
 @require_GET
+@live_fragment(dashboard_version)
 def rollback_progress(request, service: str, environment: str):
-    """The rollback's progress (committed, syncing, live), polled by the page."""
+    """The rollback's progress box alone (committed, syncing, live). The dashboard shows
+    it inside its live fragment; this is for pages that show only the box."""
     service, environment, _ = _target(service, environment)
-    recent = (
+    history = list(
         Release.objects.select_related("model_version")
-        .filter(service=service, environment=environment, kind=ReleaseKind.ROLLBACK)
-        .order_by("-created_at", "-pk")
-        .first()
+        .filter(service=service, environment=environment)
+        .order_by("-created_at", "-pk")[:1]
     )
-    moving = recent is not None and recent.state in (
-        ReleaseState.PENDING_APPROVAL,
-        ReleaseState.APPROVED,
-        ReleaseState.DEPLOYING,
-    )
-    finished = recent and (recent.live_at or recent.ended_at)
-    shown = moving or bool(finished and timezone.now() - finished < ROLLBACK_PROGRESS_SHOWN_FOR)
-    response = render(
+    return render(
         request,
         "dashboards/_rollback_progress.html",
         {
             "service": service,
             "environment": environment,
-            "rollback": recent,
-            "moving": moving,
-            "show": shown,
+            **_rollback_box(history, now=timezone.now()),
         },
     )
-    if request.GET.get("was_moving") and not moving:
-        # The rollback just finished: reload once so the history, the live release card and
-        # the Rollback button show the new state too (htmx follows this header).
-        response["HX-Refresh"] = "true"
-    return response
+
+
+@login_required
+@require_GET
+@live_fragment(inbox_version)
+def inbox_live(request):
+    """The "Waiting for me" table alone, for the inbox page's poll."""
+    return render(
+        request,
+        "releases/_inbox_table.html",
+        {
+            "waiting": release_selectors.inbox_for(request.user),
+            "is_reviewer": permissions.can_review(request.user),
+        },
+    )

@@ -121,10 +121,11 @@ def test_a_release_rolled_back_before_is_not_a_good_target(guarded, make_live, o
     v3 = make_live("churn-model", "staging", version=3, tags=REGRESSION)
     _poll(3)
     decision = GuardDecision.objects.get(release=v3)
-    # v1's original release and the rollback release are superseded/good; v2 was rolled
-    # back and is not a candidate. The guard goes to the newest good one.
+    # v2 was rolled back and is not a candidate; v1 is, offered once as its original
+    # release (the rollback that restored it carries the same manifests).
     assert decision.outcome == GuardOutcome.ROLLED_BACK
-    assert decision.rollback.rollback_target_id == rollback.pk
+    assert decision.rollback.rollback_target_id == rollback.rollback_target_id
+    assert decision.rollback.digest == rollback.digest
 
 
 def test_no_auto_rollback_without_opt_in(envs, make_live):

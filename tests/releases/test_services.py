@@ -425,3 +425,40 @@ def test_after_a_rollback_the_restored_release_is_not_offered_again(
     assert services.rollback_default_target(rollback) is None
     with pytest.raises(Conflict, match="No earlier good release"):
         services.release_rollback(actor=otto, service=service, environment=staging, reason="x")
+
+
+def test_rollback_candidates_are_older_than_the_release_a_rollback_restored(
+    alice, otto, staging, service, model_versions
+):
+    """v1, v2, v3 live in turn; v3 is rolled back to v1. From the rollback (which stands
+    where v1 stood) v2 is newer, not a rollback target; nothing is older than v1."""
+    v1 = factories.live_release(service, staging, 1, requester=alice)
+    v2 = factories.live_release(service, staging, 2, requester=alice)
+    factories.live_release(service, staging, 3, requester=alice)
+    v1.refresh_from_db()
+    v2.refresh_from_db()
+    rollback = services.release_rollback(
+        actor=otto, service=service, environment=staging, reason="bad v3", target=v1
+    )
+    rollback = factories.release_to_live(rollback)
+    assert list(services.rollback_candidates(rollback)) == []
+    with pytest.raises(Conflict, match="not older"):
+        services.release_rollback(
+            actor=otto, service=service, environment=staging, reason="x", target=v2
+        )
+
+
+def test_after_a_rollback_and_a_new_release_the_restored_original_is_offered(
+    alice, otto, staging, service, model_versions
+):
+    """v1, v2 (bad, rolled back to v1), then v3: v3 rolls back to v1 (the original, once,
+    not the rollback that carried the same files); never to the bad v2."""
+    v1 = factories.live_release(service, staging, 1, requester=alice)
+    factories.live_release(service, staging, 2, requester=alice)
+    rollback = services.release_rollback(
+        actor=otto, service=service, environment=staging, reason="bad v2"
+    )
+    factories.release_to_live(rollback)
+    v3 = factories.live_release(service, staging, 3, requester=alice)
+    assert [r.pk for r in services.rollback_candidates(v3)] == [v1.pk]
+    assert services.rollback_default_target(v3).pk == v1.pk

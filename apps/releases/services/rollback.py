@@ -18,18 +18,41 @@ from apps.releases.services._transitions import LOCK, _committed_text, _move
 ROLLBACK_UNDER_WAY = (ReleaseState.PENDING_APPROVAL, ReleaseState.APPROVED, ReleaseState.DEPLOYING)
 
 
+def history_point(release: Release):
+    """When ``release``'s manifests first went live. A rollback stands where the release
+    it restored stood: rolling back v3 to v1 puts the target back at v1's place in
+    history, so "older" from there means older than v1, not older than the rollback."""
+    seen = set()
+    while (
+        release.kind == ReleaseKind.ROLLBACK
+        and release.rollback_target_id is not None
+        and release.pk not in seen
+    ):
+        seen.add(release.pk)
+        release = release.rollback_target
+    return release.live_at
+
+
 def rollback_candidates(live: Release):
-    """Releases ``live`` may be rolled back to: went live earlier and were superseded (not
-    rolled back, which would mean they were bad), and differ from what is live (after a
-    rollback, the release it restored would change nothing). Newest first."""
+    """Releases ``live`` may be rolled back to: the last good *older* ones. Good: went
+    live and were superseded (not rolled back, which would mean they were bad). Older:
+    first went live before the history point of ``live`` (for a rollback, the release it
+    restored; comparing with the rollback's own live time offered v2 after a rollback from
+    v3 to v1). Original releases only: a superseded rollback carries the same manifests
+    as the release it restored, which is offered itself. Differ from what is live (the
+    same manifests again would change nothing). Newest first."""
+    point = history_point(live)
+    if point is None:
+        return Release.objects.none()
     return (
         Release.objects.filter(
             service_id=live.service_id,
             environment_id=live.environment_id,
             state=ReleaseState.SUPERSEDED,
             live_at__isnull=False,
-            live_at__lt=live.live_at,
+            live_at__lt=point,
         )
+        .exclude(kind=ReleaseKind.ROLLBACK)
         .exclude(digest=live.digest)
         .order_by("-live_at", "-pk")
     )
@@ -186,6 +209,11 @@ def _checked_target(*, service, environment, live: Release, target: Release | No
         raise Conflict(
             f"Release #{target.pk} has exactly the manifests that are live now "
             f"(#{live.pk}); rolling back to it would change nothing."
+        )
+    elif not rollback_candidates(live).filter(pk=target.pk).exists():
+        raise Conflict(
+            f"Release #{target.pk} is not older than what is live (#{live.pk}, "
+            f"{live.model_version}); a rollback goes back to an earlier good release."
         )
     return target
 

@@ -1,0 +1,70 @@
+"""Version keys of the live fragments (see apps/core/live.py): a few values from cheap
+indexed queries that change whenever what a fragment shows changes, so an unchanged
+poll is answered with 304 before anything is rendered.
+
+- Every release transition, approval and rollback writes an audit event in the same
+  transaction: the newest event id covers all of them in one index lookup.
+- A metrics poll moves the newest sample time and the SLO judgements.
+- Argo CD's word (sync, health, repository drift) lives on ServiceEnvironment; its
+  status poll rewrites the row every 10 s, so the key takes the values, not the poll time.
+- Texts such as "since 03:39 (4 min)" age by the minute: the minute is part of the key.
+"""
+
+from __future__ import annotations
+
+from django.db.models import Count, Max, Q
+
+from apps.audit.models import AuditEvent
+from apps.core.live import minute_bucket
+from apps.metrics.selectors import live_version, stale_sources
+from apps.releases.models import ServiceEnvironment
+
+
+def _newest_audit_id() -> int | None:
+    return AuditEvent.objects.order_by("-id").values_list("id", flat=True).first()
+
+
+def _stale_names() -> tuple:
+    return tuple((s.source, s.consecutive_failures, s.last_error) for s in stale_sources())
+
+
+def fleet_version() -> tuple:
+    targets = ServiceEnvironment.objects.aggregate(
+        health=Max("health_since"),
+        drift=Max("drift_detected_at"),
+        synced=Count("id", filter=Q(sync_status="Synced")),
+        healthy=Count("id", filter=Q(health_status="Healthy")),
+        drifted=Count("id", filter=~Q(drift_revision="")),
+        targets=Count("id"),
+    )
+    return (
+        _newest_audit_id(),
+        live_version(),
+        tuple(sorted(targets.items())),
+        _stale_names(),
+        minute_bucket(),
+    )
+
+
+def dashboard_version(service: str, environment: str) -> tuple:
+    target = (
+        ServiceEnvironment.objects.filter(service__name=service, environment__name=environment)
+        .values_list(
+            "service_id",
+            "environment_id",
+            "sync_status",
+            "health_status",
+            "drift_revision",
+            "slo_p95_latency_ms",
+            "slo_error_rate",
+            "slo_cost_per_day",
+            "slo_drift_psi",
+        )
+        .first()
+    )
+    metrics = live_version(service_id=target[0], environment_id=target[1]) if target else ()
+    return (_newest_audit_id(), target, metrics, _stale_names(), minute_bucket())
+
+
+def inbox_version() -> tuple:
+    return (_newest_audit_id(), minute_bucket())
