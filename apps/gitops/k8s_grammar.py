@@ -100,7 +100,9 @@ def parse_quantity(text: str) -> Decimal:
         amount = amount.quantize(_NANO, rounding=ROUND_UP, context=_exact(len(number)))
     if suffix in _BINARY_SI and amount > _MAX_BINARY:
         amount = _MAX_BINARY
-    return -amount if match["sign"] == "-" else amount
+    # copy_negate, not unary minus: that rounds in the default context, whose exponent
+    # limit (999999) is far below what the API server takes (e.g. "-.1E2000000").
+    return amount.copy_negate() if match["sign"] == "-" else amount
 
 
 # --- names, label values, annotations ----------------------------------------------------

@@ -122,9 +122,12 @@ def _chain_lock_waiters() -> int:
 def _row_waiters() -> int:
     """Sessions waiting for a row lock (a transactionid or tuple lock)."""
     with connection.cursor() as cursor:
+        # Row waits carry no database in pg_locks: count only this database's sessions, so
+        # another test run on the same server cannot be mistaken for ours.
         cursor.execute(
-            "SELECT count(*) FROM pg_locks WHERE NOT granted "
-            "AND locktype IN ('transactionid', 'tuple')"
+            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE NOT l.granted AND l.locktype IN ('transactionid', 'tuple') "
+            "AND a.datname = current_database()"
         )
         return cursor.fetchone()[0]
 
