@@ -37,8 +37,9 @@ demo: $(DEMO_STAMP)
 manage: $(DEMO_STAMP)
 	$(BIN)/python -m apps.demo manage $(ARGS)
 
-# The suite runs on PYTEST_WORKERS processes (pytest-xdist, a database each), then the few
-# tests that restart a shared service run alone (exit 5, "none selected", is fine there).
+# The suite runs on PYTEST_WORKERS processes (pytest-xdist, a database each), then the
+# hardening tests (real workers, crash points, service restarts) run alone (exit 5, "none
+# selected", is fine there).
 PYTEST_WORKERS ?= 2
 test: $(STAMP)
 	$(BIN)/ruff check .
