@@ -9,7 +9,6 @@ fixture fails any test whose pages try to.
 from __future__ import annotations
 
 import importlib.util
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from apps.releases.models import Release, ReleaseKind, ReleaseState
 from tests import factories
 from tests.browser.conftest import sign_in
 from tests.browser.test_browser_flows import regressed  # noqa: F401 - a shared fixture
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 PASSWORD = factories.PASSWORD
@@ -68,15 +68,6 @@ def _tab_to(page, selector: str, *, limit: int = 200) -> None:
     raise AssertionError(f"{selector} never took the keyboard focus in {limit} Tab presses")
 
 
-def _wait_until(predicate, *, timeout_s: float = 30) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
-
-
 def test_a_reviewer_approves_with_the_keyboard_alone(
     browser_page, live_server, people, environments, service
 ):
@@ -117,7 +108,11 @@ def test_oncall_rolls_back_with_the_keyboard_alone(browser_page, live_server, re
     _tab_to(page, "#rollback-dialog button[type=submit]", limit=20)
     page.keyboard.press("Space")
     page.wait_for_selector("text=is under way")
-    assert _wait_until(lambda: Release.objects.filter(kind=ReleaseKind.ROLLBACK).exists())
+    wait_until(
+        lambda: Release.objects.filter(kind=ReleaseKind.ROLLBACK).exists(),
+        timeout=30,
+        message="the keyboard rollback to be recorded",
+    )
     rollback = Release.objects.get(kind=ReleaseKind.ROLLBACK)
     assert rollback.rollback_target_id == good.pk
     assert rollback.state != ReleaseState.DRAFT
