@@ -28,6 +28,7 @@ import yaml
 from django.conf import settings
 
 from apps.gitops.validate import KUBERNETES_VERSION
+from apps.gitops.workloads import SERVING_KINDS
 from tests.deploy.kustomize import containers, object_id, pod_spec, render, split_image
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,11 +42,20 @@ RENDERS = {
     },
 }
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding"}
-ALLOWED_RULES = (
-    {("argoproj.io", "applications", verb) for verb in ("get", "list", "watch")}
-    | {("apps", "deployments", verb) for verb in ("get", "list", "watch")}
-    | {("", "pods", verb) for verb in ("get", "list", "watch")}
-)
+# What the code reads, and nothing more: Argo CD Applications (apps/gitops/argo.py), pods
+# (cost), Jobs (batch runs) and every serving kind whose status is read
+# (apps/gitops/workloads.py SERVING_KINDS, so a new kind there fails here until granted).
+READ = ("get", "list", "watch")
+ALLOWED_RULES = {
+    (group, resource, verb)
+    for group, resource in [
+        ("argoproj.io", "applications"),
+        ("", "pods"),
+        ("batch", "jobs"),
+        *((group, plural) for group, _version, plural in SERVING_KINDS.values()),
+    ]
+    for verb in READ
+}
 SERVICE_ACCOUNT = {"kind": "ServiceAccount", "name": "slipway", "namespace": "slipway"}
 
 
@@ -175,7 +185,7 @@ def test_web_has_an_hpa_a_pdb_and_a_service(rendered):
     assert {p["targetPort"] for p in service["spec"]["ports"]} <= port_names
 
 
-def test_rbac_reads_applications_deployments_and_pods_and_nothing_else(rendered):
+def test_rbac_reads_what_the_code_reads_and_nothing_else(rendered):
     granted = set()
     for role in by_kind(rendered, "Role") + by_kind(rendered, "ClusterRole"):
         for rule in role["rules"]:
