@@ -48,8 +48,12 @@ class ReleaseCreateForm(forms.Form):
         help_text="Why this release: what changed in the model, what reviewers should look at.",
     )
 
-    def __init__(self, *args, versions=None, **kwargs):
+    def __init__(self, *args, versions=None, services=None, **kwargs):
         super().__init__(*args, **kwargs)
+        if services is not None:
+            # Only the services of the person's teams: another team's is not offered,
+            # and posting its name is "not one of the available choices".
+            self.fields["service"].queryset = services
         self.fields["model_version"].queryset = (
             versions if versions is not None else ModelVersion.objects.none()
         )

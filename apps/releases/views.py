@@ -67,10 +67,11 @@ def release_create(request):
     if not permissions.can_create_release(request.user):
         raise PermissionDenied("Only ML engineers and admins create releases.")
     service_name = request.POST.get("service") or request.GET.get("service") or ""
-    service = Service.objects.filter(name=service_name).first()
+    services_allowed = selectors.services_released_by(request.user)
+    service = services_allowed.filter(name=service_name).first()
     versions = releasable_versions(service.registered_model) if service else None
     if request.method == "POST":
-        form = ReleaseCreateForm(request.POST, versions=versions)
+        form = ReleaseCreateForm(request.POST, versions=versions, services=services_allowed)
         if form.is_valid():
             data = form.cleaned_data
             try:
@@ -94,7 +95,9 @@ def release_create(request):
                 )
                 return redirect("releases:detail", pk=release.pk)
     else:
-        form = ReleaseCreateForm(initial={"service": service_name}, versions=versions)
+        form = ReleaseCreateForm(
+            initial={"service": service_name}, versions=versions, services=services_allowed
+        )
     template = (
         "releases/_create_form.html"
         if request.headers.get("HX-Request")
@@ -139,15 +142,18 @@ def _status_context(request, release: Release) -> dict:
     is_pending = release.state == ReleaseState.PENDING_APPROVAL
     can_decide = (
         is_pending
-        and permissions.can_review(user)
+        and permissions.can_review(user, release)
         and not permissions.is_requester(user, release)
+        and not permissions.trainer_blocked(user, release)
         and not decided
     )
     open_roles = (
-        open_slots_for(user_roles=user_roles(user), progress=progress) if can_decide else []
+        open_slots_for(user_roles=permissions.review_roles(user, release), progress=progress)
+        if can_decide
+        else []
     )
     promotion_targets = []
-    if release.state == ReleaseState.LIVE and permissions.can_promote(user):
+    if release.state == ReleaseState.LIVE and permissions.can_promote(user, release.service):
         for env in Environment.objects.filter(promotes_from=release.environment):
             promotion_targets.append(
                 (
@@ -195,7 +201,7 @@ def _drift_context(user, release: Release) -> dict:
         return {"drift": None}
     return {
         "drift": drift,
-        "can_restore": permissions.can_rollback(user),
+        "can_restore": permissions.can_rollback(user, release.service),
         "restore_in_flight": selectors.rollback_in_flight(release),
     }
 
@@ -369,7 +375,7 @@ def service_list(request):
 @login_required
 @require_GET
 def service_detail(request, name: str):
-    service = get_object_or_404(Service, name=name)
+    service = get_object_or_404(Service.objects.select_related("owner_team"), name=name)
     environments = list(selectors.environment_list())
     live = selectors.live_releases_by_target()
     return render(
@@ -381,7 +387,7 @@ def service_detail(request, name: str):
             "targets": [(env, live.get((service.pk, env.pk))) for env in environments],
             "recent": selectors.release_list(service=service.name)[:20],
             "versions": releasable_versions(service.registered_model)[:10],
-            "can_create": permissions.can_create_release(request.user),
+            "can_create": permissions.can_create_release(request.user, service),
         },
     )
 

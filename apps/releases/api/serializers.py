@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from rest_framework import serializers
 
+from apps.accounts.models import Team
 from apps.releases.models import REVIEWER_ROLE_CHOICES, Approval, Environment, Release, Service
 from apps.releases.policy import PolicyProgress
 from apps.releases.selectors import release_policy_progress
@@ -44,6 +45,9 @@ class EnvironmentSerializer(serializers.ModelSerializer):
 
 
 class ServiceSerializer(serializers.ModelSerializer):
+    # The team by its slug, in and out (it was free text before teams existed).
+    owner_team = serializers.SlugRelatedField(slug_field="slug", queryset=Team.objects.all())
+
     class Meta:
         model = Service
         fields = [
@@ -176,6 +180,7 @@ class ReleaseFilterSerializer(serializers.Serializer):
     environment = serializers.RegexField(NAME_FILTER, required=False, allow_blank=True, default="")
     state = serializers.ChoiceField(_STATES, required=False, allow_blank=True, default="")
     kind = serializers.ChoiceField(_KINDS, required=False, allow_blank=True, default="")
+    team = serializers.RegexField(NAME_FILTER, required=False, allow_blank=True, default="")
 
 
 def _name_field(**kwargs) -> serializers.CharField:
