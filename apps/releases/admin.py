@@ -8,6 +8,7 @@ from django import forms
 from django.contrib import admin
 from django.db import models
 
+from apps.accounts.models import Team
 from apps.audit.admin import AuditedAdmin as BaseAuditedAdmin
 from apps.audit.services import audit_record_standalone
 from apps.core.admin import ReadOnlyAdmin
@@ -41,7 +42,16 @@ class AuditedAdmin(BaseAuditedAdmin):
 
 
 class ServiceAdminForm(forms.ModelForm):
-    """Refuses a runtime and default configuration releases would fail on."""
+    """Refuses a runtime and default configuration releases would fail on. The owning
+    team is chosen by its slug, as the API names it."""
+
+    owner_team = forms.ModelChoiceField(
+        queryset=Team.objects.order_by("slug"),
+        to_field_name="slug",
+        error_messages={
+            "invalid_choice": "No team %(value)s: create it under Accounts > Teams first."
+        },
+    )
 
     class Meta:
         model = Service
@@ -132,8 +142,9 @@ class EnvironmentAdmin(AuditedAdmin):
 class ServiceAdmin(AuditedAdmin):
     form = ServiceAdminForm
     list_display = ("name", "owner_team", "registered_model", "runtime")
-    search_fields = ("name", "owner_team", "registered_model")
-    list_filter = ("runtime",)
+    search_fields = ("name", "owner_team__slug", "registered_model")
+    list_filter = ("runtime", "owner_team")
+    list_select_related = ("owner_team",)
 
 
 @admin.register(ServiceEnvironment)
