@@ -24,6 +24,8 @@ class EnvironmentSerializer(serializers.ModelSerializer):
     # answered null (found by schemathesis, tests/hardening/test_api_fuzz.py).
     promotes_from = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
     approval_rules = serializers.SerializerMethodField()
+    # Whether the model's trainer is refused as an approver here (separation of duties).
+    separates_trainer = serializers.BooleanField(read_only=True)
 
     class Meta:
         model = Environment
@@ -38,6 +40,7 @@ class EnvironmentSerializer(serializers.ModelSerializer):
             "kserve_mode",
             "kserve_version",
             "approval_rules",
+            "separates_trainer",
         ]
 
     def get_approval_rules(self, env) -> list[dict]:
