@@ -68,9 +68,7 @@ def test_a_non_production_environment_can_switch_it_on(alice, pat, staging):
     assert staging.separates_trainer
 
 
-def test_the_trainer_is_matched_by_email_too_and_case_does_not_matter(
-    alice, pat, staging, service
-):
+def test_the_trainer_is_matched_by_email_too_and_case_does_not_matter(alice, pat, staging, service):
     factories.make_model_version(service.registered_model, 1, run_user="PAT@example.com")
     promotion = factories.pending_promotion(service, staging, requester=alice)
     with pytest.raises(Forbidden, match="You trained this model"):

@@ -12,6 +12,13 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        # A default for the text column only so that migrating backwards can add it again
+        # to a table with rows (0007's reverse step then fills it from the teams).
+        migrations.AlterField(
+            model_name="service",
+            name="owner_team",
+            field=models.CharField(max_length=100, default=""),
+        ),
         migrations.RemoveField(model_name="service", name="owner_team"),
         migrations.RenameField(
             model_name="service", old_name="owner_team_ref", new_name="owner_team"
