@@ -406,6 +406,10 @@ def test_no_data_leaks_through_lists_filters_and_exports(team_world, team_people
     unknown = client.get(reverse("release-list"), {"team": "nope"}).json()
     assert (unknown["results"] if isinstance(unknown, dict) else unknown) == []
     assert client.get(reverse("release-list"), {"team": "Not A Team"}).status_code == 400
+    page = _web_as("raj", team_people).get(reverse("releases:list"), {"team": "risk-ml"})
+    listed = page.content.decode()
+    assert f'href="{reverse("releases:detail", args=[team_world["fraud_live"].pk])}"' in listed
+    assert f'href="{reverse("releases:detail", args=[team_world["pending"].pk])}"' not in listed
     service = client.get(reverse("service-detail", args=["fraud-model"])).json()
     assert service["owner_team"] == "risk-ml"
     # The audit log and its export are organisation-wide: a team's compliance reviewer

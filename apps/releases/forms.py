@@ -110,6 +110,7 @@ class PromoteForm(forms.Form):
 class ReleaseFilterForm(forms.Form):
     service = forms.CharField(required=False, max_length=63)
     environment = forms.CharField(required=False, max_length=63)
+    team = forms.CharField(required=False, max_length=63)
     state = forms.ChoiceField(
         required=False, choices=[("", "any state"), *Release._meta.get_field("state").choices]
     )

@@ -12,6 +12,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from apps.accounts.models import Team
 from apps.accounts.roles import REVIEWER_ROLES, user_roles
 from apps.core.errors import DomainError, Forbidden, NotFound
 from apps.registry.selectors import releasable_versions
@@ -56,6 +57,7 @@ def release_list(request):
             "page": page,
             "services": Service.objects.order_by("name").values_list("name", flat=True),
             "environments": Environment.objects.order_by("order").values_list("name", flat=True),
+            "teams": Team.objects.order_by("slug").values_list("slug", flat=True),
             "can_create": permissions.can_create_release(request.user),
             "query": request.GET.copy(),
         },
