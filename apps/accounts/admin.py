@@ -105,6 +105,10 @@ class SlipwayUserAdmin(AuditedGrantsMixin, UserAdmin, AuditedAdmin):
 
     inlines = [UserGrantInline]
 
+    def get_inlines(self, request, obj):
+        # Like Django's own two-step "add user": grants once the person exists.
+        return self.inlines if obj is not None else []
+
     def audit_after(self, obj, form, change) -> dict:
         after = {"changed": sorted(form.changed_data)}
         for flag in ("is_active", "is_staff", "is_superuser"):
@@ -125,6 +129,14 @@ class SlipwayUserAdmin(AuditedGrantsMixin, UserAdmin, AuditedAdmin):
                 before={"roles": before},
                 after={"roles": after},
             )
+
+    def add_view(self, request, form_url="", extra_context=None):
+        # Django's UserAdmin opens its own transaction for a POST; the audit chain lock
+        # must come first (apps.audit.services, lock order), so it nests inside ours.
+        if request.method in ("GET", "HEAD", "OPTIONS", "TRACE"):
+            return super().add_view(request, form_url, extra_context)
+        with audited_atomic():
+            return super().add_view(request, form_url, extra_context)
 
     def user_change_password(self, request, id, form_url=""):
         with audited_atomic():

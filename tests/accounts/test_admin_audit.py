@@ -4,6 +4,7 @@ chain like every other change, in the same transaction."""
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.urls import reverse
 
@@ -116,6 +117,23 @@ def test_changing_a_persons_groups_and_flags_is_audited(admin_client, people):
     assert roles.before == {"roles": ["ml-engineer"]} and roles.after == {"roles": ["oncall"]}
     change = AuditEvent.objects.get(action="user.change", target_id=str(alice.pk))
     assert change.actor_label == "ada" and change.after["is_staff"] is True
+
+
+def test_adding_a_person_in_the_admin_is_audited(admin_client):
+    response = admin_client.post(
+        reverse("admin:auth_user_add"),
+        {
+            "username": "newbie",
+            "usable_password": "true",
+            "password1": "a-new-Long-passphrase-9",
+            "password2": "a-new-Long-passphrase-9",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[-2000:]
+    newbie = get_user_model().objects.get(username="newbie")
+    event = AuditEvent.objects.get(action="user.create", target_id=str(newbie.pk))
+    assert event.actor_label == "ada"
+    assert "passphrase" not in str(event.after)
 
 
 def test_setting_a_password_in_the_admin_is_audited_without_the_password(admin_client, people):
