@@ -56,6 +56,7 @@ def _fleet(count: int):
     from django.contrib.auth.models import Group
     from django.utils import timezone
 
+    from apps.accounts.models import Team
     from apps.registry.models import ModelVersion
     from apps.releases.models import Environment, Release, Service, ServiceEnvironment
 
@@ -65,7 +66,7 @@ def _fleet(count: int):
     services = Service.objects.bulk_create(
         Service(
             name=f"svc-{i:04d}",
-            owner_team="bench",
+            owner_team=Team.objects.get_or_create(slug="bench")[0],
             registered_model=f"svc-{i:04d}",
             slo_p95_latency_ms=250,
             slo_error_rate=0.01,
@@ -292,6 +293,7 @@ def _big_fleet(services: int, environments: int):
     from django.db import connection
     from django.utils import timezone
 
+    from apps.accounts.models import Team
     from apps.registry.models import ModelVersion
     from apps.releases.models import Environment, Release, Service, ServiceEnvironment
 
@@ -300,10 +302,11 @@ def _big_fleet(services: int, environments: int):
     envs = Environment.objects.bulk_create(
         Environment(name=f"env-{i}", order=i) for i in range(environments)
     )
+    teams = Team.objects.bulk_create(Team(slug=f"team-{t}") for t in range(40))
     fleet = Service.objects.bulk_create(
         Service(
             name=f"svc-{i:04d}",
-            owner_team=f"team-{i % 40}",
+            owner_team=teams[i % 40],
             registered_model=f"svc-{i:04d}",
             slo_p95_latency_ms=250,
             slo_error_rate=0.01,

@@ -61,6 +61,7 @@ def _seed():
     from django.test import Client
     from django.utils import timezone
 
+    from apps.accounts.models import Team
     from apps.registry.models import ModelVersion
     from apps.releases.models import Environment, Release, Service, ServiceEnvironment
 
@@ -70,7 +71,7 @@ def _seed():
     for i in range(4):
         service = Service.objects.create(
             name=f"svc-{i}",
-            owner_team="bench",
+            owner_team=Team.objects.get_or_create(slug="bench")[0],
             registered_model=f"svc-{i}",
             slo_p95_latency_ms=250,
             slo_error_rate=0.01,

@@ -101,6 +101,7 @@ def _setup_django(workdir: Path, database_url: str) -> None:
 
 def _create_fleet(first: int, last: int, live_at: datetime) -> None:
     """Services first..last-1, each with a version (score baseline) live in prod."""
+    from apps.accounts.models import Team
     from apps.registry.models import ModelVersion
     from apps.releases.models import (
         Environment,
@@ -115,7 +116,7 @@ def _create_fleet(first: int, last: int, live_at: datetime) -> None:
     services = Service.objects.bulk_create(
         Service(
             name=_name(i),
-            owner_team="bench",
+            owner_team=Team.objects.get_or_create(slug="bench")[0],
             registered_model=_name(i),
             runtime="custom",
             default_config=config,

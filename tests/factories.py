@@ -18,6 +18,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.utils import timezone
 
+from apps.accounts.models import Team
 from apps.accounts.roles import Role
 from apps.registry.models import ModelVersion
 from apps.releases.models import ApprovalRule, Environment, Release, Service
@@ -86,9 +87,27 @@ DEFAULT_CONFIG = {
 }
 
 
+def make_team(slug: str = "growth-ml", name: str = ""):
+    """The team ``slug``, created on first use."""
+    team, _ = Team.objects.get_or_create(slug=slug, defaults={"name": name or slug})
+    return team
+
+
+def grant(user, role: str, team=None):
+    """Give ``user`` ``role`` for ``team`` (a Team or a slug; None: organisation-wide)."""
+    from apps.accounts.services import role_grant_add
+
+    if isinstance(team, str):
+        team = make_team(team)
+    return role_grant_add(user=user, role=role, team=team)
+
+
 def make_service(name: str = "churn-model", *, registered_model: str | None = None, **fields):
+    """A service; ``owner_team`` may be given as a slug (the team is created)."""
+    if isinstance(fields.get("owner_team"), str):
+        fields["owner_team"] = make_team(fields["owner_team"])
     defaults = {
-        "owner_team": "growth-ml",
+        "owner_team": make_team("growth-ml"),
         "registered_model": registered_model or name,
         "runtime": "custom",
         "default_config": DEFAULT_CONFIG,

@@ -8,7 +8,9 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from rest_framework.test import APIClient
 
-from apps.releases import services
+from apps.accounts.roles import Role
+from apps.releases import selectors, services
+from apps.releases.models import Release
 from tests import factories
 
 ROLES = ["anon", "alice", "pat", "carol", "otto", "ada", "nobody"]
@@ -223,3 +225,211 @@ def test_api_release_create_by_role(role, world, people):
         format="json",
     )
     assert response.status_code == API_CREATE[role]
+
+
+# --- team scoping ------------------------------------------------------------------------
+# The people above hold their roles organisation-wide (group membership). These hold the
+# same roles for one team only: churn-model belongs to growth-ml, fraud-model to risk-ml.
+# Same role, other team: refused (403, with the team named), and nothing of the other
+# team's is offered to them.
+TEAM_PEOPLE = {
+    "gina": (Role.ML_ENGINEER, "growth-ml"),
+    "rita": (Role.ML_ENGINEER, "risk-ml"),
+    "greg": (Role.PRODUCT_REVIEWER, "growth-ml"),
+    "raj": (Role.PRODUCT_REVIEWER, "risk-ml"),
+    "rosa": (Role.COMPLIANCE_REVIEWER, "risk-ml"),
+    "gordon": (Role.ONCALL, "growth-ml"),
+    "oscar": (Role.ONCALL, "risk-ml"),
+}
+
+
+@pytest.fixture
+def team_people(people):
+    scoped = {}
+    for name, (role, team) in TEAM_PEOPLE.items():
+        scoped[name] = factories.make_user(name, roles=set())
+        factories.grant(scoped[name], role, team)
+    return {**people, **scoped}
+
+
+@pytest.fixture
+def team_world(team_people, environments, service):
+    staging, _prod = environments
+    alice = team_people["alice"]
+    older = factories.live_release(service, staging, 1, requester=alice)
+    factories.backdate_live(older, minutes=4 * 60)
+    live = factories.live_release(service, staging, 2, requester=alice)
+    factories.backdate_live(live, minutes=3 * 60)
+    pending, _ = services.release_promote(actor=alice, source=live)
+    fraud = factories.make_service("fraud-model", owner_team="risk-ml")
+    fraud_live = factories.live_release(fraud, staging, 1, requester=alice)
+    factories.backdate_live(fraud_live, minutes=3 * 60)
+    factories.make_model_version(service.registered_model, 3)
+    return {"pending": pending, "live": live, "fraud_live": fraud_live, "fraud": fraud}
+
+
+def _api_as(person, team_people):
+    client = APIClient()
+    client.force_login(team_people[person])
+    return client
+
+
+def _web_as(person, team_people):
+    client = Client()
+    client.force_login(team_people[person])
+    return client
+
+
+TEAM_ACTIONS = {
+    # action -> {person: expected status}; growth-ml owns every target but fraud_live.
+    "approve": {"raj": 403, "rosa": 403, "gina": 403, "greg": 200},
+    "reject": {"raj": 403, "rosa": 403, "greg": 200},
+    "create": {"rita": 403, "greg": 403, "gina": 201},
+    "promote": {"gina": 403, "rita": 201},
+    "rollback": {"oscar": 403, "gina": 403, "gordon": 201},
+}
+
+
+def _team_action(action, person, team_world, team_people):
+    client = _api_as(person, team_people)
+    if action == "approve":
+        url = reverse("release-approve", args=[team_world["pending"].pk])
+        return client.post(url, {}, format="json")
+    if action == "reject":
+        url = reverse("release-reject", args=[team_world["pending"].pk])
+        return client.post(url, {"comment": "no"}, format="json")
+    if action == "create":
+        body = {"service": "churn-model", "environment": "staging", "model_version": 3}
+        return client.post(reverse("release-list"), body, format="json")
+    if action == "promote":
+        url = reverse("release-promote", args=[team_world["fraud_live"].pk])
+        return client.post(url, {}, format="json")
+    url = reverse("release-rollback", args=[team_world["live"].pk])
+    return client.post(url, {"reason": "p95"}, format="json")
+
+
+@pytest.mark.parametrize(
+    ("action", "person"), [(a, p) for a, people in TEAM_ACTIONS.items() for p in people]
+)
+def test_api_actions_are_scoped_to_the_services_team(action, person, team_world, team_people):
+    expected = TEAM_ACTIONS[action][person]
+    response = _team_action(action, person, team_world, team_people)
+    assert response.status_code == expected, response.content
+    if expected == 403 and TEAM_PEOPLE[person][0] in _ACTION_ROLES[action]:
+        # Holding the role for another team: the refusal names the team to ask about.
+        assert "belongs to team" in response.json()["detail"]
+
+
+_ACTION_ROLES = {
+    "approve": {Role.PRODUCT_REVIEWER, Role.COMPLIANCE_REVIEWER},
+    "reject": {Role.PRODUCT_REVIEWER, Role.COMPLIANCE_REVIEWER},
+    "create": {Role.ML_ENGINEER},
+    "promote": {Role.ML_ENGINEER},
+    "rollback": {Role.ONCALL},
+}
+
+
+def test_web_actions_are_scoped_to_the_services_team(team_world, team_people):
+    pending, live = team_world["pending"], team_world["live"]
+    decide = reverse("releases:decide", args=[pending.pk])
+    body = {"decision": "approve", "digest": pending.digest, "role": ""}
+    refused = _web_as("raj", team_people).post(decide, body)
+    assert refused.status_code == 403
+    assert "belongs to team growth-ml" in refused.content.decode()
+    rollback = reverse("dashboards:rollback", args=["churn-model", "staging"])
+    assert (
+        _web_as("oscar", team_people)
+        .post(rollback, {"reason": "p95", "expected_live": live.pk})
+        .status_code
+        == 403
+    )
+    promote = reverse("releases:promote", args=[team_world["fraud_live"].pk])
+    assert _web_as("gina", team_people).post(promote, {"environment": "prod"}).status_code == 403
+    # The creation form offers only the person's teams' services; posting another's is a
+    # form error, not a release.
+    create = reverse("releases:create")
+    page = _web_as("rita", team_people).get(create).content.decode()
+    assert 'value="fraud-model"' in page and 'value="churn-model"' not in page
+    before = Release.objects.count()
+    posted = _web_as("rita", team_people).post(
+        create,
+        {"service": "churn-model", "environment": "staging", "model_version": "", "reason": "x"},
+    )
+    assert posted.status_code == 200 and "Select a valid choice" in posted.content.decode()
+    assert Release.objects.count() == before
+    assert _web_as("greg", team_people).post(decide, body).status_code == 302
+    pending.refresh_from_db()
+    assert [a.approver.username for a in pending.approvals.all()] == ["greg"]
+
+
+def test_other_teams_releases_are_not_offered_to_a_reviewer(team_world, team_people):
+    pending = team_world["pending"]
+    detail = reverse("releases:detail", args=[pending.pk])
+    for person, offered in [("raj", False), ("rosa", False), ("greg", True), ("pat", True)]:
+        client = _web_as(person, team_people)
+        inbox = client.get(reverse("releases:inbox")).content.decode()
+        live_inbox = client.get(reverse("dashboards:inbox_live")).content.decode()
+        page = client.get(detail).content.decode()
+        marker = f'data-release="{pending.pk}"'
+        assert (marker in inbox) is offered, person
+        assert (marker in live_inbox) is offered, person
+        assert ('name="decision" value="approve"' in page) is offered, person
+    # The notifications helper's answer: the growth-ml reviewer and the organisation-wide
+    # ones, never the risk-ml reviewers, nor the requester.
+    names = [u.username for u in selectors.eligible_reviewers(pending)]
+    assert names == ["carol", "dual", "greg", "pat", "paula"]
+
+
+def test_rollback_is_offered_only_for_the_on_calls_teams(team_world, team_people):
+    from apps.dashboards.fleet import fleet_rows
+    from apps.releases.permissions import rollback_team_ids
+
+    for person, churn, fraud in [("oscar", False, True), ("gordon", True, False)]:
+        rows = fleet_rows(
+            with_rollback=True, rollback_team_ids=rollback_team_ids(team_people[person])
+        )
+        by_service = {(r.service.name, r.environment.name): r.can_rollback for r in rows}
+        assert by_service[("churn-model", "staging")] is churn, person
+        assert by_service[("fraud-model", "staging")] is fraud, person
+    rows = fleet_rows(with_rollback=True, rollback_team_ids=rollback_team_ids(team_people["otto"]))
+    assert all(r.can_rollback for r in rows)  # otto is on call organisation-wide
+    dashboard = reverse("dashboards:service", args=["churn-model", "staging"])
+    assert "rollback-dialog" not in _web_as("oscar", team_people).get(dashboard).content.decode()
+    assert "rollback-dialog" in _web_as("gordon", team_people).get(dashboard).content.decode()
+
+
+def test_no_data_leaks_through_lists_filters_and_exports(team_world, team_people):
+    client = _api_as("raj", team_people)
+    risk = client.get(reverse("release-list"), {"team": "risk-ml"}).json()
+    rows = risk["results"] if isinstance(risk, dict) else risk
+    assert {r["service"] for r in rows} == {"fraud-model"}
+    unknown = client.get(reverse("release-list"), {"team": "nope"}).json()
+    assert (unknown["results"] if isinstance(unknown, dict) else unknown) == []
+    assert client.get(reverse("release-list"), {"team": "Not A Team"}).status_code == 400
+    page = _web_as("raj", team_people).get(reverse("releases:list"), {"team": "risk-ml"})
+    listed = page.content.decode()
+    assert f'href="{reverse("releases:detail", args=[team_world["fraud_live"].pk])}"' in listed
+    assert f'href="{reverse("releases:detail", args=[team_world["pending"].pk])}"' not in listed
+    service = client.get(reverse("service-detail", args=["fraud-model"])).json()
+    assert service["owner_team"] == "risk-ml"
+    # The audit log and its export are organisation-wide: a team's compliance reviewer
+    # does not read other teams' history through them.
+    rosa = _web_as("rosa", team_people)
+    assert rosa.get(reverse("audit:list")).status_code == 403
+    assert rosa.get(reverse("audit:export")).status_code == 403
+
+
+def test_a_person_in_no_team_is_told_so(team_world, team_people):
+    client = _web_as("nobody", team_people)
+    inbox = client.get(reverse("releases:inbox"))
+    assert inbox.status_code == 200
+    assert "You hold no role for any team yet" in inbox.content.decode()
+    refused = client.get(reverse("releases:create"))
+    assert refused.status_code == 403
+    assert "Only ML engineers and admins create releases." in refused.content.decode()
+    api = _api_as("nobody", team_people)
+    body = {"service": "churn-model", "environment": "staging", "model_version": 3}
+    answer = api.post(reverse("release-list"), body, format="json")
+    assert answer.status_code == 403
+    assert answer.json()["detail"] == "Only ML engineers and admins create releases."
+    assert selectors.inbox_for(team_people["nobody"]) == []

@@ -1,12 +1,12 @@
-"""Account actions: API tokens and role membership."""
+"""Account actions: API tokens, teams, role membership and per-team role grants."""
 
 from __future__ import annotations
 
 from django.contrib.auth.models import Group, Permission
 from django.utils import timezone
 
-from apps.accounts.models import ApiToken
-from apps.accounts.roles import ALL_ROLES, Role
+from apps.accounts.models import ApiToken, RoleGrant, Team
+from apps.accounts.roles import ALL_ROLES, Role, forget_grants
 from apps.audit.services import audit_record, audited_atomic
 
 
@@ -68,7 +68,7 @@ def user_set_roles(*, user, roles: set[str], changed_by=None) -> None:
         before = sorted(user.groups.filter(name__in=ALL_ROLES).values_list("name", flat=True))
         user.groups.remove(*Group.objects.filter(name__in=ALL_ROLES))
         user.groups.add(*Group.objects.filter(name__in=roles))
-        user.__dict__.pop("_slipway_roles", None)
+        forget_grants(user)
         audit_record(
             actor=changed_by,
             system_actor=None if changed_by else "setup",
@@ -78,3 +78,58 @@ def user_set_roles(*, user, roles: set[str], changed_by=None) -> None:
             before={"roles": before},
             after={"roles": sorted(roles)},
         )
+
+
+def team_create(*, slug: str, name: str = "", created_by=None) -> Team:
+    """Create a team; the slug is checked as the admin form checks it."""
+    team = Team(slug=slug, name=name)
+    team.full_clean()
+    with audited_atomic():
+        team.save()
+        audit_record(
+            actor=created_by,
+            system_actor=None if created_by else "setup",
+            action="team.create",
+            target_type="team",
+            target_id=team.pk,
+            after={"slug": slug, "name": name},
+        )
+    return team
+
+
+def role_grant_add(*, user, role: str, team: Team | None = None, granted_by=None) -> RoleGrant:
+    """Give ``user`` ``role`` for ``team`` (None: organisation-wide). Granting what the
+    person already holds changes nothing and writes no audit row."""
+    if role not in ALL_ROLES:
+        raise ValueError(f"unknown role: {role}")
+    if role == Role.ADMIN and team is not None:
+        raise ValueError("admin is held for the whole organisation, not for one team")
+    with audited_atomic():
+        grant, created = RoleGrant.objects.get_or_create(user=user, role=role, team=team)
+        if created:
+            audit_record(
+                actor=granted_by,
+                system_actor=None if granted_by else "setup",
+                action="role_grant.add",
+                target_type="user",
+                target_id=user.pk,
+                after={"role": role, "team": team.slug if team else None},
+            )
+    forget_grants(user)
+    return grant
+
+
+def role_grant_remove(*, user, role: str, team: Team | None = None, removed_by=None) -> None:
+    """Take ``role`` for ``team`` away from ``user``; audited when something was held."""
+    with audited_atomic():
+        deleted, _ = RoleGrant.objects.filter(user=user, role=role, team=team).delete()
+        if deleted:
+            audit_record(
+                actor=removed_by,
+                system_actor=None if removed_by else "setup",
+                action="role_grant.remove",
+                target_type="user",
+                target_id=user.pk,
+                before={"role": role, "team": team.slug if team else None},
+            )
+    forget_grants(user)

@@ -54,6 +54,7 @@ class FleetRow:
     thresholds: dict = field(default_factory=dict)  # metric -> SLO threshold
     breaches: dict = field(default_factory=dict)  # metric -> metrics.selectors.Breach
     rollback_target: Release | None = None  # set for breaching rows on-call can roll back
+    can_rollback: bool = False  # the viewer is on call (or admin) for the service's team
 
     @property
     def cells(self) -> list:
@@ -151,8 +152,13 @@ def fleet_rows(
     environment: str = "",
     status: str = "",
     sort: str = "status",
+    team: str = "",
     with_rollback: bool = False,
+    rollback_team_ids: frozenset[int] | None = None,
 ) -> list[FleetRow]:
+    """The fleet table. With ``with_rollback``, breaching rows of the teams in
+    ``rollback_team_ids`` (None: every team) carry their one-click rollback target;
+    other teams' rows offer nothing, since their on-call is not the viewer."""
     state = metric_selectors.fleet_state()
     environments = state.environments
     if environment:
@@ -160,7 +166,15 @@ def fleet_rows(
     services = state.services
     if query:
         needle = query.lower()
-        services = [s for s in services if needle in s.name or needle in s.owner_team.lower()]
+        services = [
+            s
+            for s in services
+            if needle in s.name
+            or needle in s.owner_team.slug
+            or needle in s.owner_team.display_name.lower()
+        ]
+    if team:
+        services = [s for s in services if s.owner_team.slug == team]
     live, latest, waiting, targets = state.live, state.latest, state.waiting, state.targets
     metrics, slo, breaches = state.metrics, state.slo, state.breaches
     rows = []
@@ -191,6 +205,10 @@ def fleet_rows(
     sort = sort if sort in SORT_KEYS else "status"
     rows.sort(key=lambda row: (row.sort_value(sort), row.service.name, row.environment.order))
     if with_rollback:
+        for row in rows:
+            row.can_rollback = (
+                rollback_team_ids is None or row.service.owner_team_id in rollback_team_ids
+            )
         # A query or two per breaching row (each needs its own history), so only the first
         # ROLLBACK_OFFERS of them, worst first: a fleet-wide breach is no time for a
         # thousand one-click rollbacks, and the page stays a bounded number of queries.
@@ -198,7 +216,12 @@ def fleet_rows(
         for row in rows:
             if offered >= ROLLBACK_OFFERS:
                 break
-            if row.status == "breach" and row.live is not None and not row.rollback_under_way:
+            if (
+                row.can_rollback
+                and row.status == "breach"
+                and row.live is not None
+                and not row.rollback_under_way
+            ):
                 row.rollback_target = rollback_default_target(row.live)
                 offered += 1
     return rows

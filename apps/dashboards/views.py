@@ -15,6 +15,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from apps.accounts.models import Team
 from apps.core.errors import DomainError, Forbidden
 from apps.core.live import live_fragment, poll_seconds
 from apps.dashboards.charts import (
@@ -73,15 +74,21 @@ def _fleet_context(request) -> dict:
         if request.GET.get("status") in STATUS_ORDER
         else "",
         "sort": request.GET.get("sort", "status"),
+        "team": request.GET.get("team", "")[:63],
     }
     can_rollback = permissions.can_rollback(request.user)
     return {
         "nav": "fleet",
-        "rows": fleet_rows(**params, with_rollback=can_rollback),
+        "rows": fleet_rows(
+            **params,
+            with_rollback=can_rollback,
+            rollback_team_ids=permissions.rollback_team_ids(request.user),
+        ),
         "params": params,
         "fleet_columns": FLEET_COLUMNS,
         "statuses": list(STATUS_ORDER),
         "environments": Environment.objects.order_by("order"),
+        "teams": Team.objects.order_by("slug"),
         "stale": metric_selectors.stale_sources(),
         "can_rollback": can_rollback,
         "poll_seconds": poll_seconds(),
@@ -105,7 +112,7 @@ def fleet_live(request):
 
 
 def _target(service_name: str, environment_name: str):
-    service = get_object_or_404(Service, name=service_name)
+    service = get_object_or_404(Service.objects.select_related("owner_team"), name=service_name)
     environment = get_object_or_404(Environment, name=environment_name)
     target = ServiceEnvironment.objects.filter(service=service, environment=environment).first()
     return service, environment, target
@@ -132,7 +139,7 @@ def _rollback_context(user, service, environment, *, history, now) -> dict:
         "rollback_in_flight": in_flight,
         "rollback_target": candidates[0] if candidates else None,
         "rollback_candidate_ids": {c.pk for c in candidates},
-        "can_rollback": permissions.can_rollback(user),
+        "can_rollback": permissions.can_rollback(user, service),
         **_rollback_box(history, now=now),
     }
 

@@ -371,9 +371,9 @@ def fleet_state(*, now: datetime | None = None) -> FleetState:
     environments = list(Environment.objects.only("id", "name", "order").order_by("order", "name"))
     slo_fields = [f"slo_{key}" for key in SLO_METRICS]
     services = list(
-        Service.objects.only("id", "name", "owner_team", "runbook_url", *slo_fields).order_by(
-            "name"
-        )
+        Service.objects.select_related("owner_team")
+        .only("id", "name", "owner_team__slug", "owner_team__name", "runbook_url", *slo_fields)
+        .order_by("name")
     )
     live: dict[tuple[int, int], Release] = {}
     latest: dict[tuple[int, int], Release] = {}

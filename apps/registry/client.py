@@ -157,6 +157,7 @@ class RunInfo:
     artifact_uri: str
     metrics: dict[str, float]
     params: dict[str, str]
+    user_id: str = ""  # the run's user (MLflow sets it from the tracking client's login)
 
 
 @dataclass
@@ -612,6 +613,7 @@ def _run_info(run, run_id: str) -> RunInfo:
                 if v is not None and math.isfinite(float(v))
             },
             params={str(k): str(v) for k, v in dict(run.data.params).items()},
+            user_id=_text(getattr(run.info, "user_id", "")),
         )
     except (AttributeError, TypeError, ValueError) as exc:
         raise RegistryUnavailable(

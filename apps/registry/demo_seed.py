@@ -22,6 +22,8 @@ from pathlib import Path
 
 SCORE_BUCKETS = [round(0.1 * i, 1) for i in range(1, 11)]  # 0.1, 0.2, ..., 1.0
 EXPERIMENT_NAME = "slipway-demo"
+# Who the demo runs say trained the models (MLflow run user_id): the demo ML engineer.
+DEMO_TRAINER = "alice"
 
 # Hyperparameters per version, cycled: version 1 uses the first entry, and so on.
 _LOGISTIC_C = [1.0, 0.1, 10.0, 0.01, 3.0, 0.3]
@@ -149,8 +151,12 @@ def _train_and_register(
     buckets = np.searchsorted(np.array(SCORE_BUCKETS), np.clip(scores, 0.0, 1.0), side="left")
     counts = np.bincount(buckets, minlength=len(SCORE_BUCKETS)).tolist()
 
+    # mlflow.user is the run's user_id (MLflow reads it from this tag): the demo's models
+    # are trained by alice, so separation of duties has someone to refuse.
     run = client.create_run(
-        experiment_id, run_name=f"{name}-v{variant + 1}", tags={"slipway.demo": "true"}
+        experiment_id,
+        run_name=f"{name}-v{variant + 1}",
+        tags={"slipway.demo": "true", "mlflow.user": DEMO_TRAINER},
     )
     run_id = run.info.run_id
     now_ms = int(time.time() * 1000)

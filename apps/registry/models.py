@@ -44,6 +44,11 @@ class ModelVersion(models.Model):
     tags = models.JSONField(default=dict, blank=True)
     aliases = models.JSONField(default=list, blank=True)
     mlflow_user = models.CharField(max_length=256, blank=True, help_text="MLflow user_id")
+    run_user = models.CharField(
+        max_length=256,
+        blank=True,
+        help_text="the MLflow run's user_id: who trained the model (read with the details)",
+    )
     current_stage = models.CharField(
         max_length=32, blank=True, help_text="MLflow's deprecated stage (None/Staging/...)"
     )
@@ -79,6 +84,11 @@ class ModelVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} v{self.version}"
+
+    @property
+    def trainer(self) -> str:
+        """Who trained this version: the run's user, else the user who registered it."""
+        return self.run_user or self.mlflow_user
 
     @property
     def is_releasable(self) -> bool:

@@ -8,7 +8,9 @@ from django import forms
 from django.contrib import admin
 from django.db import models
 
-from apps.audit.services import audit_record_standalone, audited_atomic
+from apps.accounts.models import Team
+from apps.audit.admin import AuditedAdmin as BaseAuditedAdmin
+from apps.audit.services import audit_record_standalone
 from apps.core.admin import ReadOnlyAdmin
 from apps.core.jsoninput import SafeJSONFormField
 from apps.releases.config_check import (
@@ -26,7 +28,7 @@ from apps.releases.models import (
 )
 
 
-class AuditedAdmin(admin.ModelAdmin):
+class AuditedAdmin(BaseAuditedAdmin):
     # Pasted JSON is checked for depth and for text PostgreSQL cannot store, the way the
     # API checks a request body, so a bad paste is a form error and not a 500.
     formfield_overrides = {models.JSONField: {"form_class": SafeJSONFormField}}
@@ -38,47 +40,18 @@ class AuditedAdmin(admin.ModelAdmin):
             kwargs["strip"] = False
         return super().formfield_for_dbfield(db_field, request, **kwargs)
 
-    # Django's admin wraps a save or delete in transaction.atomic and then calls
-    # save_model, which audits: the transaction must open with the audit chain lock
-    # (apps.audit.services, lock order), so these views open it with audited_atomic and
-    # Django's atomic nests inside as a savepoint.
-    def changeform_view(self, request, *args, **kwargs):
-        with audited_atomic():
-            return super().changeform_view(request, *args, **kwargs)
-
-    def delete_view(self, request, *args, **kwargs):
-        with audited_atomic():
-            return super().delete_view(request, *args, **kwargs)
-
-    def changelist_view(self, request, *args, **kwargs):
-        if request.method != "POST":  # a page view writes nothing: no lock
-            return super().changelist_view(request, *args, **kwargs)
-        with audited_atomic():
-            return super().changelist_view(request, *args, **kwargs)
-
-    def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        audit_record_standalone(
-            actor=request.user,
-            action=f"{obj._meta.model_name}.{'change' if change else 'create'}",
-            target_type=obj._meta.model_name,
-            target_id=obj.pk,
-            after={"changed": sorted(form.changed_data)},
-        )
-
-    def delete_model(self, request, obj):
-        pk = obj.pk
-        super().delete_model(request, obj)
-        audit_record_standalone(
-            actor=request.user,
-            action=f"{obj._meta.model_name}.delete",
-            target_type=obj._meta.model_name,
-            target_id=pk,
-        )
-
 
 class ServiceAdminForm(forms.ModelForm):
-    """Refuses a runtime and default configuration releases would fail on."""
+    """Refuses a runtime and default configuration releases would fail on. The owning
+    team is chosen by its slug, as the API names it."""
+
+    owner_team = forms.ModelChoiceField(
+        queryset=Team.objects.order_by("slug"),
+        to_field_name="slug",
+        error_messages={
+            "invalid_choice": "No team %(value)s: create it under Accounts > Teams first."
+        },
+    )
 
     class Meta:
         model = Service
@@ -169,8 +142,9 @@ class EnvironmentAdmin(AuditedAdmin):
 class ServiceAdmin(AuditedAdmin):
     form = ServiceAdminForm
     list_display = ("name", "owner_team", "registered_model", "runtime")
-    search_fields = ("name", "owner_team", "registered_model")
-    list_filter = ("runtime",)
+    search_fields = ("name", "owner_team__slug", "registered_model")
+    list_filter = ("runtime", "owner_team")
+    list_select_related = ("owner_team",)
 
 
 @admin.register(ServiceEnvironment)

@@ -51,7 +51,12 @@ def next_release_to_commit() -> Release | None:
     return (
         selectors.releases_awaiting_commit()
         .select_related(
-            "service", "environment", "model_version", "requested_by", "rolled_back_release"
+            "service",
+            "service__owner_team",
+            "environment",
+            "model_version",
+            "requested_by",
+            "rolled_back_release",
         )
         .prefetch_related("approvals__approver")
         .order_by("approved_at", "pk")
@@ -78,6 +83,7 @@ def release_commit_files(release: Release) -> dict[str, str]:
         rollback_of=str(release.rolled_back_release.uid)
         if release.rolled_back_release_id
         else None,
+        team=release.service.owner_team.slug,
     )
     return {**release.rendered_files, name: text}
 

@@ -48,8 +48,12 @@ class ReleaseCreateForm(forms.Form):
         help_text="Why this release: what changed in the model, what reviewers should look at.",
     )
 
-    def __init__(self, *args, versions=None, **kwargs):
+    def __init__(self, *args, versions=None, services=None, **kwargs):
         super().__init__(*args, **kwargs)
+        if services is not None:
+            # Only the services of the person's teams: another team's is not offered,
+            # and posting its name is "not one of the available choices".
+            self.fields["service"].queryset = services
         self.fields["model_version"].queryset = (
             versions if versions is not None else ModelVersion.objects.none()
         )
@@ -106,6 +110,7 @@ class PromoteForm(forms.Form):
 class ReleaseFilterForm(forms.Form):
     service = forms.CharField(required=False, max_length=63)
     environment = forms.CharField(required=False, max_length=63)
+    team = forms.CharField(required=False, max_length=63)
     state = forms.ChoiceField(
         required=False, choices=[("", "any state"), *Release._meta.get_field("state").choices]
     )

@@ -30,7 +30,12 @@ class Service(models.Model):
 
     name = models.CharField(max_length=63, unique=True, validators=[validate_service_name])
     description = models.TextField(blank=True)
-    owner_team = models.CharField(max_length=100)
+    owner_team = models.ForeignKey(
+        "accounts.Team",
+        on_delete=models.PROTECT,
+        related_name="services",
+        help_text="the team whose people create, promote, approve and roll back its releases",
+    )
     registered_model = models.CharField(
         max_length=256, help_text="the MLflow registered model this service serves"
     )
@@ -106,12 +111,25 @@ class Environment(models.Model):
         default=DEFAULT_KSERVE_VERSION,
         help_text="KServe release (major.minor) installed in this environment's cluster",
     )
+    trainer_may_not_approve = models.BooleanField(
+        null=True,
+        blank=True,
+        help_text="separation of duties: the person who trained the model (the MLflow run's "
+        "user) cannot approve its release here. Empty: on for production environments",
+    )
 
     class Meta:
         ordering = ["order", "name"]
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def separates_trainer(self) -> bool:
+        """Whether the model's trainer is refused as an approver here."""
+        if self.trainer_may_not_approve is None:
+            return self.is_production
+        return self.trainer_may_not_approve
 
 
 class ApprovalRule(models.Model):

@@ -6,10 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.contrib.auth import get_user_model
 from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 
-from apps.accounts.roles import user_roles
+from apps.accounts.roles import REVIEWER_ROLES, role_team_ids, user_roles
+from apps.releases import permissions
 from apps.releases.models import (
     PROMOTION_STANDING_STATES,
     Approval,
@@ -31,9 +33,10 @@ def release_list(
     environment: str = "",
     state: str = "",
     kind: str = "",
+    team: str = "",
 ) -> QuerySet[Release]:
     releases = Release.objects.select_related(
-        "service", "environment", "model_version", "requested_by"
+        "service", "service__owner_team", "environment", "model_version", "requested_by"
     )
     if service:
         releases = releases.filter(service__name=service)
@@ -43,12 +46,15 @@ def release_list(
         releases = releases.filter(state=state)
     if kind:
         releases = releases.filter(kind=kind)
+    if team:
+        releases = releases.filter(service__owner_team__slug=team)
     return releases.order_by("-created_at", "-pk")
 
 
 def release_detail_queryset() -> QuerySet[Release]:
     return Release.objects.select_related(
         "service",
+        "service__owner_team",
         "environment",
         "environment__promotes_from",
         "model_version",
@@ -86,9 +92,10 @@ def release_policy_progress(release: Release) -> PolicyProgress:
 
 
 def inbox_for(user) -> list[tuple[Release, list[str]]]:
-    """Releases waiting for this person: they hold a role with an open slot, did not
-    request the release and have not decided on it yet. With the roles they can fill."""
-    held = user_roles(user)
+    """Releases waiting for this person: of a team where they hold a reviewer role with
+    an open slot, not requested by them, not decided by them yet, and not of a model they
+    trained where the environment separates duties. With the roles they can fill."""
+    held = user_roles(user) & REVIEWER_ROLES
     if not held:
         return []
     pending = (
@@ -98,14 +105,54 @@ def inbox_for(user) -> list[tuple[Release, list[str]]]:
         .distinct()
         .order_by("submitted_at", "pk")
     )
+    team_ids = role_team_ids(user, *REVIEWER_ROLES)
+    if team_ids is not None:
+        pending = pending.filter(service__owner_team_id__in=team_ids)
     waiting = []
     for release in pending:
         if any(a.approver_id == user.pk for a in release.approvals.all()):
             continue
-        slots = open_slots_for(user_roles=held, progress=release_policy_progress(release))
+        if permissions.trainer_blocked(user, release):
+            continue
+        slots = open_slots_for(
+            user_roles=permissions.review_roles(user, release),
+            progress=release_policy_progress(release),
+        )
         if slots:
             waiting.append((release, slots))
     return waiting
+
+
+def eligible_reviewers(release: Release) -> list:
+    """Everyone who could fill an open approval slot of ``release`` now: active people
+    holding a role with an open slot for the service's team (or organisation-wide), who
+    did not request it, have not decided on it, and did not train its model where the
+    environment separates duties. Empty unless the release waits for approval. The one
+    answer to "who should be told this release waits for them"."""
+    if release.state != ReleaseState.PENDING_APPROVAL:
+        return []
+    progress = release_policy_progress(release)
+    if progress.rejected:
+        return []
+    open_roles = [r.role for r in progress.roles if not r.met]
+    if not open_roles:
+        return []
+    team_id = release.service.owner_team_id
+    holders = Q(groups__name__in=open_roles) | Q(
+        Q(role_grants__team__isnull=True) | Q(role_grants__team_id=team_id),
+        role_grants__role__in=open_roles,
+    )
+    decided = [a.approver_id for a in release.approvals.all()]
+    people = (
+        get_user_model()
+        .objects.filter(holders, is_active=True)
+        .exclude(pk__in=decided)
+        .distinct()
+        .order_by("username")
+    )
+    if release.requested_by_id is not None:
+        people = people.exclude(pk=release.requested_by_id)
+    return [person for person in people if not permissions.trainer_blocked(person, release)]
 
 
 def inbox_count_for(user) -> int:
@@ -192,9 +239,21 @@ def live_release(*, service: Service, environment: Environment) -> Release | Non
 
 
 def service_list() -> QuerySet[Service]:
-    return Service.objects.prefetch_related(
-        Prefetch("targets", queryset=ServiceEnvironment.objects.select_related("environment"))
-    ).order_by("name")
+    return (
+        Service.objects.select_related("owner_team")
+        .prefetch_related(
+            Prefetch("targets", queryset=ServiceEnvironment.objects.select_related("environment"))
+        )
+        .order_by("name")
+    )
+
+
+def services_released_by(user) -> QuerySet[Service]:
+    """The services ``user`` may create releases of: their teams' (every team's for an
+    organisation-wide ML engineer or an admin)."""
+    team_ids = permissions.creator_team_ids(user)
+    services = Service.objects.order_by("name")
+    return services if team_ids is None else services.filter(owner_team_id__in=team_ids)
 
 
 def environment_list() -> QuerySet[Environment]:

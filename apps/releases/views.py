@@ -12,6 +12,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from apps.accounts.models import Team
 from apps.accounts.roles import REVIEWER_ROLES, user_roles
 from apps.core.errors import DomainError, Forbidden, NotFound
 from apps.registry.selectors import releasable_versions
@@ -56,6 +57,7 @@ def release_list(request):
             "page": page,
             "services": Service.objects.order_by("name").values_list("name", flat=True),
             "environments": Environment.objects.order_by("order").values_list("name", flat=True),
+            "teams": Team.objects.order_by("slug").values_list("slug", flat=True),
             "can_create": permissions.can_create_release(request.user),
             "query": request.GET.copy(),
         },
@@ -67,10 +69,11 @@ def release_create(request):
     if not permissions.can_create_release(request.user):
         raise PermissionDenied("Only ML engineers and admins create releases.")
     service_name = request.POST.get("service") or request.GET.get("service") or ""
-    service = Service.objects.filter(name=service_name).first()
+    services_allowed = selectors.services_released_by(request.user)
+    service = services_allowed.filter(name=service_name).first()
     versions = releasable_versions(service.registered_model) if service else None
     if request.method == "POST":
-        form = ReleaseCreateForm(request.POST, versions=versions)
+        form = ReleaseCreateForm(request.POST, versions=versions, services=services_allowed)
         if form.is_valid():
             data = form.cleaned_data
             try:
@@ -94,7 +97,9 @@ def release_create(request):
                 )
                 return redirect("releases:detail", pk=release.pk)
     else:
-        form = ReleaseCreateForm(initial={"service": service_name}, versions=versions)
+        form = ReleaseCreateForm(
+            initial={"service": service_name}, versions=versions, services=services_allowed
+        )
     template = (
         "releases/_create_form.html"
         if request.headers.get("HX-Request")
@@ -139,15 +144,18 @@ def _status_context(request, release: Release) -> dict:
     is_pending = release.state == ReleaseState.PENDING_APPROVAL
     can_decide = (
         is_pending
-        and permissions.can_review(user)
+        and permissions.can_review(user, release)
         and not permissions.is_requester(user, release)
+        and not permissions.trainer_blocked(user, release)
         and not decided
     )
     open_roles = (
-        open_slots_for(user_roles=user_roles(user), progress=progress) if can_decide else []
+        open_slots_for(user_roles=permissions.review_roles(user, release), progress=progress)
+        if can_decide
+        else []
     )
     promotion_targets = []
-    if release.state == ReleaseState.LIVE and permissions.can_promote(user):
+    if release.state == ReleaseState.LIVE and permissions.can_promote(user, release.service):
         for env in Environment.objects.filter(promotes_from=release.environment):
             promotion_targets.append(
                 (
@@ -195,7 +203,7 @@ def _drift_context(user, release: Release) -> dict:
         return {"drift": None}
     return {
         "drift": drift,
-        "can_restore": permissions.can_rollback(user),
+        "can_restore": permissions.can_rollback(user, release.service),
         "restore_in_flight": selectors.rollback_in_flight(release),
     }
 
@@ -369,7 +377,7 @@ def service_list(request):
 @login_required
 @require_GET
 def service_detail(request, name: str):
-    service = get_object_or_404(Service, name=name)
+    service = get_object_or_404(Service.objects.select_related("owner_team"), name=name)
     environments = list(selectors.environment_list())
     live = selectors.live_releases_by_target()
     return render(
@@ -381,7 +389,7 @@ def service_detail(request, name: str):
             "targets": [(env, live.get((service.pk, env.pk))) for env in environments],
             "recent": selectors.release_list(service=service.name)[:20],
             "versions": releasable_versions(service.registered_model)[:10],
-            "can_create": permissions.can_create_release(request.user),
+            "can_create": permissions.can_create_release(request.user, service),
         },
     )
 

@@ -15,6 +15,7 @@ from rest_framework.test import APIClient
 from apps.accounts.services import api_token_create
 from apps.core.jsoninput import MAX_JSON_DEPTH, json_too_deep, unstorable_in
 from apps.releases.models import Environment, Release, Service
+from tests import factories
 
 
 @pytest.fixture
@@ -303,9 +304,17 @@ def test_the_admin_refuses_a_default_config_releases_would_fail_on(
 
 
 def test_the_admin_saves_a_good_service(admin_client, environments):
+    factories.make_team("risk")
     response = admin_client.post("/admin/releases/service/add/", _service_form())
     assert response.status_code == 302, response.content.decode()[-3000:]
-    assert Service.objects.filter(name="fraud-model").exists()
+    assert Service.objects.get(name="fraud-model").owner_team.slug == "risk"
+
+
+def test_the_admin_names_an_unknown_team_instead_of_failing(admin_client, environments):
+    response = admin_client.post("/admin/releases/service/add/", _service_form(owner_team="nope"))
+    assert response.status_code == 200
+    assert "No team nope" in response.content.decode()
+    assert not Service.objects.filter(name="fraud-model").exists()
 
 
 def test_the_admin_refuses_environment_overrides_a_service_would_fail_on(

@@ -5,9 +5,15 @@ from __future__ import annotations
 from fnmatch import fnmatch
 from pathlib import Path
 
+import pytest
 import yaml
+from django.core.management import CommandError, call_command
 
+from apps.gitops.conventions import METADATA_FILE
+from apps.gitops.errors import UnsafePathError
 from apps.gitops.paths import release_folder
+from apps.gitops.projects import TeamProject, project_name, team_projects_yaml
+from apps.gitops.render import release_metadata_file
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "gitops-repo-template"
 PLACEHOLDER = "https://git.example.com/platform/gitops.git"
@@ -27,10 +33,11 @@ def test_applicationset_generates_one_application_per_release_folder():
     assert appset["kind"] == "ApplicationSet"
     spec = appset["spec"]
     assert spec["goTemplate"] is True
-    directories = spec["generators"][0]["git"]["directories"]
-    assert directories == [{"path": "environments/*/*"}]
-    # The folders the writer creates are exactly what the generator matches.
-    assert fnmatch(str(release_folder("prod", "churn")), directories[0]["path"])
+    files = spec["generators"][0]["git"]["files"]
+    assert files == [{"path": f"environments/*/*/{METADATA_FILE}"}]
+    # The metadata file the writer puts in every release folder is what the generator
+    # matches: one Application per folder, as before teams.
+    assert fnmatch(str(release_folder("prod", "churn") / METADATA_FILE), files[0]["path"])
     template = spec["template"]
     assert template["metadata"]["name"] == (
         "{{ index .path.segments 2 }}-{{ index .path.segments 1 }}"
@@ -40,7 +47,85 @@ def test_applicationset_generates_one_application_per_release_folder():
     assert app["source"]["path"] == "{{ .path.path }}"
     assert app["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}
     assert "CreateNamespace=true" in app["syncPolicy"]["syncOptions"]
-    assert app["project"] == load("argocd/appproject.yaml")["metadata"]["name"]
+    # The team's project from the metadata file's "team"; the base project without one.
+    base = load("argocd/appproject.yaml")["metadata"]["name"]
+    assert app["project"] == (
+        '{{ if index . "team" }}' + base + '-{{ index . "team" }}{{ else }}' + base + "{{ end }}"
+    )
+    assert project_name("risk-ml") == f"{base}-risk-ml"
+
+
+def test_release_metadata_names_the_team_the_applicationset_reads():
+    _, text = release_metadata_file(
+        release_id="r",
+        kind="deploy",
+        model_name="churn",
+        model_version=1,
+        requested_by="alice",
+        approvers=[],
+        team="risk-ml",
+    )
+    assert yaml.safe_load(text)["team"] == "risk-ml"
+
+
+def test_one_appproject_per_team_limits_source_and_namespaces():
+    base = load("argocd/appproject.yaml")
+    text = team_projects_yaml(
+        base,
+        teams=[TeamProject("risk-ml", "Risk ML"), TeamProject("growth-ml")],
+        repo_url="https://git.example.com/acme/gitops.git",
+        namespaces=["staging", "prod", "staging"],
+    )
+    projects = list(yaml.safe_load_all(text))
+    assert [p["metadata"]["name"] for p in projects] == ["slipway-growth-ml", "slipway-risk-ml"]
+    for project in projects:
+        assert project["apiVersion"] == "argoproj.io/v1alpha1"
+        assert project["kind"] == "AppProject"
+        assert project["metadata"]["namespace"] == "argocd"
+        spec = project["spec"]
+        assert spec["sourceRepos"] == ["https://git.example.com/acme/gitops.git"]
+        assert spec["destinations"] == [
+            {"server": "https://kubernetes.default.svc", "namespace": "prod"},
+            {"server": "https://kubernetes.default.svc", "namespace": "staging"},
+        ]
+        # The base's guard rails are kept: the rendered kinds only, never a Secret.
+        assert spec["namespaceResourceWhitelist"] == base["spec"]["namespaceResourceWhitelist"]
+        assert {"group": "", "kind": "Secret"} in spec["namespaceResourceBlacklist"]
+        assert "roles" not in spec
+    assert "Risk ML" in projects[1]["spec"]["description"]
+    # The base itself is left as it was (deep copies).
+    assert base == load("argocd/appproject.yaml")
+
+
+def test_team_projects_refuse_a_team_name_argo_cd_cannot_take():
+    base = load("argocd/appproject.yaml")
+    with pytest.raises(UnsafePathError, match="not valid"):
+        team_projects_yaml(
+            base, teams=[TeamProject("Risk_ML")], repo_url=PLACEHOLDER, namespaces=["prod"]
+        )
+    with pytest.raises(ValueError, match="repository URL"):
+        team_projects_yaml(base, teams=[TeamProject("risk")], repo_url="", namespaces=["prod"])
+
+
+@pytest.mark.django_db
+def test_the_command_generates_the_projects_of_the_teams_and_environments(tmp_path):
+    from tests import factories
+
+    factories.make_environments()
+    factories.make_team("risk-ml", "Risk ML")
+    factories.make_team("growth-ml")
+    out = tmp_path / "projects.yaml"
+    call_command("gitops_team_projects", output=out)
+    projects = list(yaml.safe_load_all(out.read_text()))
+    assert [p["metadata"]["name"] for p in projects] == ["slipway-growth-ml", "slipway-risk-ml"]
+    assert projects[0]["spec"]["sourceRepos"] == [PLACEHOLDER]
+    assert {d["namespace"] for d in projects[0]["spec"]["destinations"]} == {"staging", "prod"}
+
+
+@pytest.mark.django_db
+def test_the_command_says_when_there_is_no_team_yet():
+    with pytest.raises(CommandError, match="no teams yet"):
+        call_command("gitops_team_projects")
 
 
 def test_repository_url_is_a_placeholder_the_readme_says_to_replace():

@@ -18,6 +18,7 @@ from apps.metrics.services import metrics_poll
 from apps.metrics.sources import Reading
 from apps.registry.models import ModelVersion
 from apps.releases.models import Release, ReleaseState, Service, ServiceEnvironment
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 
@@ -54,7 +55,7 @@ def _grow_fleet(envs, first: int, last: int) -> None:
     services = Service.objects.bulk_create(
         Service(
             name=f"svc-{i:04d}",
-            owner_team="scale",
+            owner_team=factories.make_team("scale"),
             registered_model=f"svc-{i:04d}",
             runtime="custom",
             slo_p95_latency_ms=250.0,

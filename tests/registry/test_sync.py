@@ -53,6 +53,9 @@ def test_first_sync_mirrors_every_field(mlflow_store):
     assert mv.run_metrics == pytest.approx(seeded.metrics)
     assert mv.run_params == seeded.params
     assert mv.experiment_id
+    # Who trained it: the run's user, which separation of duties refuses as approver.
+    run_user = mlflow_store.mlflow().get_run(seeded.run_id).info.user_id
+    assert run_user and mv.run_user == run_user and mv.trainer == run_user
     assert int(mv.mlflow_created_at.timestamp() * 1000) == upstream.creation_timestamp
     # The signature from the MLmodel file: 30 named features in, one score out.
     assert len(mv.signature["inputs"]) == 30

@@ -62,6 +62,8 @@ def test_approved_releases_are_committed_in_order_once_each(
     assert _manifests(files) == second.rendered_files
     meta = json.loads(files[METADATA_FILE])
     assert meta["release_id"] == str(second.uid) and meta["requested_by"] == "alice"
+    # The ApplicationSet puts the Application in the owning team's AppProject from this.
+    assert meta["team"] == service.owner_team.slug == "growth-ml"
     # Running the drain again (a redelivered task) commits nothing.
     assert deploy_pending(writer=writer) == []
     assert gitops_remote.commit_count() == before + 2

@@ -277,8 +277,11 @@ def release_metadata_file(
     approvers: list[str],
     reason: str = "",
     rollback_of: str | None = None,
+    team: str = "",
 ) -> tuple[str, str]:
-    """The small record written next to the manifests: who asked, who approved, why."""
+    """The small record written next to the manifests: who asked, who approved, why, and
+    the owning team. The ApplicationSet's file generator reads ``team`` from it to put the
+    Application in the team's AppProject (``apps.gitops.projects``)."""
     record = {
         "release_id": release_id,
         "kind": kind,
@@ -289,4 +292,6 @@ def release_metadata_file(
         "reason": reason,
         "rollback_of": rollback_of,
     }
+    if team:
+        record["team"] = team
     return METADATA_FILE, json.dumps(record, indent=2, sort_keys=True, ensure_ascii=True) + "\n"

@@ -79,6 +79,7 @@ _LISTING_FIELDS = (
 )
 _DETAIL_FIELDS = (
     "experiment_id",
+    "run_user",
     "run_metrics",
     "run_params",
     "signature",
@@ -600,6 +601,8 @@ def _apply_details(
     if run is not None:
         row.run_metrics, row.run_params = run.metrics, run.params
         row.experiment_id = run.experiment_id
+        # Who trained the model: separation of duties refuses them as its approver.
+        row.run_user = run.user_id[:256]
     elif row.run_id:
         notes.append(_NO_RUN)
     else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from rest_framework import serializers
 
+from apps.accounts.models import Team
 from apps.releases.models import REVIEWER_ROLE_CHOICES, Approval, Environment, Release, Service
 from apps.releases.policy import PolicyProgress
 from apps.releases.selectors import release_policy_progress
@@ -23,6 +24,8 @@ class EnvironmentSerializer(serializers.ModelSerializer):
     # answered null (found by schemathesis, tests/hardening/test_api_fuzz.py).
     promotes_from = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
     approval_rules = serializers.SerializerMethodField()
+    # Whether the model's trainer is refused as an approver here (separation of duties).
+    separates_trainer = serializers.BooleanField(read_only=True)
 
     class Meta:
         model = Environment
@@ -37,6 +40,7 @@ class EnvironmentSerializer(serializers.ModelSerializer):
             "kserve_mode",
             "kserve_version",
             "approval_rules",
+            "separates_trainer",
         ]
 
     def get_approval_rules(self, env) -> list[dict]:
@@ -44,6 +48,9 @@ class EnvironmentSerializer(serializers.ModelSerializer):
 
 
 class ServiceSerializer(serializers.ModelSerializer):
+    # The team by its slug, in and out (it was free text before teams existed).
+    owner_team = serializers.SlugRelatedField(slug_field="slug", queryset=Team.objects.all())
+
     class Meta:
         model = Service
         fields = [
@@ -176,6 +183,7 @@ class ReleaseFilterSerializer(serializers.Serializer):
     environment = serializers.RegexField(NAME_FILTER, required=False, allow_blank=True, default="")
     state = serializers.ChoiceField(_STATES, required=False, allow_blank=True, default="")
     kind = serializers.ChoiceField(_KINDS, required=False, allow_blank=True, default="")
+    team = serializers.RegexField(NAME_FILTER, required=False, allow_blank=True, default="")
 
 
 def _name_field(**kwargs) -> serializers.CharField:

@@ -75,7 +75,7 @@ class _NamedLookup:
 )
 class ServiceViewSet(_NamedLookup, viewsets.ReadOnlyModelViewSet):
     serializer_class = s.ServiceSerializer
-    queryset = Service.objects.order_by("name")
+    queryset = Service.objects.select_related("owner_team").order_by("name")
     lookup_field = "name"
     lookup_value_regex = _ANY_SEGMENT
 
@@ -109,6 +109,7 @@ _RELEASE_FILTERS = [
     OpenApiParameter("environment", str, description="environment name", pattern=s.NAME_FILTER),
     OpenApiParameter("state", str, enum=[c[0] for c in Release._meta.get_field("state").choices]),
     OpenApiParameter("kind", str, enum=[c[0] for c in Release._meta.get_field("kind").choices]),
+    OpenApiParameter("team", str, description="owning team's slug", pattern=s.NAME_FILTER),
 ]
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from apps.accounts.roles import user_roles
 from apps.audit.services import audit_record, audited_atomic
 from apps.core.errors import Conflict, DomainError, Forbidden
 from apps.releases import permissions
@@ -23,14 +22,40 @@ from apps.releases.services._transitions import (
 )
 
 
+def _check_reviewer(actor, release: Release, *, doing: str) -> None:
+    """Refuse a person who may not decide on this release: the requester, someone with no
+    reviewer role for the service's team, the model's trainer where the environment
+    separates duties."""
+    if permissions.is_requester(actor, release):
+        if doing == "approve":
+            raise Forbidden("You requested this release; another person must approve it.")
+        raise Forbidden("You requested this release; cancel it instead of rejecting it.")
+    if not permissions.can_review(actor):
+        raise Forbidden(f"Only product and compliance reviewers {doing} releases.")
+    team = release.service.owner_team
+    if not permissions.can_review(actor, release):
+        raise Forbidden(
+            f"{release.service.name} belongs to team {team.slug}; you are not a reviewer "
+            f"for {team.slug}. Ask an admin for a reviewer grant on that team."
+        )
+    if permissions.trainer_blocked(actor, release):
+        raise Forbidden(
+            f"You trained this model (MLflow run {release.model_version.run_id or '?'}); "
+            f"in {release.environment.name} someone else must review its release."
+        )
+
+
 def _reviewer_role(actor, release: Release, requested_role: str | None) -> str:
     """The role this person's decision counts for, or a clear refusal."""
     progress = release_policy_progress(release)
-    held = user_roles(actor)
+    held = permissions.review_roles(actor, release)
     required = {r.role for r in progress.roles}
     if requested_role:
         if requested_role not in held:
-            raise Forbidden(f"You do not hold the {requested_role} role.")
+            raise Forbidden(
+                f"You do not hold the {requested_role} role for team "
+                f"{release.service.owner_team.slug}."
+            )
         if requested_role not in required:
             raise Forbidden(
                 f"{release.environment.name} does not ask for {requested_role} approval."
@@ -62,10 +87,7 @@ def release_approve(
     """
     comment = _clean_text(comment, field="comment")
     release = _locked(release)
-    if permissions.is_requester(actor, release):
-        raise Forbidden("You requested this release; another person must approve it.")
-    if not permissions.can_review(actor):
-        raise Forbidden("Only product and compliance reviewers approve releases.")
+    _check_reviewer(actor, release, doing="approve")
     if release.state != ReleaseState.PENDING_APPROVAL:
         raise Conflict(
             f"Cannot approve release #{release.pk}: it is "
@@ -125,10 +147,7 @@ def release_reject(*, actor, release: Release, comment: str, role: str | None = 
             field_errors={"comment": ["required when rejecting"]},
         )
     release = _locked(release)
-    if permissions.is_requester(actor, release):
-        raise Forbidden("You requested this release; cancel it instead of rejecting it.")
-    if not permissions.can_review(actor):
-        raise Forbidden("Only product and compliance reviewers reject releases.")
+    _check_reviewer(actor, release, doing="reject")
     _check_transition(release, ReleaseState.REJECTED, doing="reject")
     role = _reviewer_role(actor, release, role)
     if Approval.objects.filter(release=release, approver=actor).exists():

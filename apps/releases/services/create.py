@@ -92,6 +92,8 @@ def release_create(
     """
     if not permissions.can_create_release(actor):
         raise Forbidden("Only ML engineers and admins create releases.")
+    if not permissions.can_create_release(actor, service):
+        raise Forbidden(permissions.other_team_refusal(service, "an ML engineer"))
     if environment.promotes_from_id is not None:
         raise Conflict(
             f"{environment.name} takes releases by promotion from "

@@ -137,6 +137,8 @@ def release_restore_approved(
     """
     if not permissions.can_rollback(actor):
         raise Forbidden("Only on-call staff and admins restore the approved files.")
+    if not permissions.can_rollback(actor, live.service):
+        raise Forbidden(permissions.other_team_refusal(live.service, "on call"))
     reason = _committed_text(reason, field="reason")
     if not reason:
         raise DomainError(

@@ -39,6 +39,8 @@ def release_promote(
     and submits the promotion release for the target environment's reviewers."""
     if not permissions.can_promote(actor):
         raise Forbidden("Only ML engineers and admins request promotion.")
+    if not permissions.can_promote(actor, source.service):
+        raise Forbidden(permissions.other_team_refusal(source.service, "an ML engineer"))
     reason = _committed_text(reason, field="reason")
     # The request as sent: no environment (the default target) and a named one are
     # different requests under one key.

@@ -84,6 +84,8 @@ def release_rollback(
     """
     if system_actor is None and not permissions.can_rollback(actor):
         raise Forbidden("Only on-call staff and admins roll back.")
+    if system_actor is None and not permissions.can_rollback(actor, service):
+        raise Forbidden(permissions.other_team_refusal(service, "on call"))
     reason = _committed_text(reason, field="reason")
     if not reason:
         raise DomainError(

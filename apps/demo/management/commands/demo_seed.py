@@ -1,4 +1,4 @@
-"""Seed the embedded demo: people for every role, staging and prod, two services serving
+"""Seed the embedded demo: two teams and their people, staging and prod, two services serving
 real scikit-learn models registered in a local MLflow store, a local bare GitOps
 repository, and version 1 of each service live in both environments.
 
@@ -15,11 +15,12 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from apps.accounts.models import Team
 from apps.accounts.roles import Role
-from apps.accounts.services import roles_ensure_groups, user_set_roles
+from apps.accounts.services import role_grant_add, roles_ensure_groups, team_create, user_set_roles
 from apps.audit.services import audit_record, audited_atomic
 from apps.demo.gitops_repo import ensure_bare_repository
-from apps.demo.people import DEMO_PASSWORD, PEOPLE, SERVICE_ACCOUNTS
+from apps.demo.people import DEMO_PASSWORD, PEOPLE, SERVICE_ACCOUNTS, TEAMS
 from apps.registry.models import ModelVersion
 from apps.releases import services
 from apps.releases.models import ApprovalRule, Environment, Release, ReleaseState, Service
@@ -74,20 +75,36 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         roles_ensure_groups()
-        people = self._people()
+        teams = self._teams()
+        people = self._people(teams)
         staging, prod = self._environments()
         self._models()
         self._repository()
         for name, fields in SERVICES.items():
-            Service.objects.get_or_create(name=name, defaults={**fields, "registered_model": name})
+            Service.objects.get_or_create(
+                name=name,
+                defaults={
+                    **fields,
+                    "owner_team": teams[fields["owner_team"]],
+                    "registered_model": name,
+                },
+            )
         if self._first_releases(people, staging, prod):
             self._backfill_metrics()
         self.stdout.write(self.style.SUCCESS("demo data ready"))
 
-    def _people(self):
+    def _teams(self):
+        teams = {}
+        for slug, name in TEAMS:
+            teams[slug] = Team.objects.filter(slug=slug).first() or team_create(
+                slug=slug, name=name
+            )
+        return teams
+
+    def _people(self, teams):
         User = get_user_model()
         people = {}
-        for username, role, _ in PEOPLE:
+        for username, role, team_slugs, _ in PEOPLE:
             user, created = User.objects.get_or_create(
                 username=username, defaults={"email": f"{username}@example.com"}
             )
@@ -96,7 +113,11 @@ class Command(BaseCommand):
                 if role == Role.ADMIN.value:
                     user.is_staff = user.is_superuser = True
                 user.save()
-                user_set_roles(user=user, roles={role})
+                if team_slugs:
+                    for slug in team_slugs:
+                        role_grant_add(user=user, role=role, team=teams[slug])
+                else:
+                    user_set_roles(user=user, roles={role})
             people[username] = user
         for username, role, _ in SERVICE_ACCOUNTS:
             user, created = User.objects.get_or_create(username=username)
@@ -154,7 +175,9 @@ class Command(BaseCommand):
         driven through the real pipeline (commit, simulated Argo CD, live)."""
         if Release.objects.exists():
             return False
-        alice, pat, carol = people["alice"], people["pat"], people["carol"]
+        alice, carol = people["alice"], people["carol"]
+        # Each team's product reviewer approves its own service's promotion.
+        product = {"churn-model": people["pat"], "fraud-model": people["raj"]}
         for service in Service.objects.filter(name__in=SERVICES):
             mv = ModelVersion.objects.get(name=service.registered_model, version=1)
             release, _ = services.release_create(
@@ -170,7 +193,9 @@ class Command(BaseCommand):
             promotion, _ = services.release_promote(
                 actor=alice, source=live, reason="Staging looks good; ship it."
             )
-            services.release_approve(actor=pat, release=promotion, comment="Product OK.")
+            services.release_approve(
+                actor=product[live.service.name], release=promotion, comment="Product OK."
+            )
             services.release_approve(
                 actor=carol, release=promotion, comment="Model card and bias report reviewed."
             )
