@@ -73,7 +73,7 @@ def api_token_revoke(*, token: ApiToken, revoked_by) -> None:
 
 
 # Django model permissions each role gets (the admin pages and the audit log use them).
-_SETUP_APPS = ("releases", "registry", "accounts")
+_SETUP_APPS = ("releases", "registry", "accounts", "axes")  # axes: sign-in lockouts
 _AUDIT_READERS = {Role.ADMIN, Role.COMPLIANCE_REVIEWER}
 
 
