@@ -162,7 +162,6 @@ OIDC_CREATE_USER = True
 OIDC_USERNAME_ALGO = "apps.accounts.oidc_auth.username_from_claims"
 OIDC_OP_LOGOUT_URL_METHOD = "apps.accounts.oidc_auth.provider_logout_url"
 OIDC_AUTHENTICATION_CALLBACK_URL = "oidc_authentication_callback"
-LOGIN_REDIRECT_URL_FAILURE = "login"
 AUTHENTICATION_BACKENDS = [
     # First: refuses a locked-out person or address before any password is checked.
     "axes.backends.AxesStandaloneBackend",

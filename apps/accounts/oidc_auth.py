@@ -217,6 +217,10 @@ class SignInCallbackView(OIDCAuthenticationCallbackView):
         return super().get(request)
 
     @property
+    def failure_url(self):
+        return reverse("login")  # the message saying why is already queued
+
+    @property
     def success_url(self):
         if not user_roles(self.user):
             return reverse("accounts:no_role")
