@@ -12,7 +12,7 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", readiness.readyz, name="readyz"),
     path("metrics", prometheus.metrics_view, name="metrics"),
-    path("admin/login/", accounts_views.admin_login),
+    path("admin/login/", accounts_views.admin_login, name="admin_login"),
     path("admin/", admin.site.urls),
     path("accounts/login/", accounts_views.SignInView.as_view(), name="login"),
     path("accounts/logout/", accounts_views.sign_out, name="logout"),
