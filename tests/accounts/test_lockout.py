@@ -169,3 +169,22 @@ def test_lockout_over_real_http(live_server, alice):
     assert locked.status_code == 429
     assert "sign-in is locked" in locked.text
     assert _lockouts() == [{"username": "alice", "ip_address": "127.0.0.1", "failures": 3}]
+
+
+def test_the_unlock_command_is_audited_and_wants_an_admin(client, alice, ada, otto):
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    _lock(client)
+    _lock(client, addr=ELSEWHERE)
+    with pytest.raises(CommandError, match="'otto' is not a Slipway admin"):
+        call_command("signin_unlock", "alice", "--by", "otto")
+    out = StringIO()
+    call_command("signin_unlock", "alice", "--ip", ELSEWHERE, "--by", "ada", stdout=out)
+    assert "cleared 1 failed sign-in record(s) for 'alice' from 192.0.2.99" in out.getvalue()
+    assert list(AccessAttempt.objects.values_list("ip_address", flat=True)) == [HOME]
+    assert _sign_in(client, "alice", factories.PASSWORD, addr=ELSEWHERE).status_code == 302
+    unlock = AuditEvent.objects.get(action="signin.unlock")
+    assert unlock.actor_label == "ada" and unlock.before["ip_address"] == ELSEWHERE
