@@ -61,7 +61,11 @@ def _discovery() -> dict:
     if not issuer:
         return {}
     key = f"slipway:oidc-discovery:{issuer}"
-    document = cache.get(key)
+    try:
+        document = cache.get(key)
+    except Exception:  # the cache (Redis) is down: read the provider directly
+        log.warning("cache unavailable; reading the OIDC discovery document uncached")
+        document = None
     if document is None:
         url = f"{issuer}/.well-known/openid-configuration"
         try:
@@ -75,7 +79,10 @@ def _discovery() -> dict:
         if document.get("issuer", "").rstrip("/") != issuer:
             # OpenID Connect Discovery 1.0 section 4.3: the issuer must match exactly.
             raise ProviderUnavailable(f"{url} names issuer {document.get('issuer')!r}")
-        cache.set(key, document, DISCOVERY_CACHE_SECONDS)
+        try:
+            cache.set(key, document, DISCOVERY_CACHE_SECONDS)
+        except Exception:
+            log.warning("cache unavailable; OIDC discovery document not cached")
     return document
 
 
