@@ -62,5 +62,10 @@ class ApiTokenScheme(OpenApiAuthenticationExtension):
         return {
             "type": "http",
             "scheme": "bearer",
-            "description": "An API token (slw_…) created for a person; see the README.",
+            "description": (
+                "An API token (slw_…) created for a person; see the README. A token may "
+                "expire (401 after) and carries scopes: read (GET), release:write "
+                "(create, submit, approve, reject, cancel), promote, rollback (403 "
+                "naming the missing scope). Over the rate limit: 429 with Retry-After."
+            ),
         }
