@@ -186,6 +186,7 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "apps.core.client.client_address"
 AXES_LOCKOUT_CALLABLE = "apps.accounts.views.locked_out"
+AXES_USERNAME_CALLABLE = "apps.accounts.views.lockout_username"
 AXES_ENABLE_ADMIN = False  # apps.accounts.admin registers its own, with an audited unlock
 AXES_VERBOSE = False
 AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"

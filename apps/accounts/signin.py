@@ -24,7 +24,7 @@ def signin_lockout_record(*, username: str | None, ip_address: str | None, failu
             system_actor="signin",
             action="signin.lockout",
             target_type="signin",
-            target_id=username or "",
+            target_id=(username or "")[:64],
             after={"username": username, "ip_address": ip_address, "failures": failures},
         )
 
@@ -42,7 +42,7 @@ def signin_lockout_clear(*, attempts: Iterable, cleared_by) -> int:
                 actor=cleared_by,
                 action="signin.unlock",
                 target_type="signin",
-                target_id=attempt.username or "",
+                target_id=(attempt.username or "")[:64],
                 before={
                     "username": attempt.username,
                     "ip_address": attempt.ip_address,

@@ -68,6 +68,15 @@ def locked_out(request, original_response=None, credentials=None):
     return render(request, "registration/login.html", context, status=429)
 
 
+def lockout_username(request, credentials=None) -> str | None:
+    """The username django-axes counts failures for (AXES_USERNAME_CALLABLE): what was
+    typed, cut to Django's 150 characters. Uncut, a long one overflowed axes' column: a
+    500 instead of a failed sign-in."""
+    field = settings.AXES_USERNAME_FORM_FIELD
+    value = (credentials or {}).get(field) if credentials else request.POST.get(field)
+    return str(value)[:150] if value is not None else None
+
+
 @login_required
 def no_role(request):
     """After SSO: signed in, but no group the provider sent maps to a Slipway role."""

@@ -188,3 +188,12 @@ def test_the_unlock_command_is_audited_and_wants_an_admin(client, alice, ada, ot
     assert _sign_in(client, "alice", factories.PASSWORD, addr=ELSEWHERE).status_code == 302
     unlock = AuditEvent.objects.get(action="signin.unlock")
     assert unlock.actor_label == "ada" and unlock.before["ip_address"] == ELSEWHERE
+
+
+def test_a_huge_username_is_counted_and_locked_not_a_500(client):
+    huge = "m" * 5000
+    responses = [_sign_in(client, huge, "wrong") for _ in range(3)]
+    assert [r.status_code for r in responses] == [200, 200, 429]
+    assert AccessAttempt.objects.get().username == "m" * 150
+    event = AuditEvent.objects.get(action="signin.lockout")
+    assert event.target_id == "m" * 64 and event.after["username"] == "m" * 150

@@ -79,3 +79,19 @@ def test_with_the_cache_down_requests_are_served_not_failed(settings, alice):
     }
     client = factories.bearer_client(api_token_create(user=alice, name="ci")[1])
     assert client.get(reverse("release-list")).status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_429_over_real_http(redis_cache, live_server, alice):
+    import requests
+
+    _, raw = api_token_create(user=alice, name="ci")
+    url = f"{live_server.url}{reverse('release-list')}"
+    headers = {"Authorization": f"Bearer {raw}"}
+    codes = [requests.get(url, headers=headers, timeout=10).status_code for _ in range(3)]
+    assert codes == [200, 200, 200]
+    refused = requests.get(url, headers=headers, timeout=10)
+    assert refused.status_code == 429
+    assert refused.headers["Content-Type"] == "application/json"
+    assert int(refused.headers["Retry-After"]) > 0
+    assert refused.json()["detail"].startswith("Too many API requests")
