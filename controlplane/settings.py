@@ -9,6 +9,7 @@ embedded set-up (SQLite and a filesystem Celery broker under ``var/``), so
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -45,6 +46,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
     "apps.core",
     "apps.audit",
     "apps.accounts",
@@ -73,6 +75,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a lockout raised during sign-in into the
+    # lockout page (apps.accounts.views.locked_out).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "controlplane.urls"
@@ -125,6 +130,84 @@ LOGIN_URL = "login"
 # Reviewers land on what waits for them, everyone else on the fleet (releases.views.landing).
 LOGIN_REDIRECT_URL = "releases:landing"
 LOGOUT_REDIRECT_URL = "login"
+
+# --- sign-in: passwords, single sign-on, lockouts (docs/sign-in.md) ---------------------
+# SLIPWAY_LOCAL_PASSWORDS=0 hides the password form and refuses password sign-in
+# everywhere (the password backend is not installed), for SSO-only deployments.
+SLIPWAY_LOCAL_PASSWORDS = env_bool("SLIPWAY_LOCAL_PASSWORDS", True)
+# OpenID Connect (mozilla-django-oidc). On when OIDC_RP_CLIENT_ID is set. Endpoints come
+# from the issuer's discovery document (OIDC_OP_ISSUER/.well-known/openid-configuration),
+# read when first needed and cached; an OIDC_OP_*_ENDPOINT variable overrides one.
+OIDC_RP_CLIENT_ID = env_str("OIDC_RP_CLIENT_ID", "")
+OIDC_ENABLED = bool(OIDC_RP_CLIENT_ID)
+OIDC_RP_CLIENT_SECRET = env_str("OIDC_RP_CLIENT_SECRET", "")
+OIDC_OP_ISSUER = env_str("OIDC_OP_ISSUER", "").rstrip("/")
+OIDC_OP_AUTHORIZATION_ENDPOINT = env_str("OIDC_OP_AUTHORIZATION_ENDPOINT", "")
+OIDC_OP_TOKEN_ENDPOINT = env_str("OIDC_OP_TOKEN_ENDPOINT", "")
+OIDC_OP_USER_ENDPOINT = env_str("OIDC_OP_USER_ENDPOINT", "")
+OIDC_OP_JWKS_ENDPOINT = env_str("OIDC_OP_JWKS_ENDPOINT", "")
+OIDC_OP_END_SESSION_ENDPOINT = env_str("OIDC_OP_END_SESSION_ENDPOINT", "")
+OIDC_RP_SIGN_ALGO = env_str("OIDC_RP_SIGN_ALGO", "RS256")
+OIDC_RP_SCOPES = env_str("OIDC_RP_SCOPES", "openid email profile groups")
+OIDC_PROVIDER_NAME = env_str("OIDC_PROVIDER_NAME", "single sign-on")
+# The claim holding the person's groups, and what each group value grants:
+# {"slipway-admins": "admin", "churn-reviewers": "product-reviewer@churn"}.
+SLIPWAY_OIDC_GROUPS_CLAIM = env_str("SLIPWAY_OIDC_GROUPS_CLAIM", "groups")
+SLIPWAY_OIDC_ROLE_MAP = env_json("SLIPWAY_OIDC_ROLE_MAP", {})
+OIDC_TIMEOUT = env_int("OIDC_TIMEOUT_SECONDS", 10, minimum=1)
+OIDC_VERIFY_SSL = env_bool("OIDC_VERIFY_SSL", True)
+OIDC_USE_PKCE = True
+OIDC_STORE_ID_TOKEN = True  # the id_token_hint of RP-initiated logout
+OIDC_CREATE_USER = True
+OIDC_USERNAME_ALGO = "apps.accounts.oidc_auth.username_from_claims"
+OIDC_OP_LOGOUT_URL_METHOD = "apps.accounts.oidc_auth.provider_logout_url"
+OIDC_AUTHENTICATION_CALLBACK_URL = "oidc_authentication_callback"
+AUTHENTICATION_BACKENDS = [
+    # First: refuses a locked-out person or address before any password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    *(["django.contrib.auth.backends.ModelBackend"] if SLIPWAY_LOCAL_PASSWORDS else []),
+    *(["apps.accounts.oidc_auth.SlipwayOidcBackend"] if OIDC_ENABLED else []),
+]
+if not SLIPWAY_LOCAL_PASSWORDS and not OIDC_ENABLED:
+    raise ImproperlyConfigured(
+        "SLIPWAY_LOCAL_PASSWORDS=0 needs single sign-on: set OIDC_RP_CLIENT_ID (and the "
+        "other OIDC_* variables), or nobody can sign in."
+    )
+
+# django-axes: after AXES_FAILURE_LIMIT failed sign-ins for one username from one
+# address, that pair is locked for AXES_COOLOFF_SECONDS (0: until an admin unlocks it).
+# The address is apps.core.client.client_address (REMOTE_ADDR unless proxies are trusted).
+SLIPWAY_TRUSTED_PROXY_COUNT = env_int("SLIPWAY_TRUSTED_PROXY_COUNT", 0, minimum=0)
+AXES_ENABLED = env_bool("AXES_ENABLED", True)
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5, minimum=1)
+_axes_cooloff = env_int("AXES_COOLOFF_SECONDS", 900, minimum=0)
+AXES_COOLOFF_TIME = timedelta(seconds=_axes_cooloff) if _axes_cooloff else None
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "apps.core.client.client_address"
+AXES_LOCKOUT_CALLABLE = "apps.accounts.views.locked_out"
+AXES_USERNAME_CALLABLE = "apps.accounts.views.lockout_username"
+AXES_ENABLE_ADMIN = False  # apps.accounts.admin registers its own, with an audited unlock
+AXES_VERBOSE = False
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+
+# --- cache ----------------------------------------------------------------------------
+# Shared by every process: API throttle counters and the OIDC discovery document. Redis in
+# production (CACHE_URL=redis://host:6379/1); without it, each process keeps its own.
+CACHE_URL = env_str("CACHE_URL", "")
+if CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "slipway"),
+            "OPTIONS": {"socket_timeout": 2, "socket_connect_timeout": 2},
+        }
+    }
+elif CACHE_URL:
+    raise ImproperlyConfigured(f"CACHE_URL must be a redis:// URL, not {CACHE_URL.split(':')[0]}:")
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # --- i18n / static --------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -182,13 +265,28 @@ REST_FRAMEWORK = {
         "apps.accounts.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "apps.accounts.permissions.TokenScopePermission",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "apps.core.api.StrictLimitOffsetPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "apps.core.api.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # Counted in the default cache (CACHE_URL): one budget per client across processes.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "apps.core.throttling.UserRateThrottle",
+        "apps.core.throttling.AnonRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "user": env_str("API_THROTTLE_USER", "1200/min"),
+        "anon": env_str("API_THROTTLE_ANON", "60/min"),
+    },
+    # Only read if a throttle falls back to DRF's get_ident: never believe a
+    # client-written X-Forwarded-For (apps.core.client).
+    "NUM_PROXIES": SLIPWAY_TRUSTED_PROXY_COUNT,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Slipway API",

@@ -1,9 +1,10 @@
 from django.contrib import admin
-from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from apps.accounts import oidc_auth
+from apps.accounts import views as accounts_views
 from controlplane import health, prometheus, readiness
 
 urlpatterns = [
@@ -11,9 +12,17 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", readiness.readyz, name="readyz"),
     path("metrics", prometheus.metrics_view, name="metrics"),
+    path("admin/login/", accounts_views.admin_login, name="admin_login"),
     path("admin/", admin.site.urls),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
-    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/login/", accounts_views.SignInView.as_view(), name="login"),
+    path("accounts/logout/", accounts_views.sign_out, name="logout"),
+    # The redirect URI registered at the provider: <base URL>/accounts/sso/callback/
+    path(
+        "accounts/sso/callback/",
+        oidc_auth.SignInCallbackView.as_view(),
+        name="oidc_authentication_callback",
+    ),
+    path("accounts/", include("apps.accounts.urls")),
     path("", include("apps.releases.urls")),
     path("", include("apps.dashboards.urls")),
     path("registry/", include("apps.registry.urls")),

@@ -13,6 +13,7 @@ pytest_plugins = [
     "tests.fixtures.kube",
     "tests.fixtures.mlflow",
     "tests.fixtures.prometheus",
+    "tests.fixtures.oidc",
 ]
 
 

@@ -43,3 +43,9 @@ CELERY_BROKER_URL = "memory://"
 # A fixed Ed25519 seed (base64) so evidence packs can be signed; for tests only.
 EVIDENCE_SIGNING_KEY = "Nl7n66Apix5VCsyEDAHXjjgI4gCCgt6wwVDdb1pmU6Q="
 CELERY_TASK_ALWAYS_EAGER = False
+# Rate limits far above what any test sends, so no test is throttled by another's
+# requests in the shared per-process cache; tests/accounts/test_throttling.py sets its own.
+REST_FRAMEWORK = {
+    **REST_FRAMEWORK,  # noqa: F405
+    "DEFAULT_THROTTLE_RATES": {"user": "100000/min", "anon": "100000/min"},
+}

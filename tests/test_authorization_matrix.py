@@ -37,6 +37,14 @@ MATRIX: dict[str, tuple[str, str | None, dict | None, dict]] = {
     "metrics": ("get", None, None, expect(401)),
     "login": ("get", None, None, expect(200)),
     "logout": ("post", None, None, expect(302)),
+    # The admin's password form (the sign-in page when passwords are off); staff already
+    # signed in go on to the admin.
+    "admin_login": ("get", None, None, expect(200, ada=302)),
+    # After SSO: only a person with no role sees it (403, saying why); others move on.
+    "accounts:no_role": ("get", None, None, expect(302, nobody=403)),
+    # Single sign-on is not configured in the test settings: both are 404.
+    "accounts:sso_start": ("get", None, None, expect(404)),
+    "oidc_authentication_callback": ("get", None, None, expect(404)),
     "dashboards:fleet": ("get", None, None, PAGE),
     "dashboards:service": ("get", "dash", None, PAGE),
     "dashboards:rollback_progress": ("get", "dash", None, PAGE),

@@ -1,13 +1,16 @@
 """Admin for people, roles, teams, grants and tokens. Every change made here is written
 to the audit chain like any other change (apps.audit.admin.AuditedAdmin)."""
 
-from django.contrib import admin
+from axes.admin import AccessAttemptAdmin
+from axes.models import AccessAttempt
+from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
 
 from apps.accounts.models import ApiToken, RoleGrant, Team
 from apps.accounts.roles import ALL_ROLES
+from apps.accounts.signin import signin_lockout_clear
 from apps.audit.admin import AuditedAdmin
 from apps.audit.services import audit_record_standalone, audited_atomic
 
@@ -76,7 +79,16 @@ class RoleGrantAdmin(AuditedAdmin):
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(AuditedAdmin):
-    list_display = ("name", "user", "prefix", "created_at", "last_used_at", "revoked_at")
+    list_display = (
+        "name",
+        "user",
+        "prefix",
+        "scopes",
+        "created_at",
+        "last_used_at",
+        "expires_at",
+        "revoked_at",
+    )
     readonly_fields = ("key_hash", "prefix", "created_at", "last_used_at")
 
     def has_add_permission(self, request):
@@ -174,3 +186,28 @@ admin.site.unregister(User)
 admin.site.register(User, SlipwayUserAdmin)
 admin.site.unregister(Group)
 admin.site.register(Group, SlipwayGroupAdmin)
+
+
+class SignInLockoutAdmin(AccessAttemptAdmin):
+    """django-axes' failed sign-in records, with an audited unlock in place of delete
+    (AXES_ENABLE_ADMIN is off so this is the only admin for them)."""
+
+    actions = ["unlock"]
+
+    def has_delete_permission(self, request, obj=None):
+        # Deleting is how axes unlocks; here it goes through the audited action only.
+        return False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Unlock: clear the selected failed sign-ins")
+    def unlock(self, request, queryset):
+        cleared = signin_lockout_clear(attempts=queryset, cleared_by=request.user)
+        self.message_user(request, f"Unlocked {cleared} sign-in record(s).", messages.SUCCESS)
+
+
+admin.site.register(AccessAttempt, SignInLockoutAdmin)

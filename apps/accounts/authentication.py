@@ -1,3 +1,6 @@
+from datetime import timedelta
+
+from django.db.models import Q
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
@@ -27,10 +30,20 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
         )
         if token is None or not token.user.is_active:
             raise exceptions.AuthenticationFailed("Invalid or revoked token.")
-        # Cheap bookkeeping; at most one write a minute per token.
         now = timezone.now()
-        if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
-            ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        if token.expires_at is not None and token.expires_at <= now:
+            raise exceptions.AuthenticationFailed(
+                f"Token '{token.name}' ({token.prefix}…) expired at "
+                f"{token.expires_at.isoformat(timespec='seconds')}; ask an admin for a new one "
+                "(manage.py create_api_token)."
+            )
+        # Cheap bookkeeping: at most one write a minute per token, and a conditional one,
+        # so two processes seeing the same stale time do not both write.
+        if token.last_used_at is None or (now - token.last_used_at).total_seconds() >= 60:
+            stale = now - timedelta(seconds=60)
+            ApiToken.objects.filter(pk=token.pk).filter(
+                Q(last_used_at__isnull=True) | Q(last_used_at__lte=stale)
+            ).update(last_used_at=now)
         return token.user, token
 
     def authenticate_header(self, request):
@@ -49,5 +62,10 @@ class ApiTokenScheme(OpenApiAuthenticationExtension):
         return {
             "type": "http",
             "scheme": "bearer",
-            "description": "An API token (slw_…) created for a person; see the README.",
+            "description": (
+                "An API token (slw_…) created for a person; see the README. A token may "
+                "expire (401 after) and carries scopes: read (GET), release:write "
+                "(create, submit, approve, reject, cancel), promote, rollback (403 "
+                "naming the missing scope). Over the rate limit: 429 with Retry-After."
+            ),
         }

@@ -2,25 +2,57 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.contrib.auth.models import Group, Permission
 from django.utils import timezone
 
-from apps.accounts.models import ApiToken, RoleGrant, Team
+from apps.accounts.models import ALL_SCOPES, ApiToken, RoleGrant, Team
 from apps.accounts.roles import ALL_ROLES, Role, forget_grants
 from apps.audit.services import audit_record, audited_atomic
 
 
-def api_token_create(*, user, name: str, created_by=None) -> tuple[ApiToken, str]:
-    """Create a token and return it with its raw value, which is never stored."""
+def api_token_create(
+    *,
+    user,
+    name: str,
+    created_by=None,
+    scopes: list[str] | None = None,
+    expires_at: datetime | None = None,
+) -> tuple[ApiToken, str]:
+    """Create a token and return it with its raw value, which is never stored. Without
+    ``scopes`` the token gets every scope (what tokens could do before scopes)."""
+    scopes = sorted(set(ALL_SCOPES if scopes is None else scopes))
+    unknown = set(scopes) - set(ALL_SCOPES)
+    if unknown or not scopes:
+        raise ValueError(
+            f"unknown scopes {sorted(unknown)}; choose from {', '.join(ALL_SCOPES)}"
+            if unknown
+            else "a token needs at least one scope"
+        )
+    if expires_at is not None and expires_at <= timezone.now():
+        raise ValueError("expires_at is in the past")
     raw, key_hash = ApiToken.generate()
     with audited_atomic():
-        token = ApiToken.objects.create(user=user, name=name, key_hash=key_hash, prefix=raw[:10])
+        token = ApiToken.objects.create(
+            user=user,
+            name=name,
+            key_hash=key_hash,
+            prefix=raw[:10],
+            scopes=scopes,
+            expires_at=expires_at,
+        )
         audit_record(
             actor=created_by or user,
             action="api_token.create",
             target_type="api_token",
             target_id=token.pk,
-            after={"user": user.get_username(), "name": name},
+            after={
+                "user": user.get_username(),
+                "name": name,
+                "scopes": scopes,
+                "expires_at": expires_at.isoformat() if expires_at else None,
+            },
         )
     return token, raw
 
@@ -41,7 +73,7 @@ def api_token_revoke(*, token: ApiToken, revoked_by) -> None:
 
 
 # Django model permissions each role gets (the admin pages and the audit log use them).
-_SETUP_APPS = ("releases", "registry", "accounts")
+_SETUP_APPS = ("releases", "registry", "accounts", "axes")  # axes: sign-in lockouts
 _AUDIT_READERS = {Role.ADMIN, Role.COMPLIANCE_REVIEWER}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import status
+from rest_framework.exceptions import Throttled
 from rest_framework.exceptions import ValidationError as DrfValidationError
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
@@ -44,6 +45,11 @@ def exception_handler(exc, context):
         # tests/hardening/test_api_fuzz.py): keep the field errors under "errors" and
         # say in one sentence what is wrong.
         return Response(_validation_body(exc.detail), status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, Throttled):
+        # DRF's default says "Request was throttled."; say what to do. The Retry-After
+        # header is added by DRF's handler below from exc.wait.
+        wait = f"in {exc.wait} seconds" if exc.wait is not None else "later"
+        exc.detail = f"Too many API requests; the limit resets {wait}. Slow down, then retry."
     return drf_exception_handler(exc, context)
 
 

@@ -14,6 +14,9 @@ The policy allows what Slipway's pages need and nothing else:
 - images from Slipway, ``data:`` and ``blob:`` (plotly's "download as PNG" draws through
   them); no plugins (``object-src 'none'``), no framing (``frame-ancestors 'none'``, as
   X_FRAME_OPTIONS = DENY), forms post only to Slipway, ``<base>`` cannot be redirected.
+  With single sign-on on, ``form-action`` also names the provider's origin: signing out
+  posts to Slipway, which redirects to the provider's end_session_endpoint, and browsers
+  apply ``form-action`` to the redirects after a form post too.
 
 Settings (all optional): ``CSP_POLICY`` (a dict of directive -> list of sources replacing
 the default), ``CSP_REPORT_ONLY`` (send ``Content-Security-Policy-Report-Only`` instead,
@@ -23,6 +26,7 @@ to try a stricter policy without breaking pages) and ``CSP_REPORT_URI``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from urllib.parse import urlsplit
 
 from django.conf import settings
 
@@ -56,6 +60,32 @@ def build_policy(policy: Mapping[str, Sequence[str]] | None = None, *, report_ur
     return "; ".join(parts)
 
 
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
+
+
+def sso_form_action_origins() -> tuple[str, ...]:
+    """Origins of the OIDC provider that sign-out redirects to (settings only)."""
+    if not getattr(settings, "OIDC_ENABLED", False):
+        return ()
+    urls = (
+        getattr(settings, "OIDC_OP_ISSUER", ""),
+        getattr(settings, "OIDC_OP_END_SESSION_ENDPOINT", ""),
+    )
+    return tuple(dict.fromkeys(o for o in map(_origin, urls) if o))
+
+
+def _policy() -> Mapping[str, Sequence[str]]:
+    policy = getattr(settings, "CSP_POLICY", None)
+    if policy is not None:
+        return policy
+    extra = sso_form_action_origins()
+    if not extra:
+        return DEFAULT_POLICY
+    return {**DEFAULT_POLICY, "form-action": (*DEFAULT_POLICY["form-action"], *extra)}
+
+
 class ContentSecurityPolicyMiddleware:
     """Adds the policy header to every response that does not already carry one (a view
     may set its own, stricter or looser)."""
@@ -71,7 +101,6 @@ class ContentSecurityPolicyMiddleware:
             # Built per response from settings: a handful of string joins, and a settings
             # override (tests, a report-only trial) applies without a restart.
             response[header] = build_policy(
-                getattr(settings, "CSP_POLICY", None),
-                report_uri=getattr(settings, "CSP_REPORT_URI", ""),
+                _policy(), report_uri=getattr(settings, "CSP_REPORT_URI", "")
             )
         return response

@@ -17,7 +17,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 ENV_EXAMPLE = ROOT / ".env.example"
 # Set in docker-compose.yml to its own services; documented as comments in .env.example.
-SET_BY_COMPOSE = {"DATABASE_URL", "CELERY_BROKER_URL", "MLFLOW_TRACKING_URI", "PROMETHEUS_URL"}
+SET_BY_COMPOSE = {
+    "DATABASE_URL",
+    "CELERY_BROKER_URL",
+    "CACHE_URL",
+    "MLFLOW_TRACKING_URI",
+    "PROMETHEUS_URL",
+}
 
 
 def documented() -> dict[str, str]:
@@ -67,7 +73,13 @@ def deploy_module_settings() -> set[str]:
     ):
         text = (ROOT / module).read_text()
         names |= set(re.findall(r'getattr\(settings, "([A-Z][A-Z0-9_]*)"', text))
-    return names - {"CELERY_BROKER_TRANSPORT_OPTIONS", "CELERY_BROKER_USE_SSL", "CSP_POLICY"}
+    # OIDC_ENABLED is derived in settings.py (OIDC_RP_CLIENT_ID set), not read from the env.
+    return names - {
+        "CELERY_BROKER_TRANSPORT_OPTIONS",
+        "CELERY_BROKER_USE_SSL",
+        "CSP_POLICY",
+        "OIDC_ENABLED",
+    }
 
 
 def gunicorn_variables() -> set[str]:

@@ -18,6 +18,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
+from apps.accounts.models import TokenScope
 from apps.core.errors import DomainError
 from apps.registry.models import ModelVersion
 from apps.releases import selectors, services
@@ -115,6 +116,8 @@ _RELEASE_FILTERS = [
 
 class ReleaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     lookup_value_regex = _ANY_SEGMENT
+    # API token scope per action (apps.accounts.permissions); other writes: release:write.
+    token_scopes = {"promote": TokenScope.PROMOTE, "rollback": TokenScope.ROLLBACK}
 
     def get_queryset(self):
         if self.action == "list":

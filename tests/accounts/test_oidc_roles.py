@@ -1,0 +1,77 @@
+"""The group claim -> role mapping (apps/accounts/oidc.py) and the role re-sync service."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from apps.accounts.oidc import claim_groups, org_roles, roles_from_claims, team_grants
+from apps.accounts.roles import user_roles
+from apps.accounts.signin import user_sync_sso_roles
+from apps.audit.models import AuditEvent
+from tests import factories
+
+ROLE_MAP = {
+    "slipway-admins": "admin",
+    "churn-reviewers": ["product-reviewer@churn", "oncall"],
+    "/org/compliance": "compliance-reviewer",
+}
+
+
+def test_groups_map_to_org_and_team_roles():
+    claims = {"groups": ["slipway-admins", "churn-reviewers", "unmapped"]}
+    grants = roles_from_claims(claims, role_map=ROLE_MAP)
+    assert grants == {("admin", None), ("product-reviewer", "churn"), ("oncall", None)}
+    assert org_roles(grants) == {"admin", "oncall"}
+    assert team_grants(grants) == {("product-reviewer", "churn")}
+
+
+@pytest.mark.parametrize(
+    "claims, expected",
+    [
+        ({}, set()),
+        ({"groups": []}, set()),
+        ({"groups": ["nobody-knows-this"]}, set()),
+        ({"groups": "slipway-admins"}, {("admin", None)}),  # a single string
+        ({"groups": ["/org/compliance"]}, {("compliance-reviewer", None)}),  # Keycloak paths
+        ({"groups": {"not": "a list"}}, set()),
+        ({"groups": 7}, set()),
+    ],
+)
+def test_claim_shapes(claims, expected):
+    assert roles_from_claims(claims, role_map=ROLE_MAP) == expected
+
+
+def test_the_claim_name_is_a_setting(settings):
+    settings.SLIPWAY_OIDC_GROUPS_CLAIM = "roles"
+    assert claim_groups({"roles": ["a"], "groups": ["b"]}) == ["a"]
+
+
+@pytest.mark.parametrize(
+    "role_map, fragment",
+    [
+        ({"g": "superuser"}, "names the role 'superuser'"),
+        ({"g": "admin@Not A Slug"}, "not a team slug"),
+        (["admin"], "must be a JSON object"),
+    ],
+)
+def test_a_bad_role_map_names_the_problem(role_map, fragment):
+    with pytest.raises(ImproperlyConfigured, match=fragment):
+        roles_from_claims({"groups": ["g"]}, role_map=role_map)
+
+
+@pytest.mark.django_db
+def test_resync_replaces_roles_and_audits_only_changes():
+    sam = factories.make_user("sam", roles={"oncall"})
+    grants = roles_from_claims({"groups": ["slipway-admins"]}, role_map=ROLE_MAP)
+    assert user_sync_sso_roles(user=sam, grants=grants, groups=["slipway-admins"]) is True
+    assert user_roles(sam) == {"admin"}
+    assert user_sync_sso_roles(user=sam, grants=grants, groups=["slipway-admins"]) is False
+    assert user_sync_sso_roles(user=sam, grants=set(), groups=["unmapped"]) is True
+    assert user_roles(sam) == frozenset()
+    events = AuditEvent.objects.filter(action="user.roles").order_by("id")
+    assert [(e.before["roles"], e.after["roles"]) for e in events] == [
+        (["oncall"], ["admin"]),
+        (["admin"], []),
+    ]
+    assert events.last().after["groups"] == ["unmapped"]
