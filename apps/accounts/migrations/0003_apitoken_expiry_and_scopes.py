@@ -5,7 +5,7 @@ import apps.accounts.models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("accounts", "0001_initial"),
+        ("accounts", "0002_team_rolegrant"),
     ]
 
     operations = [
