@@ -18,6 +18,12 @@ def can_rollback(user) -> bool:
     return has_role(user, Role.ONCALL, Role.ADMIN)
 
 
+def can_break_freeze(user) -> bool:
+    """Break glass through a freeze (apps.releases.freeze): the people who answer for
+    production during an incident."""
+    return has_role(user, Role.ONCALL, Role.ADMIN)
+
+
 def can_review(user) -> bool:
     return bool(user_roles(user) & REVIEWER_ROLES)
 
