@@ -6,7 +6,8 @@ Two sources, one answer (``freeze_status``):
   recurring (an RFC 5545 RRULE expanded by python-dateutil, plus a duration), in
   wall-clock time of an IANA zone (``zoneinfo``). A window on no environment freezes
   every environment.
-- **Signals**: conditions other apps know about, reported through the registry below
+- **Signals**, for environments reached by promotion: conditions other apps know
+  about, reported through the registry below
   (``register_freeze_signal``). Metrics sits above releases and may not be imported from
   here, so it registers its provider (an SLO breach or a drift alert in the environment)
   from ``MetricsConfig.ready()``, as it does with its release-page panel. A signal
@@ -175,7 +176,10 @@ def freeze_status(environment, *, at: datetime | None = None, windows=None) -> F
         )
         for window, start, end in sorted(covering, key=lambda c: (c[1], c[0].pk))
     ]
-    if environment.freeze_on_alerts:
+    # Signals hold promotions: an environment reached by promotion (prod) stops taking
+    # changes while it is unwell. Where releases go in directly (staging) they are how a
+    # fix goes forward, so a breach there does not freeze it.
+    if environment.freeze_on_alerts and environment.promotes_from_id is not None:
         for provider in _signals:
             freezes.extend(provider(environment, at))
     zones = [f.time_zone for f in freezes if f.kind == "calendar"]

@@ -108,8 +108,8 @@ class Environment(models.Model):
     )
     freeze_on_alerts = models.BooleanField(
         default=True,
-        help_text="hold releases into this environment while an SLO breach or drift alert "
-        "is active in it (rollbacks are never held)",
+        help_text="hold promotions into this environment while an SLO breach or drift "
+        "alert is active in it (rollbacks are never held)",
     )
 
     class Meta:

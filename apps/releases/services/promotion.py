@@ -48,6 +48,11 @@ def release_promote(
         # do not request ordinary promotions.
         break_glass = break_glass_reason(actor, break_glass)
     elif not permissions.can_promote(actor):
+        if permissions.can_break_freeze(actor):
+            raise Forbidden(
+                "On-call promotes only to break glass through a freeze: say why in "
+                "break_glass. Ordinary promotions are requested by ML engineers."
+            )
         raise Forbidden("Only ML engineers and admins request promotion.")
     reason = _committed_text(reason, field="reason")
     # The request as sent: no environment (the default target) and a named one are
