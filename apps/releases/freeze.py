@@ -90,7 +90,14 @@ class FreezeStatus:
 
     @property
     def reasons(self) -> list[str]:
-        return [f.describe for f in self.freezes]
+        """Each reason in words; a window's own end only when it is not the freeze's end
+        (the message already says that one)."""
+        return [
+            f"{f.reason} ({f.scope})"
+            if f.kind == "calendar" and f.ends_at == self.calendar_until
+            else f.describe
+            for f in self.freezes
+        ]
 
     @property
     def message(self) -> str:
