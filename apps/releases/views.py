@@ -13,7 +13,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from apps.accounts.roles import REVIEWER_ROLES, user_roles
+from apps.audit.models import AuditEvent
 from apps.core.errors import DomainError, Forbidden, NotFound
+from apps.core.live import live_fragment, minute_bucket
 from apps.registry.selectors import releasable_versions
 from apps.releases import permissions, selectors, services
 from apps.releases.forms import (
@@ -124,8 +126,31 @@ def release_detail(request, pk: int):
     )
 
 
+def release_status_version(pk: int) -> tuple:
+    """What the status block shows changes when: the release moves or gets a new status
+    word (audited transitions, approvals, or the rollout's status message), a freeze of
+    its environment or of the ones it promotes to starts or ends, or a minute passes (soak
+    gate and "until" texts). A poll with the same key is a 304 (apps/core/live.py)."""
+    row = (
+        Release.objects.filter(pk=pk)
+        .select_related("environment")
+        .only("state", "status_message", "environment")
+        .first()
+    )
+    if row is None:
+        return ("missing",)
+    environments = [row.environment, *Environment.objects.filter(promotes_from=row.environment)]
+    freezes = tuple(
+        (status.environment, status.reasons, status.until_text)
+        for status in (freeze_status(env) for env in environments)
+    )
+    newest_audit = AuditEvent.objects.order_by("-id").values_list("id", flat=True).first()
+    return (row.state, row.status_message, newest_audit, freezes, minute_bucket())
+
+
 @login_required
 @require_GET
+@live_fragment(release_status_version)
 def release_status(request, pk: int):
     """The live parts of the release page (state, progress, actions, soak gate, approvals),
     polled by htmx while something can change by itself, so the page follows the release
@@ -208,7 +233,9 @@ def _status_context(request, release: Release) -> dict:
         # Poll while the release moves, while approvals come in, while a soak gate is
         # still closed, and while a freeze holds it or its promotion: each of those
         # changes without anyone touching this page.
-        "poll": moving or is_pending or soaking or frozen,
+        # A page offering a promotion polls too, so a freeze that starts shows at once
+        # (unchanged polls are a 304: the status view is a live fragment).
+        "poll": moving or is_pending or soaking or frozen or bool(promotion_targets),
     }
 
 

@@ -93,7 +93,9 @@ class PolicyProgressSerializer(serializers.Serializer):
 
 
 class FreezeReasonSerializer(serializers.Serializer):
-    kind = serializers.ChoiceField(choices=["calendar", "signal"])
+    # Plain text, not a choice: an enum named "kind" would collide in the schema with
+    # the release's kind.
+    kind = serializers.CharField(help_text="calendar (a freeze window) or signal (an alert)")
     reason = serializers.CharField()
     scope = serializers.CharField(help_text="the environment, or 'every environment'")
     starts_at = serializers.DateTimeField(allow_null=True)
