@@ -104,7 +104,20 @@ def release_create(request):
         if request.headers.get("HX-Request")
         else "releases/release_create.html"
     )
-    return render(request, template, {"nav": "releases", "form": form, "service": service})
+    # Environments releases go into directly, frozen now: said before anyone fills the
+    # form in (the full page only; the form fragment re-renders on every change).
+    freezes = [
+        status
+        for status in (
+            freeze_status(env) for env in Environment.objects.filter(promotes_from__isnull=True)
+        )
+        if status.frozen
+    ]
+    return render(
+        request,
+        template,
+        {"nav": "releases", "form": form, "service": service, "freezes": freezes},
+    )
 
 
 @login_required

@@ -225,6 +225,15 @@ def test_release_page_shows_the_freeze_where_promotion_is_offered(
     assert response.status_code == 302 and promotion.freeze_override_reason == "INC-9"
 
 
+def test_new_release_page_names_frozen_environments(client, staging, service, alice):
+    client.force_login(alice)
+    page = client.get(reverse("releases:create")).content.decode()
+    assert "freeze-banner" not in page
+    freeze_now(reason="Company offsite")
+    page = client.get(reverse("releases:create")).content.decode()
+    assert 'data-testid="freeze-banner-staging"' in page and "Company offsite" in page
+
+
 def test_environments_page_lists_windows_and_status(client, prod, alice):
     window = FreezeWindow(
         environment=prod,
