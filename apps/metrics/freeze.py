@@ -23,7 +23,8 @@ def slo_breach_freezes(environment, at: datetime) -> list[Freeze]:
     )
     freezes = []
     for state in states:
-        alert = "Drift alert" if state.metric == Metric.DRIFT_PSI else "SLO breach"
+        drift = state.metric == Metric.DRIFT_PSI
+        alert = "Drift alert" if drift else "SLO breach"
         since = state.breach_started_at or state.streak_since
         when = f" since {since.astimezone(UTC):%Y-%m-%d %H:%M} UTC" if since else ""
         value = format_value(state.metric, state.last_value)
@@ -35,6 +36,7 @@ def slo_breach_freezes(environment, at: datetime) -> list[Freeze]:
                 f"over SLO {limit}{when}",
                 scope=environment.name,
                 starts_at=since,
+                clears="the drift alert clears" if drift else "the SLO breach clears",
             )
         )
     return freezes

@@ -46,11 +46,13 @@ class Freeze:
     ends_at: datetime | None = None  # None: until the signal clears
     time_zone: str = "UTC"
     window_id: int | None = None
+    # A signal's end in words, from its provider: "the SLO breach clears".
+    clears: str = "the alert clears"
 
     @property
     def describe(self) -> str:
         if self.kind == "signal":
-            return f"{self.reason} (until it clears)"
+            return f"{self.reason} (until {self.clears})"
         ends = _when(self.ends_at, self.time_zone) if self.ends_at else "?"
         return f"{self.reason} ({self.scope}, until {ends})"
 
@@ -85,7 +87,9 @@ class FreezeStatus:
                 self.calendar_until, self.time_zone
             )
         if self.by_signal:
-            return "the alert clears" + (f", and not before {calendar}" if calendar else "")
+            clears = list(dict.fromkeys(f.clears for f in self.freezes if f.kind == "signal"))
+            text = " and ".join(clears)
+            return text + (f", and not before {calendar}" if calendar else "")
         return calendar
 
     @property
