@@ -23,6 +23,7 @@ The calendar arithmetic (time zones, DST, RFC 5545 rules) is in ``freeze_rules``
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -31,8 +32,16 @@ from zoneinfo import ZoneInfo
 from django.db.models import Q
 from django.utils import timezone
 
-from apps.releases.freeze_rules import HORIZON, calendar_union, occurrences
+from apps.releases.freeze_rules import (
+    HORIZON,
+    FreezeRuleError,
+    calendar_union,
+    occurrences,
+    window_check,
+)
 from apps.releases.models import FreezeWindow, ReleaseKind
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -155,6 +164,18 @@ def register_freeze_signal(provider: FreezeSignal) -> FreezeSignal:
     return provider
 
 
+def _usable(window) -> bool:
+    """A window saved around the admin's checks (a script, a zone missing from this
+    machine's tz database) is left out and logged, instead of failing every page and
+    the deployer."""
+    try:
+        window_check(window)
+    except FreezeRuleError as exc:
+        log.error("freeze window %s is ignored: %s", window.pk, exc)
+        return False
+    return True
+
+
 def windows_for(environment):
     """Enabled calendar windows that apply to ``environment`` (its own and org-wide)."""
     return list(
@@ -174,7 +195,7 @@ def freeze_status(environment, *, at: datetime | None = None, windows=None) -> F
         windows = windows_for(environment)
     else:
         windows = [w for w in windows if w.environment_id in (None, environment.pk)]
-    covering, until, beyond = calendar_union(windows, at)
+    covering, until, beyond = calendar_union([w for w in windows if _usable(w)], at)
     freezes = [
         Freeze(
             kind="calendar",

@@ -200,3 +200,12 @@ def test_status_combines_environment_and_organisation_wide_windows(environments)
     ]
     assert evening.as_dict()["until"] == "2026-12-05T03:00:00+00:00"
     assert not freeze_status(prod, at=utc(2026, 12, 6)).frozen
+
+
+@pytest.mark.django_db
+def test_a_window_saved_around_the_checks_is_ignored_not_fatal(environments, caplog):
+    _staging, prod = environments
+    broken = weekend(environment=prod, recurrence="FREQ=MINUTELY")
+    broken.save()  # no full_clean: as a script might
+    assert not freeze_status(prod, at=utc(2026, 3, 21, 12)).frozen
+    assert f"freeze window {broken.pk} is ignored" in caplog.text
