@@ -84,6 +84,13 @@ MATRIX: dict[str, tuple[str, str | None, dict | None, dict]] = {
         {"reason": "unreviewed push"},
         expect(403, anon=302, otto=302, ada=302),
     ),
+    # Break glass through a freeze: on-call and admins only.
+    "releases:freeze_override": (
+        "post",
+        "pending",
+        {"reason": "INC-1 fix"},
+        expect(403, anon=302, otto=302, ada=302),
+    ),
     "releases:inbox": ("get", None, None, PAGE),
     # Sends reviewers to their inbox, everyone else to the fleet (anonymous: to sign in).
     "releases:landing": ("get", None, None, expect(302)),
@@ -118,6 +125,12 @@ MATRIX: dict[str, tuple[str, str | None, dict | None, dict]] = {
     ),
     "release-cancel": ("post", "draft", {}, expect(403, anon=401, alice=200, ada=200)),
     "release-promote": ("post", "promotable", {}, expect(403, anon=401, alice=201, ada=201)),
+    "release-freeze-override": (
+        "post",
+        "pending",
+        {"reason": "INC-1 fix"},
+        expect(403, anon=401, otto=200, ada=200),
+    ),
     "release-rollback": (
         "post",
         "live",

@@ -33,6 +33,7 @@ def exception_handler(exc, context):
         body = {"detail": exc.message}
         if exc.field_errors:
             body["errors"] = exc.field_errors
+        body.update({k: v for k, v in exc.extra.items() if k not in ("detail", "errors")})
         return Response(body, status=code)
     if isinstance(exc, DjangoValidationError):
         messages = exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}

@@ -11,10 +11,19 @@ from __future__ import annotations
 class DomainError(Exception):
     """Bad input: 400."""
 
-    def __init__(self, message: str, *, field_errors: dict[str, list[str]] | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        field_errors: dict[str, list[str]] | None = None,
+        extra: dict | None = None,
+    ):
         super().__init__(message)
         self.message = message
         self.field_errors = field_errors or {}
+        # Machine-readable details the API adds to the body next to "detail" (a freeze's
+        # end time, say), for scripts that should not parse the sentence.
+        self.extra = extra or {}
 
 
 class Conflict(DomainError):

@@ -7,8 +7,10 @@ class MetricsConfig(AppConfig):
 
     def ready(self) -> None:
         from apps.core.ops import register_metrics_collector
+        from apps.metrics.freeze import slo_breach_freezes
         from apps.metrics.ops import source_metrics
         from apps.metrics.panels import slo_panel
+        from apps.releases.freeze import register_freeze_signal
         from apps.releases.panels import register_panel
 
         # The release page belongs to releases, which must not import metrics: this app
@@ -16,3 +18,6 @@ class MetricsConfig(AppConfig):
         register_panel(slo_panel)
         # /metrics reports each source's staleness (controlplane imports no app).
         register_metrics_collector("metrics_sources", source_metrics)
+        # Releases into an environment wait while an SLO there is in breach; releases
+        # cannot ask metrics (layer order), so metrics tells it through its registry.
+        register_freeze_signal(slo_breach_freezes)

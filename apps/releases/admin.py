@@ -22,6 +22,7 @@ from apps.releases.models import (
     Approval,
     ApprovalRule,
     Environment,
+    FreezeWindow,
     Release,
     Service,
     ServiceEnvironment,
@@ -158,6 +159,36 @@ class ServiceEnvironmentAdmin(AuditedAdmin):
         "status_message",
         "status_observed_at",
     )
+
+
+@admin.register(FreezeWindow)
+class FreezeWindowAdmin(AuditedAdmin):
+    """Calendar freezes. ``FreezeWindow.clean`` refuses a window the freeze arithmetic
+    cannot use (unknown zone, bad RRULE, end before start) with a message per field."""
+
+    list_display = ("reason", "environment", "schedule", "time_zone", "enabled")
+    list_filter = ("enabled", "environment")
+    search_fields = ("reason",)
+    fieldsets = (
+        (None, {"fields": ("reason", "environment", "enabled", "time_zone")}),
+        ("Start (wall-clock time in the time zone)", {"fields": ("start_date", "start_time")}),
+        ("One-off window: end", {"fields": ("end_date", "end_time")}),
+        (
+            "Recurring window",
+            {
+                "fields": ("recurrence", "duration"),
+                "description": "An RFC 5545 RRULE such as FREQ=WEEKLY;BYDAY=SA, and how long "
+                "each occurrence lasts, e.g. '2 06:00:00' for two days and six hours.",
+            },
+        ),
+    )
+
+    @admin.display(description="schedule")
+    def schedule(self, window: FreezeWindow) -> str:
+        start = f"{window.start_date} {window.start_time:%H:%M}"
+        if window.recurrence:
+            return f"{window.recurrence} from {start}, for {window.duration}"
+        return f"{start} to {window.end_date} {window.end_time:%H:%M}"
 
 
 @admin.register(Release)

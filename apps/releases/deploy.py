@@ -45,11 +45,13 @@ class Deployed:
     application: str = ""  # the Argo CD Application: <service>-<environment>
 
 
-def next_release_to_commit() -> Release | None:
+def next_release_to_commit(*, exclude: set[int] | frozenset[int] = frozenset()) -> Release | None:
     """The oldest approved release, or a claimed one whose commit was never recorded
-    (its worker died): both still need their commit, in approval order."""
+    (its worker died): both still need their commit, in approval order. ``exclude``: the
+    ones this drain already looked at (a release held by a freeze stays approved)."""
     return (
         selectors.releases_awaiting_commit()
+        .exclude(pk__in=exclude)
         .select_related(
             "service",
             "service__owner_team",
@@ -148,7 +150,9 @@ def deploy_pending(*, writer: GitWriter | None = None, refresher=None) -> list[D
     done: list[Deployed] = []
     try:
         with writer.hold_lock():
-            while (release := next_release_to_commit()) is not None:
+            seen: set[int] = set()
+            while (release := next_release_to_commit(exclude=seen)) is not None:
+                seen.add(release.pk)
                 done.append(_deploy_one(writer, release))
     finally:
         if own_writer:
@@ -165,7 +169,8 @@ def _refresh_applications(done: list[Deployed], refresher) -> None:
 
 def _deploy_one(writer: GitWriter, release: Release) -> Deployed:
     if not services.release_deploy_claim(release=release):
-        return Deployed(release.pk, "", False)  # cancelled between the query and the claim
+        # Cancelled between the query and the claim, or held by a freeze.
+        return Deployed(release.pk, "", False)
     try:
         files = release_commit_files(release)
         message, trailers = release_commit_message(release)

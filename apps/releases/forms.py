@@ -105,6 +105,12 @@ class PromoteForm(forms.Form):
         max_length=settings.RELEASE_TEXT_MAX_LENGTH,
         widget=forms.Textarea(attrs={"rows": 2}),
     )
+    # On-call's or an admin's reason to promote through a freeze (break glass).
+    break_glass = forms.CharField(
+        required=False,
+        max_length=settings.RELEASE_TEXT_MAX_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
 
 
 class ReleaseFilterForm(forms.Form):

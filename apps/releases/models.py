@@ -117,6 +117,11 @@ class Environment(models.Model):
         help_text="separation of duties: the person who trained the model (the MLflow run's "
         "user) cannot approve its release here. Empty: on for production environments",
     )
+    freeze_on_alerts = models.BooleanField(
+        default=True,
+        help_text="hold promotions into this environment while an SLO breach or drift "
+        "alert is active in it (rollbacks are never held)",
+    )
 
     class Meta:
         ordering = ["order", "name"]
@@ -351,6 +356,17 @@ class Release(models.Model):
         default=False,
         help_text="approvals skipped by on-call, with the written reason",
     )
+    # Break-glass through a freeze (apps.releases.freeze): on-call or an admin let this
+    # release past any freeze, with a reason. Approvals are still needed.
+    freeze_override_reason = models.TextField(blank=True)
+    freeze_override_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    freeze_override_at = models.DateTimeField(null=True, blank=True)
     # NULL, not "": the unique constraint must ignore releases created without a key.
     idempotency_key = models.CharField(max_length=128, null=True, blank=True)  # noqa: DJ001
     # SHA-256 of the canonical request the key was first used with: a replay with the same
@@ -440,3 +456,96 @@ class Approval(models.Model):
 
     def __str__(self) -> str:
         return f"{self.approver} {self.decision} #{self.release_id} as {self.role}"
+
+
+def validate_time_zone(value: str) -> None:
+    """An IANA time zone name the standard library knows (``Europe/London``)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from django.core.exceptions import ValidationError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(
+            f"{value!r} is not an IANA time zone; use a name such as Europe/London or UTC."
+        ) from None
+
+
+class FreezeWindow(models.Model):
+    """A calendar window during which releases into an environment (or every environment)
+    wait: a one-off window (start and end) or a recurring one (an RFC 5545 RRULE and a
+    duration). Times are wall-clock times in ``time_zone``, so "Saturday 00:00 in London"
+    stays Saturday 00:00 across daylight-saving changes. Rollbacks are never frozen.
+    The arithmetic is in ``apps.releases.freeze``.
+    """
+
+    environment = models.ForeignKey(
+        Environment,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="freeze_windows",
+        help_text="empty: the window freezes every environment (organisation-wide)",
+    )
+    reason = models.CharField(max_length=300, help_text="shown to everyone the window holds")
+    time_zone = models.CharField(
+        max_length=64,
+        default="UTC",
+        validators=[validate_time_zone],
+        help_text="IANA time zone the start and end are wall-clock times in",
+    )
+    start_date = models.DateField()
+    start_time = models.TimeField(help_text="local time in the window's time zone")
+    end_date = models.DateField(null=True, blank=True, help_text="one-off windows: last day")
+    end_time = models.TimeField(null=True, blank=True, help_text="one-off windows: local time")
+    recurrence = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="recurring windows: an RFC 5545 RRULE, e.g. FREQ=WEEKLY;BYDAY=SA; each "
+        "occurrence starts at the start time",
+    )
+    duration = models.DurationField(
+        null=True,
+        blank=True,
+        help_text="recurring windows: how long each occurrence lasts; whole days count in "
+        "wall-clock days, the rest in elapsed time (RFC 5545)",
+    )
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["environment__order", "start_date", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                name="freeze_window_one_off_or_recurring",
+                condition=(
+                    Q(
+                        recurrence="",
+                        duration__isnull=True,
+                        end_date__isnull=False,
+                        end_time__isnull=False,
+                    )
+                    | (~Q(recurrence="") & Q(duration__isnull=False, end_date__isnull=True))
+                ),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        where = self.environment.name if self.environment_id else "every environment"
+        return f"{self.reason} ({where})"
+
+    @property
+    def is_recurring(self) -> bool:
+        return bool(self.recurrence)
+
+    def clean(self) -> None:
+        """Refuse in the admin what the freeze arithmetic cannot use, saying why."""
+        from django.core.exceptions import ValidationError
+
+        from apps.releases.freeze_rules import FreezeRuleError, window_check
+
+        try:
+            window_check(self)
+        except FreezeRuleError as exc:
+            raise ValidationError(exc.errors) from None

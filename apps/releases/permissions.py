@@ -46,6 +46,12 @@ def can_rollback(user, service=None) -> bool:
     return _holds(user, _ROLLBACKERS, service)
 
 
+def can_break_freeze(user, service=None) -> bool:
+    """Break glass through a freeze (apps.releases.freeze): the people who answer for
+    the team's services during an incident, scoped like rollback."""
+    return _holds(user, _ROLLBACKERS, service)
+
+
 def review_roles(user, release=None) -> frozenset[str]:
     """The reviewer roles ``user`` holds for ``release``'s team (any team without one)."""
     held = user_roles(user) if release is None else team_roles(user, _team(release.service))

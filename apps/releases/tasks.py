@@ -63,8 +63,10 @@ def deploy_pending_task(self, resend: bool = False):
 @shared_task(name="releases.follow_rollouts", acks_late=True, ignore_result=True)
 def follow_rollouts_task():
     """Move deploying releases to live or failed from Argo CD's answers; also re-send the
-    deploy task when approved releases wait (a lost message must not strand them)."""
+    deploy task when approved releases wait (a lost message must not strand them), which
+    is also what commits a release held by a freeze once the freeze ends."""
     from apps.releases.cluster import cluster_reader, repository_writer
+    from apps.releases.freeze import any_ready_to_commit
     from apps.releases.rollout import follow_rollouts
     from apps.releases.selectors import releases_awaiting_commit
 
@@ -77,5 +79,7 @@ def follow_rollouts_task():
         finally:
             if writer is not None:
                 writer.close()
-    if releases_awaiting_commit().exists():
+    # Not for releases a freeze holds (they would be looked at and left again every
+    # period); when the freeze ends they count again and the drain commits them.
+    if any_ready_to_commit(releases_awaiting_commit()):
         release_queue.resend_deploy()

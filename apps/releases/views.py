@@ -14,7 +14,9 @@ from django.views.decorators.http import require_GET, require_POST
 
 from apps.accounts.models import Team
 from apps.accounts.roles import REVIEWER_ROLES, user_roles
+from apps.audit.models import AuditEvent
 from apps.core.errors import DomainError, Forbidden, NotFound
+from apps.core.live import live_fragment, minute_bucket
 from apps.registry.selectors import releasable_versions
 from apps.releases import permissions, selectors, services
 from apps.releases.forms import (
@@ -24,9 +26,11 @@ from apps.releases.forms import (
     ReleaseCreateForm,
     ReleaseFilterForm,
 )
-from apps.releases.models import Environment, Release, ReleaseState, Service
+from apps.releases.freeze import freeze_status, is_exempt, upcoming
+from apps.releases.models import Environment, FreezeWindow, Release, ReleaseState, Service
 from apps.releases.policy import open_slots_for
 from apps.releases.review import approvals_text
+from apps.releases.services.freeze import OVERRIDABLE_STATES
 
 
 def _get_release(pk: int) -> Release:
@@ -105,7 +109,20 @@ def release_create(request):
         if request.headers.get("HX-Request")
         else "releases/release_create.html"
     )
-    return render(request, template, {"nav": "releases", "form": form, "service": service})
+    # Environments releases go into directly, frozen now: said before anyone fills the
+    # form in (the full page only; the form fragment re-renders on every change).
+    freezes = [
+        status
+        for status in (
+            freeze_status(env) for env in Environment.objects.filter(promotes_from__isnull=True)
+        )
+        if status.frozen
+    ]
+    return render(
+        request,
+        template,
+        {"nav": "releases", "form": form, "service": service, "freezes": freezes},
+    )
 
 
 @login_required
@@ -127,8 +144,31 @@ def release_detail(request, pk: int):
     )
 
 
+def release_status_version(pk: int) -> tuple:
+    """What the status block shows changes when: the release moves or gets a new status
+    word (audited transitions, approvals, or the rollout's status message), a freeze of
+    its environment or of the ones it promotes to starts or ends, or a minute passes (soak
+    gate and "until" texts). A poll with the same key is a 304 (apps/core/live.py)."""
+    row = (
+        Release.objects.filter(pk=pk)
+        .select_related("environment")
+        .only("state", "status_message", "environment")
+        .first()
+    )
+    if row is None:
+        return ("missing",)
+    environments = [row.environment, *Environment.objects.filter(promotes_from=row.environment)]
+    freezes = tuple(
+        (status.environment, status.reasons, status.until_text)
+        for status in (freeze_status(env) for env in environments)
+    )
+    newest_audit = AuditEvent.objects.order_by("-id").values_list("id", flat=True).first()
+    return (row.state, row.status_message, newest_audit, freezes, minute_bucket())
+
+
 @login_required
 @require_GET
+@live_fragment(release_status_version)
 def release_status(request, pk: int):
     """The live parts of the release page (state, progress, actions, soak gate, approvals),
     polled by htmx while something can change by itself, so the page follows the release
@@ -155,15 +195,27 @@ def _status_context(request, release: Release) -> dict:
         else []
     )
     promotion_targets = []
-    if release.state == ReleaseState.LIVE and permissions.can_promote(user, release.service):
+    can_promote = permissions.can_promote(user, release.service)
+    can_break_freeze = permissions.can_break_freeze(user, release.service)
+    if release.state == ReleaseState.LIVE and (can_promote or can_break_freeze):
         for env in Environment.objects.filter(promotes_from=release.environment):
+            frozen = freeze_status(env)
+            # On-call sees a promotion form only to break glass through a freeze.
+            if not can_promote and not frozen.frozen:
+                continue
             promotion_targets.append(
                 (
                     env,
                     selectors.soak_gate(source=release, target=env),
                     selectors.standing_promotion(source=release, target=env),
+                    frozen,
                 )
             )
+    # This release's own environment, while it has not started deploying: refused on
+    # submit, held at the commit (apps/releases/services/freeze.py).
+    own_freeze = None
+    if release.state in OVERRIDABLE_STATES and not is_exempt(release):
+        own_freeze = freeze_status(release.environment)
     soak = None
     if release.promoted_from_id:
         soak = selectors.soak_gate(
@@ -172,7 +224,8 @@ def _status_context(request, release: Release) -> dict:
             now=release.submitted_at or release.created_at,
         )
     moving = release.state in (ReleaseState.APPROVED, ReleaseState.DEPLOYING)
-    soaking = any(not gate.passed and not standing for _, gate, standing in promotion_targets)
+    soaking = any(not gate.passed and not standing for _, gate, standing, _ in promotion_targets)
+    frozen = any(f.frozen for *_, f in promotion_targets) or bool(own_freeze and own_freeze.frozen)
     return {
         "release": release,
         "progress": progress,
@@ -186,12 +239,24 @@ def _status_context(request, release: Release) -> dict:
         in (ReleaseState.DRAFT, ReleaseState.PENDING_APPROVAL, ReleaseState.APPROVED)
         and permissions.can_submit_or_cancel(user, release),
         "promotion_targets": promotion_targets,
+        "can_promote": can_promote,
+        "can_break_freeze": can_break_freeze,
+        "own_freeze": own_freeze,
+        "can_override_freeze": bool(
+            own_freeze
+            and own_freeze.frozen
+            and can_break_freeze
+            and not release.freeze_override_reason
+        ),
         "text_max_length": settings.RELEASE_TEXT_MAX_LENGTH,
         "soak": soak,
         "moving": moving,
-        # Poll while the release moves, while approvals come in, and while a soak gate
-        # is still closed: each of those changes without anyone touching this page.
-        "poll": moving or is_pending or soaking,
+        # Poll while the release moves, while approvals come in, while a soak gate is
+        # still closed, and while a freeze holds it or its promotion: each of those
+        # changes without anyone touching this page.
+        # A page offering a promotion polls too, so a freeze that starts shows at once
+        # (unchanged polls are a 304: the status view is a live fragment).
+        "poll": moving or is_pending or soaking or frozen or bool(promotion_targets),
     }
 
 
@@ -301,6 +366,7 @@ def release_promote(request, pk: int):
             source=release,
             environment=form.cleaned_data["environment"],
             reason=form.cleaned_data["reason"],
+            break_glass=form.cleaned_data["break_glass"],
         )
     except DomainError as exc:
         _domain_error_to_message(request, exc)
@@ -311,6 +377,27 @@ def release_promote(request, pk: int):
         f"in {promotion.environment.name}.",
     )
     return redirect("releases:detail", pk=promotion.pk)
+
+
+@login_required
+@require_POST
+def release_freeze_override(request, pk: int):
+    """Break glass: on-call or an admin lets a release already asked for through the
+    freeze of its environment, with a reason (audited)."""
+    release = _get_release(pk)
+    form = ReasonForm(request.POST)
+    reason = form.cleaned_data["reason"] if form.is_valid() else ""
+    try:
+        services.release_freeze_override(actor=request.user, release=release, reason=reason)
+    except DomainError as exc:
+        _domain_error_to_message(request, exc)
+    else:
+        messages.success(
+            request,
+            f"Release #{release.pk} goes through the freeze of {release.environment.name}; "
+            "your reason is in the audit log.",
+        )
+    return redirect("releases:detail", pk=pk)
 
 
 @login_required
@@ -397,12 +484,16 @@ def service_detail(request, name: str):
 @login_required
 @require_GET
 def environment_list(request):
+    environments = list(selectors.environment_list())
+    windows = list(FreezeWindow.objects.select_related("environment"))
+    enabled = [w for w in windows if w.enabled]
     return render(
         request,
         "releases/environment_list.html",
         {
             "nav": "environments",
-            "environments": selectors.environment_list(),
+            "environments": [(env, freeze_status(env, windows=enabled)) for env in environments],
+            "windows": [(w, upcoming(w) if w.enabled else []) for w in windows],
         },
     )
 

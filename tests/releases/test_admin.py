@@ -6,7 +6,7 @@ from django.urls import reverse
 
 from apps.audit.models import AuditEvent
 from apps.audit.selectors import audit_chain_verify
-from apps.releases.models import Environment, Service
+from apps.releases.models import Environment, FreezeWindow, Service
 from tests import factories
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -54,3 +54,39 @@ def test_deleting_a_service_in_the_admin_is_audited(admin_client_ada):
     assert response.status_code == 302
     assert not Service.objects.filter(pk=service.pk).exists()
     assert AuditEvent.objects.filter(action="service.delete", target_id=str(service.pk)).exists()
+
+
+def test_freeze_windows_are_managed_in_the_admin_with_field_errors_and_audit(
+    admin_client_ada, environments
+):
+    _staging, prod = environments
+    url = reverse("admin:releases_freezewindow_add")
+    weekend = {
+        "reason": "Weekend change freeze",
+        "environment": prod.pk,
+        "enabled": "on",
+        "time_zone": "Europe/London",
+        "start_date": "2026-01-03",
+        "start_time": "00:00",
+        "recurrence": "FREQ=WEEKLY;BYDAY=SA",
+        "duration": "2 06:00:00",
+    }
+    # A rule dateutil cannot read and an unknown zone: the form says which, no 500.
+    refused = admin_client_ada.post(
+        url, {**weekend, "recurrence": "FREQ=WEEKLY;BYDAY=XX", "time_zone": "Mars/Base"}
+    )
+    assert refused.status_code == 200
+    errors = refused.context["adminform"].form.errors
+    assert "IANA" in errors["time_zone"][0]
+    assert not FreezeWindow.objects.exists()
+    refused = admin_client_ada.post(url, {**weekend, "recurrence": "FREQ=WEEKLY;BYDAY=XX"})
+    assert "RRULE" in refused.context["adminform"].form.errors["recurrence"][0]
+
+    created = admin_client_ada.post(url, weekend)
+    assert created.status_code == 302
+    window = FreezeWindow.objects.get()
+    assert window.duration.total_seconds() == 54 * 3600
+    event = AuditEvent.objects.get(action="freezewindow.create")
+    assert event.actor_label == "ada" and event.target_id == str(window.pk)
+    listing = admin_client_ada.get(reverse("admin:releases_freezewindow_changelist"))
+    assert "FREQ=WEEKLY;BYDAY=SA from 2026-01-03 00:00" in listing.content.decode()

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.accounts.models import Team
-from apps.releases.models import REVIEWER_ROLE_CHOICES, Approval, Environment, Release, Service
+from apps.releases.freeze import freeze_status, is_exempt
+from apps.releases.models import (
+    REVIEWER_ROLE_CHOICES,
+    Approval,
+    Environment,
+    Release,
+    ReleaseState,
+    Service,
+)
 from apps.releases.policy import PolicyProgress
 from apps.releases.selectors import release_policy_progress
 from apps.releases.validators import validate_dns1123_label
@@ -90,6 +99,42 @@ class PolicyProgressSerializer(serializers.Serializer):
     roles = RoleProgressSerializer(many=True)
 
 
+class FreezeReasonSerializer(serializers.Serializer):
+    # Plain text, not a choice: an enum named "kind" would collide in the schema with
+    # the release's kind.
+    kind = serializers.CharField(help_text="calendar (a freeze window) or signal (an alert)")
+    reason = serializers.CharField()
+    scope = serializers.CharField(help_text="the environment, or 'every environment'")
+    starts_at = serializers.DateTimeField(allow_null=True)
+    ends_at = serializers.DateTimeField(allow_null=True, help_text="null: until it clears")
+
+
+class FreezeSerializer(serializers.Serializer):
+    environment = serializers.CharField()
+    frozen = serializers.BooleanField()
+    until = serializers.DateTimeField(
+        allow_null=True, help_text="end of the overlapping calendar windows"
+    )
+    until_alert_clears = serializers.BooleanField(
+        help_text="an SLO breach or drift alert holds it: no end time"
+    )
+    message = serializers.CharField()
+    reasons = FreezeReasonSerializer(many=True)
+
+
+class FreezeOverrideSerializer(serializers.Serializer):
+    reason = serializers.CharField()
+    by = serializers.CharField(allow_null=True)
+    at = serializers.DateTimeField()
+
+
+_OPEN_STATES = {ReleaseState.DRAFT, ReleaseState.PENDING_APPROVAL, ReleaseState.APPROVED}
+
+
+def _freeze(env) -> dict:
+    return freeze_status(env).as_dict()
+
+
 class ReleaseSerializer(serializers.ModelSerializer):
     service = serializers.CharField(source="service.name")
     environment = serializers.CharField(source="environment.name")
@@ -99,6 +144,17 @@ class ReleaseSerializer(serializers.ModelSerializer):
     release_id = serializers.UUIDField(source="uid")
     approvals = ApprovalSerializer(many=True)
     policy = serializers.SerializerMethodField()
+    freeze = serializers.SerializerMethodField(
+        help_text="the release's environment, while the release has not started deploying "
+        "(null otherwise, and for rollbacks, which are never frozen): frozen requests are "
+        "refused, approved releases held until it ends"
+    )
+    promotion_freezes = serializers.SerializerMethodField(
+        help_text="a live release: each environment it promotes to and its freeze"
+    )
+    freeze_override = serializers.SerializerMethodField(
+        help_text="break glass: who let this release through any freeze, and why"
+    )
 
     class Meta:
         model = Release
@@ -129,7 +185,36 @@ class ReleaseSerializer(serializers.ModelSerializer):
             "ended_at",
             "approvals",
             "policy",
+            "freeze",
+            "promotion_freezes",
+            "freeze_override",
         ]
+
+    @extend_schema_field(FreezeSerializer(allow_null=True))
+    def get_freeze(self, release) -> dict | None:
+        if release.state not in _OPEN_STATES or is_exempt(release):
+            return None
+        return _freeze(release.environment)
+
+    @extend_schema_field(FreezeSerializer(many=True))
+    def get_promotion_freezes(self, release) -> list[dict]:
+        if release.state != ReleaseState.LIVE:
+            return []
+        return [
+            _freeze(env)
+            for env in Environment.objects.filter(promotes_from_id=release.environment_id)
+        ]
+
+    @extend_schema_field(FreezeOverrideSerializer(allow_null=True))
+    def get_freeze_override(self, release) -> dict | None:
+        if not release.freeze_override_reason:
+            return None
+        by = release.freeze_override_by
+        return {
+            "reason": release.freeze_override_reason,
+            "by": by.get_username() if by else None,
+            "at": release.freeze_override_at,
+        }
 
     def get_policy(self, release) -> PolicyProgressSerializer:
         progress: PolicyProgress = release_policy_progress(release)
@@ -240,6 +325,18 @@ class ReasonSerializer(serializers.Serializer):
 class PromoteSerializer(serializers.Serializer):
     environment = _name_field(required=False, allow_null=True, default=None)
     reason = serializers.CharField(**_TEXT)
+    break_glass = serializers.CharField(
+        **_TEXT,
+        help_text="on-call or admin: why this promotion must go through a freeze of the "
+        "target environment (audited; approvals are still needed)",
+    )
+
+
+class FreezeOverrideRequestSerializer(serializers.Serializer):
+    reason = serializers.CharField(
+        max_length=settings.RELEASE_TEXT_MAX_LENGTH,
+        help_text="why this release must go through the freeze (audited)",
+    )
 
 
 class RollbackSerializer(serializers.Serializer):
@@ -257,3 +354,6 @@ class RollbackSerializer(serializers.Serializer):
 class ErrorSerializer(serializers.Serializer):
     detail = serializers.CharField()
     errors = serializers.DictField(required=False)
+    freeze = FreezeSerializer(
+        required=False, help_text="a 409 refused because the environment is frozen"
+    )

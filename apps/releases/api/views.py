@@ -270,8 +270,27 @@ class ReleaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             environment=environment,
             reason=data["reason"],
             idempotency_key=key,
+            break_glass=data["break_glass"],
         )
         return self._answer(promotion, status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+    @extend_schema(
+        summary="Break glass: let this release through its environment's freeze",
+        description="On-call or admin, with a reason (audited). For a release not yet "
+        "deploying; approvals are still needed. A release held at the commit goes out now.",
+        parameters=[_ID_PARAMETER],
+        request=s.FreezeOverrideRequestSerializer,
+        responses={200: s.ReleaseSerializer, **_ERRORS},
+    )
+    @action(detail=True, methods=["post"], url_path="freeze-override")
+    def freeze_override(self, request, pk=None):
+        release = self._release(pk)
+        data = _valid(s.FreezeOverrideRequestSerializer, request)
+        return self._answer(
+            services.release_freeze_override(
+                actor=request.user, release=release, reason=data["reason"]
+            )
+        )
 
     @extend_schema(
         summary="Roll back this live release (on-call, break-glass with a reason)",

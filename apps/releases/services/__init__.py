@@ -23,6 +23,7 @@ from apps.releases.services.drift import (
     release_restore_approved,
     target_record_drift,
 )
+from apps.releases.services.freeze import release_freeze_override
 from apps.releases.services.promotion import release_promote
 from apps.releases.services.rollback import (
     release_rollback,
@@ -37,6 +38,7 @@ __all__ = [
     "release_check_artifacts",
     "release_create",
     "release_deploy_claim",
+    "release_freeze_override",
     "release_mark_failed",
     "release_mark_live",
     "release_note_status",

@@ -34,6 +34,7 @@ from apps.releases.services._transitions import (
     _move,
 )
 from apps.releases.services.artifacts import release_check_artifacts
+from apps.releases.services.freeze import refuse_if_frozen
 
 
 def _render_or_error(*, service, environment, model_version, release_uid, config):
@@ -245,10 +246,16 @@ def release_submit(*, actor, release: Release) -> Release:
     if not permissions.can_submit_or_cancel(actor, release):
         raise Forbidden("Only the requester or an admin can submit this release.")
     _check_transition(release, ReleaseState.PENDING_APPROVAL, doing="submit")
+    # Before the artifact check (slow I/O): a frozen environment is the first answer.
+    refuse_if_frozen(release=release, doing=_asking(release))
     release_check_artifacts(
         service=release.service, model_version=release.model_version, config=release.config
     )
     return submit_checked(actor=actor, release=release)
+
+
+def _asking(release: Release) -> str:
+    return "promotion" if release.kind == ReleaseKind.PROMOTION else "release"
 
 
 @audited_atomic
@@ -260,6 +267,8 @@ def submit_checked(*, actor, release: Release) -> Release:
         raise Forbidden("Only the requester or an admin can submit this release.")
     _check_transition(release, ReleaseState.PENDING_APPROVAL, doing="submit")
     _ensure_releasable(release.model_version, release.service)
+    # Checked again under the row lock: the freeze may have begun since the page loaded.
+    refuse_if_frozen(release=release, doing=_asking(release))
     now = timezone.now()
     progress = release_policy_progress(release)
     if progress.met:

@@ -11,6 +11,7 @@ from apps.core.errors import Conflict
 from apps.releases import queue as release_queue
 from apps.releases.models import Release, ReleaseKind, ReleaseState, ServiceEnvironment
 from apps.releases.services._transitions import LOCK, _check_transition, _locked, _move
+from apps.releases.services.freeze import held_by_freeze, hold_message
 
 
 @audited_atomic
@@ -20,12 +21,31 @@ def release_deploy_claim(*, release: Release) -> bool:
     reach the repository always belong to a release Slipway is deploying. Returns False
     when the release is not approved any more (cancelled meanwhile): skip it.
     A deploying release without a commit is picked up again by the next drain, so a
-    worker that dies right after claiming loses nothing.
+    worker that dies right after claiming loses nothing. Also False while a freeze holds
+    the release (services/freeze.py).
     """
     release = _locked(release)
     if release.state == ReleaseState.DEPLOYING:
         return True
     if release.state != ReleaseState.APPROVED:
+        return False
+    # The freeze is checked here, at the commit, under the row lock and inside the drain
+    # that holds the repository writer lock: a freeze that began after the approval holds
+    # the release instead of slipping through. It stays approved; the next drain after
+    # the freeze ends commits it.
+    held = held_by_freeze(release)
+    if held is not None:
+        message = hold_message(held)
+        if release.status_message != message:
+            release.status_message = message
+            release.save(update_fields=["status_message"])
+            audit_record(
+                system_actor="deployer",
+                action="release.held",
+                target_type="release",
+                target_id=release.pk,
+                after={"freezes": held.reasons, "until": held.until_text},
+            )
         return False
     _move(
         release,

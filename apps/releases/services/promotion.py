@@ -24,6 +24,7 @@ from apps.releases.services.create import (
     _ensure_releasable,
     submit_checked,
 )
+from apps.releases.services.freeze import break_glass_reason, record_override, refuse_if_frozen
 
 
 def release_promote(
@@ -33,13 +34,27 @@ def release_promote(
     environment: Environment | None = None,
     reason: str = "",
     idempotency_key: str | None = None,
+    break_glass: str = "",
 ) -> tuple[Release, bool]:
     """Request promotion of a release that is live in the source environment (staging) to
     the environment that promotes from it (prod). Checks the soak-time gate, then creates
-    and submits the promotion release for the target environment's reviewers."""
-    if not permissions.can_promote(actor):
+    and submits the promotion release for the target environment's reviewers.
+
+    Into a frozen environment the request is refused (409, why and until when) unless
+    ``break_glass`` gives on-call's or an admin's reason: then it goes through the freeze,
+    audited, and still needs the environment's approvals."""
+    if break_glass:
+        # On-call may promote through a freeze (a fix during an incident) though they
+        # do not request ordinary promotions.
+        break_glass = break_glass_reason(actor, break_glass, service=source.service)
+    elif not permissions.can_promote(actor):
+        if permissions.can_break_freeze(actor):
+            raise Forbidden(
+                "On-call promotes only to break glass through a freeze: say why in "
+                "break_glass. Ordinary promotions are requested by ML engineers."
+            )
         raise Forbidden("Only ML engineers and admins request promotion.")
-    if not permissions.can_promote(actor, source.service):
+    elif not permissions.can_promote(actor, source.service):
         raise Forbidden(permissions.other_team_refusal(source.service, "an ML engineer"))
     reason = _committed_text(reason, field="reason")
     # The request as sent: no environment (the default target) and a named one are
@@ -49,6 +64,7 @@ def release_promote(
         source=source.pk,
         environment=environment.name if environment is not None else None,
         reason=reason,
+        **({"break_glass": break_glass} if break_glass else {}),
     )
     existing = keyed_release(actor=actor, key=idempotency_key)
     if existing is not None:
@@ -74,6 +90,10 @@ def release_promote(
     gate = soak_gate(source=source, target=environment)
     if not gate.passed:
         raise Conflict(gate.message)
+    if not break_glass:
+        # First, before the artifact check's I/O; submit_checked checks again under the
+        # lock, in case the freeze begins meanwhile.
+        refuse_if_frozen(environment=environment, doing="promotion")
     _ensure_releasable(source.model_version, source.service)
     # The target environment may configure the server differently (its overrides): check
     # the artifacts against what the promotion will run, before taking any lock.
@@ -96,6 +116,7 @@ def release_promote(
             reason=reason,
             idempotency_key=idempotency_key,
             fingerprint=fingerprint,
+            break_glass=break_glass,
         )
     except KeyRaced as raced:
         return _replay_promotion(raced.release, fingerprint, source), False
@@ -107,7 +128,9 @@ def _replay_promotion(existing: Release, fingerprint: str, source: Release) -> R
     )
 
 
-def _promote_locked(*, actor, source, environment, reason, idempotency_key, fingerprint):
+def _promote_locked(
+    *, actor, source, environment, reason, idempotency_key, fingerprint, break_glass=""
+):
     with audited_atomic():
         # One standing promotion per source and target: a second click, a browser's
         # resubmit or a colleague's request would put the same change in front of
@@ -138,4 +161,6 @@ def _promote_locked(*, actor, source, environment, reason, idempotency_key, fing
             idempotency_key=idempotency_key or None,
             idempotency_fingerprint=fingerprint,
         )
+        if break_glass:
+            record_override(actor=actor, release=release, reason=break_glass)
         return submit_checked(actor=actor, release=release), True

@@ -1,6 +1,7 @@
 """Seed the embedded demo: two teams and their people, staging and prod, two services serving
 real scikit-learn models registered in a local MLflow store, a local bare GitOps
-repository, and version 1 of each service live in both environments.
+repository, version 1 of each service live in both environments, and a weekend change
+freeze window on prod.
 
 Idempotent: running it again changes nothing that exists. Everything goes through the
 same service functions and tasks' code as production, so the audit log tells the story.
@@ -91,6 +92,7 @@ class Command(BaseCommand):
             )
         if self._first_releases(people, staging, prod):
             self._backfill_metrics()
+        self._freeze_window(people["ada"], prod)
         self.stdout.write(self.style.SUCCESS("demo data ready"))
 
     def _teams(self):
@@ -211,6 +213,34 @@ class Command(BaseCommand):
                 after={"min_soak_minutes": 2},
             )
         return True
+
+    def _freeze_window(self, ada, prod):
+        """A weekend change freeze on prod, so people see a freeze window (environments
+        page, release pages). Made after the first promotions, so seeding on a weekend
+        still works; on a weekend, the README's promotion step meets it."""
+        from datetime import date, time, timedelta
+
+        from apps.releases.models import FreezeWindow
+
+        if FreezeWindow.objects.exists():
+            return
+        with audited_atomic():
+            window = FreezeWindow.objects.create(
+                environment=prod,
+                reason="Weekend change freeze: nobody is around to watch a prod rollout",
+                time_zone="Europe/London",
+                start_date=date(2026, 1, 3),  # a Saturday
+                start_time=time(0, 0),
+                recurrence="FREQ=WEEKLY;BYDAY=SA",
+                duration=timedelta(days=2, hours=6),  # to Monday 06:00 London time
+            )
+            audit_record(
+                actor=ada,
+                action="freezewindow.create",
+                target_type="freezewindow",
+                target_id=window.pk,
+                after={"reason": window.reason, "recurrence": window.recurrence},
+            )
 
     def _backfill_metrics(self, hours: int = 2, step_seconds: int = 60):
         """Give the dashboards some history: pretend the first releases went live two hours
