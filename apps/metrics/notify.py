@@ -11,15 +11,17 @@ from django.urls import reverse
 from apps.metrics.catalog import Metric, format_value
 from apps.metrics.models import SloEvent, SloEventKind
 from apps.notifications.events import EventKind
-from apps.notifications.services import notification_emit
+from apps.notifications.services import Draft, notification_emit_many
 from apps.releases.notify import oncall_recipients
 
 
 def slo_notify(events: Sequence[SloEvent]) -> None:
-    """One notification per breach or recovery event of this poll."""
+    """One notification per breach or recovery event of this poll, written together (a
+    constant number of queries however many services breach at once)."""
     if not events:
         return
-    oncall = oncall_recipients()
+    oncall = tuple(oncall_recipients())
+    drafts = []
     for event in events:
         release = event.release
         service, environment = release.service.name, release.environment.name
@@ -37,21 +39,24 @@ def slo_notify(events: Sequence[SloEvent]) -> None:
             kind = EventKind.BREACH_RECOVERED
             title = f"{service} in {environment}: {metric} is back within its SLO"
             text = f"{metric} {value}, SLO {threshold}, for {event.polls} polls."
-        notification_emit(
-            kind=kind,
-            title=title,
-            text=text,
-            path=reverse(
-                "dashboards:service", kwargs={"service": service, "environment": environment}
-            ),
-            users=oncall,
-            team=release.service.owner_team,
-            context={
-                "release_id": release.pk,
-                "service": service,
-                "environment": environment,
-                "metric": event.metric,
-                "value": event.value,
-                "threshold": event.threshold,
-            },
+        drafts.append(
+            Draft(
+                kind=kind,
+                title=title,
+                text=text,
+                path=reverse(
+                    "dashboards:service", kwargs={"service": service, "environment": environment}
+                ),
+                users=oncall,
+                team=release.service.owner_team,
+                context={
+                    "release_id": release.pk,
+                    "service": service,
+                    "environment": environment,
+                    "metric": event.metric,
+                    "value": event.value,
+                    "threshold": event.threshold,
+                },
+            )
         )
+    notification_emit_many(drafts=drafts)

@@ -30,7 +30,11 @@ def deliveries_due(*, now: datetime | None = None, limit: int = 500) -> list[int
     )
 
 
+def default_preference(user) -> UserPreference:
+    """What a person without saved preferences gets: every event, by e-mail."""
+    return UserPreference(user=user, events=list(ALL_EVENT_KINDS), email=True)
+
+
 def preference_for(user) -> UserPreference:
-    """The person's saved preferences, or the defaults (every event, by e-mail)."""
-    saved = UserPreference.objects.filter(user=user).first()
-    return saved or UserPreference(user=user, events=list(ALL_EVENT_KINDS), email=True)
+    """The person's saved preferences, or the defaults."""
+    return UserPreference.objects.filter(user=user).first() or default_preference(user)

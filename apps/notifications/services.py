@@ -13,7 +13,8 @@ that dedupes by that id sees it once (docs/notifications.md).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import urljoin
 
@@ -29,7 +30,7 @@ from apps.notifications import channels
 from apps.notifications import queue as notification_queue
 from apps.notifications.events import ALL_EVENT_KINDS, Channel, DeliveryState, EventKind
 from apps.notifications.models import Delivery, Notification, TeamChannel, UserPreference
-from apps.notifications.selectors import preference_for
+from apps.notifications.selectors import default_preference
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,19 @@ log = logging.getLogger(__name__)
 def absolute_url(path: str) -> str:
     """A deep link: ``path`` on the public base URL people reach Slipway at."""
     return urljoin(settings.SLIPWAY_PUBLIC_URL.rstrip("/") + "/", path.lstrip("/"))
+
+
+@dataclass(frozen=True)
+class Draft:
+    """One event to write: what it says, where it links, who it is for."""
+
+    kind: str
+    title: str
+    path: str
+    text: str = ""
+    users: tuple = ()
+    team: str = ""
+    context: dict = field(default_factory=dict)
 
 
 def notification_emit(
@@ -53,41 +67,49 @@ def notification_emit(
     transaction, and send each after commit. ``users`` are the people the event is for
     (each one's preferences choose events and channels); ``team`` adds the team's
     channels. Returns None when nobody wants it (nothing is written)."""
-    if kind not in ALL_EVENT_KINDS:
-        raise ValueError(f"unknown notification kind {kind!r}")
-    destinations: dict[tuple[str, str], dict] = {}
-    for user in users:
-        if user is None or not user.is_active:
-            continue
-        preference = preference_for(user)
-        if kind not in preference.events:
-            continue
-        wanted = [
-            (Channel.EMAIL, user.email if preference.email else ""),
-            (Channel.SLACK, preference.slack_url),
-            (Channel.WEBHOOK, preference.webhook_url),
-        ]
-        for channel, destination in wanted:
-            if destination:
-                destinations.setdefault((channel, destination), {"user": user})
-    if team:
-        for team_channel in TeamChannel.objects.filter(team=team, active=True):
-            if kind in team_channel.events:
-                destinations.setdefault(
-                    (team_channel.channel, team_channel.destination), {"team": team}
-                )
-    if not destinations:
-        return None
-    now = timezone.now()
-    notification = Notification.objects.create(
-        kind=kind,
-        title=title[:300],
-        text=text,
-        url=absolute_url(path),
-        team=team,
-        context=context or {},
-        created_at=now,
+    draft = Draft(kind, title, path, text, tuple(users), team, context or {})
+    written = notification_emit_many(drafts=[draft])
+    return written[0] if written else None
+
+
+def notification_emit_many(*, drafts: Sequence[Draft]) -> list[Notification]:
+    """``notification_emit`` for many events in a constant number of queries (a poll in
+    which the whole fleet breaches writes them all at once). Events nobody wants are
+    left out of the returned list."""
+    for draft in drafts:
+        if draft.kind not in ALL_EVENT_KINDS:
+            raise ValueError(f"unknown notification kind {draft.kind!r}")
+    if not drafts:
+        return []
+    people = {u.pk: u for d in drafts for u in d.users if u is not None and u.is_active}
+    saved = (
+        {p.user_id: p for p in UserPreference.objects.filter(user_id__in=list(people))}
+        if people
+        else {}
     )
+    teams = {d.team for d in drafts if d.team}
+    team_channels: dict[str, list[TeamChannel]] = {}
+    if teams:
+        for channel in TeamChannel.objects.filter(team__in=teams, active=True):
+            team_channels.setdefault(channel.team, []).append(channel)
+    now = timezone.now()
+    planned: list[tuple[Notification, dict[tuple[str, str], dict]]] = []
+    for draft in drafts:
+        destinations = _destinations(draft, people, saved, team_channels)
+        if destinations:
+            notification = Notification(
+                kind=draft.kind,
+                title=draft.title[:300],
+                text=draft.text,
+                url=absolute_url(draft.path),
+                team=draft.team,
+                context=draft.context,
+                created_at=now,
+            )
+            planned.append((notification, destinations))
+    if not planned:
+        return []
+    notifications = Notification.objects.bulk_create([n for n, _ in planned])
     deliveries = Delivery.objects.bulk_create(
         Delivery(
             notification=notification,
@@ -97,11 +119,35 @@ def notification_emit(
             created_at=now,
             **owner,
         )
+        for notification, destinations in planned
         for (channel, destination), owner in destinations.items()
     )
     for delivery in deliveries:
         notification_queue.enqueue_deliver_on_commit(delivery.pk)
-    return notification
+    return notifications
+
+
+def _destinations(draft: Draft, people, saved, team_channels) -> dict[tuple[str, str], dict]:
+    """(channel, destination) -> the person or team it is sent for; one destination once."""
+    destinations: dict[tuple[str, str], dict] = {}
+    for user in draft.users:
+        if user is None or user.pk not in people:
+            continue
+        preference = saved.get(user.pk) or default_preference(user)
+        if draft.kind not in preference.events:
+            continue
+        wanted = [
+            (Channel.EMAIL, user.email if preference.email else ""),
+            (Channel.SLACK, preference.slack_url),
+            (Channel.WEBHOOK, preference.webhook_url),
+        ]
+        for channel, destination in wanted:
+            if destination:
+                destinations.setdefault((channel, destination), {"user": user})
+    for channel in team_channels.get(draft.team, []):
+        if draft.kind in channel.events:
+            destinations.setdefault((channel.channel, channel.destination), {"team": draft.team})
+    return destinations
 
 
 def _message(notification: Notification) -> channels.Message:
@@ -216,11 +262,11 @@ def preference_update(
         raise DomainError(
             f"Unknown event kinds: {', '.join(unknown)}.", field_errors={"events": unknown}
         )
-    for field, value in (("slack_url", slack_url), ("webhook_url", webhook_url)):
+    for name, value in (("slack_url", slack_url), ("webhook_url", webhook_url)):
         if value and not value.startswith(("https://", "http://")):
             raise DomainError(
-                f"The {field.replace('_', ' ')} must start with https:// (or http://).",
-                field_errors={field: ["an http(s) URL"]},
+                f"The {name.replace('_', ' ')} must start with https:// (or http://).",
+                field_errors={name: ["an http(s) URL"]},
             )
     if email and not actor.email:
         raise DomainError(

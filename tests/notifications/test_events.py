@@ -196,3 +196,26 @@ def test_a_person_who_opted_out_of_an_event_gets_nothing(people, service, stagin
         "https://chat.example.com/carol",  # carol: Slack instead of e-mail
         "dual@example.com",
     }
+
+
+@pytest.mark.parametrize("count", [10, 60])
+def test_many_events_are_written_in_a_constant_number_of_queries(people, count):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from apps.notifications.services import Draft, notification_emit_many
+
+    TeamChannel.objects.create(
+        team="growth-ml", channel=Channel.SLACK, destination="https://chat.example.com/hook"
+    )
+    oncall = (people["otto"], people["ada"])
+    drafts = [
+        Draft(EventKind.BREACH_STARTED, f"svc-{n} breaches", "/", users=oncall, team="growth-ml")
+        for n in range(count)
+    ]
+    with audited_atomic(), CaptureQueriesContext(connection) as queries:
+        written = notification_emit_many(drafts=drafts)
+    assert len(written) == count
+    assert Delivery.objects.count() == 3 * count  # otto, ada, the team's channel
+    # preferences, team channels, one INSERT of events, one of deliveries
+    assert len(queries) == 4, [q["sql"][:80] for q in queries]
