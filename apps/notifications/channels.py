@@ -99,7 +99,7 @@ def send(*, channel: str, destination: str, message: Message) -> None:
         _send_email(destination, message)
     elif channel == Channel.SLACK:
         body = json.dumps(slack_payload(message)).encode()
-        _post(destination, body, {})
+        _post(destination, body, message.event_id, {})
     elif channel == Channel.WEBHOOK:
         secret = settings.NOTIFICATIONS_WEBHOOK_SECRET
         if not secret:
@@ -113,19 +113,19 @@ def send(*, channel: str, destination: str, message: Message) -> None:
         _post(
             destination,
             body,
+            message.event_id,
             {TIMESTAMP_HEADER: timestamp, SIGNATURE_HEADER: signature(secret, timestamp, body)},
         )
     else:
         raise DeliveryError(f"unknown channel {channel!r}", permanent=True)
 
 
-def _post(url: str, body: bytes, headers: dict[str, str]) -> None:
-    message_id = json.loads(body).get("event_id", "")
+def _post(url: str, body: bytes, event_id: str, headers: dict[str, str]) -> None:
     headers = {
         "Content-Type": "application/json",
         "User-Agent": "Slipway-Notifications/1",
-        IDEMPOTENCY_HEADER: message_id,
-        EVENT_HEADER: message_id,
+        IDEMPOTENCY_HEADER: event_id,
+        EVENT_HEADER: event_id,
         **headers,
     }
     timeout = settings.NOTIFICATIONS_TIMEOUT_SECONDS

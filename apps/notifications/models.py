@@ -84,11 +84,6 @@ class Delivery(models.Model):
     def __str__(self) -> str:
         return f"{self.get_channel_display()} to {self.destination}: {self.state}"
 
-    @property
-    def idempotency_key(self) -> str:
-        """What the receiver dedupes by: the event id, the same on every attempt."""
-        return str(self.notification.event_id)
-
 
 class UserPreference(models.Model):
     """Which events a person wants and where. Without a row: every event they are a

@@ -34,7 +34,8 @@ def notification_settings(request):
         form = PreferenceForm(
             initial={
                 "events": preference.events,
-                "email": preference.email,
+                # No address on the account: e-mail cannot be on (saving would refuse it).
+                "email": preference.email and bool(request.user.email),
                 "slack_url": preference.slack_url,
                 "webhook_url": preference.webhook_url,
             }
