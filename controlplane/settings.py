@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "apps.accounts",
     "apps.registry",
     "apps.gitops",
+    "apps.notifications",
     "apps.releases",
     "apps.metrics",
     "apps.dashboards",
@@ -432,6 +433,37 @@ METRICS_RAW_RETENTION_DAYS = env_int("METRICS_RAW_RETENTION_DAYS", 14, minimum=1
 METRICS_ROLLUP_5M_RETENTION_DAYS = env_int("METRICS_ROLLUP_5M_RETENTION_DAYS", 90, minimum=1)
 METRICS_ROLLUP_1H_RETENTION_DAYS = env_int("METRICS_ROLLUP_1H_RETENTION_DAYS", 730, minimum=1)
 
+# --- notifications (docs/notifications.md) ------------------------------------------------
+# The address people reach Slipway at: every notification links to a page under it.
+SLIPWAY_PUBLIC_URL = env_str("SLIPWAY_PUBLIC_URL", "http://localhost:8000")
+# Shared secret of the generic webhook signature (or NOTIFICATIONS_WEBHOOK_SECRET_FILE).
+NOTIFICATIONS_WEBHOOK_SECRET = env_str("NOTIFICATIONS_WEBHOOK_SECRET", "")
+NOTIFICATIONS_TIMEOUT_SECONDS = env_int("NOTIFICATIONS_TIMEOUT_SECONDS", 10, minimum=1)
+# A worker holds a delivery this long; one that dies mid-send is retried after it runs out.
+NOTIFICATIONS_LEASE_SECONDS = env_int("NOTIFICATIONS_LEASE_SECONDS", 120, minimum=1)
+# 10 attempts 30 s, 1, 2, 4 ... min apart (at most an hour): about three hours in all.
+NOTIFICATIONS_MAX_ATTEMPTS = env_int("NOTIFICATIONS_MAX_ATTEMPTS", 10, minimum=1)
+NOTIFICATIONS_BACKOFF_BASE_SECONDS = env_int("NOTIFICATIONS_BACKOFF_BASE_SECONDS", 30, minimum=1)
+NOTIFICATIONS_BACKOFF_CAP_SECONDS = env_int("NOTIFICATIONS_BACKOFF_CAP_SECONDS", 3600, minimum=1)
+NOTIFICATIONS_SWEEP_SECONDS = env_int("NOTIFICATIONS_SWEEP_SECONDS", 15, minimum=1)
+# A first attempt not made this long after commit is taken as a lost message.
+NOTIFICATIONS_SWEEP_GRACE_SECONDS = env_int("NOTIFICATIONS_SWEEP_GRACE_SECONDS", 60, minimum=0)
+# E-mail: Django's SMTP backend with these settings (the demo writes files to var/mail/).
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.filebased.EmailBackend"
+    if DEMO_MODE
+    else "django.core.mail.backends.smtp.EmailBackend",
+)
+EMAIL_FILE_PATH = str(VAR_DIR / "mail")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "slipway@localhost")
+
 # --- periodic tasks (Celery beat) ---------------------------------------------------------
 # Each entry expires after one period: a backlog of stale polls is dropped, not replayed.
 CELERY_BEAT_SCHEDULE = {
@@ -460,6 +492,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "registry.retry_alias_updates",
         "schedule": 30.0,
         "options": {"expires": 30.0},
+    },
+    "notifications.sweep": {
+        "task": "notifications.sweep",
+        "schedule": float(NOTIFICATIONS_SWEEP_SECONDS),
+        "options": {"expires": float(NOTIFICATIONS_SWEEP_SECONDS)},
     },
     "audit.checkpoint": {
         "task": "audit.checkpoint",

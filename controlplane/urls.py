@@ -27,6 +27,7 @@ urlpatterns = [
     path("", include("apps.dashboards.urls")),
     path("registry/", include("apps.registry.urls")),
     path("audit/", include("apps.audit.urls")),
+    path("notifications/", include("apps.notifications.urls")),
     path("", include("apps.evidence.urls")),
     path("api/v1/", include("apps.releases.api.urls")),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -7,7 +7,7 @@ Every module under apps/ and controlplane/ is parsed (ast, nothing is imported),
 
 The layers, bottom to top::
 
-    core  <  audit  <  accounts  <  {registry, gitops}  <  releases  <  metrics  <  dashboards
+    core < audit < accounts < {registry, gitops, notifications} < releases < metrics < dashboards
 
 A module may import its own app and any app below it, never one above or beside it.
 ARCHITECTURE.md draws ``{gitops, registry, accounts, audit}`` as one group; inside it the
@@ -39,6 +39,7 @@ LAYERS = {
     "accounts": 2,
     "registry": 3,
     "gitops": 3,
+    "notifications": 3,
     "releases": 4,
     "metrics": 5,
     "dashboards": 6,

@@ -107,6 +107,8 @@ MATRIX: dict[str, tuple[str, str | None, dict | None, dict]] = {
         expect(403, anon=302, alice=200, carol=200, ada=200),
     ),
     "registry:sync": ("post", "model", None, expect(403, anon=302, alice=302, ada=302)),
+    # Each person's own settings: nobody reads or changes another's.
+    "notifications:settings": ("get", None, None, PAGE),
     "api-schema": ("get", None, None, API_READ),
     "api-docs": ("get", None, None, API_READ),
     "service-list": ("get", None, None, API_READ),

@@ -82,6 +82,7 @@ def poll_targets() -> list[LiveTarget]:
             "kind",
             "service__name",
             "service__runtime",
+            "service__owner_team",
             *(f"service__{name}" for name in slo_fields),
             "environment__name",
             "environment__order",

@@ -36,6 +36,7 @@ FAMILIES = {
     f"{P}_metrics_source_stale",
     f"{P}_metrics_source_last_success_age_seconds",
     f"{P}_metrics_source_consecutive_failures",
+    f"{P}_notification_deliveries",
     f"{P}_state_collect_ok",
 }
 
@@ -174,6 +175,23 @@ def test_registry_sync_age(metrics_settings):
     samples = scrape()
     assert 29 <= value(samples, f"{P}_registry_last_sync_age_seconds") < 60
     assert value(samples, f"{P}_registry_sync_stale") == 0
+
+
+@pytest.mark.django_db
+def test_notification_deliveries_by_channel_and_state(metrics_settings, alice):
+    from apps.audit.services import audited_atomic
+    from apps.notifications.models import Delivery
+    from apps.notifications.services import notification_emit
+
+    samples = scrape()
+    assert value(samples, f"{P}_notification_deliveries", channel="email", state="failed") == 0
+    with audited_atomic():
+        notification_emit(kind="deploy_failed", title="t", path="/", users=[alice])
+        notification_emit(kind="deploy_failed", title="u", path="/", users=[alice])
+    Delivery.objects.filter(pk=Delivery.objects.order_by("pk")[0].pk).update(state="failed")
+    samples = scrape()
+    assert value(samples, f"{P}_notification_deliveries", channel="email", state="failed") == 1
+    assert value(samples, f"{P}_notification_deliveries", channel="email", state="pending") == 1
 
 
 @pytest.mark.django_db

@@ -25,7 +25,12 @@ def test_each_app_registered_its_part_in_installed_apps_order():
     assert list(ops.readiness_checks()) == ["database", "broker", "git"]
     assert ops.readiness_checks()["database"].on_calling_thread
     assert not ops.readiness_checks()["git"].on_calling_thread
-    assert list(ops.metrics_collectors()) == ["registry", "releases", "metrics_sources"]
+    assert list(ops.metrics_collectors()) == [
+        "registry",
+        "notifications",
+        "releases",
+        "metrics_sources",
+    ]
 
 
 def test_registering_a_name_again_replaces_it_in_place(scratch_registry):

@@ -132,6 +132,11 @@ def test_idempotency_key_returns_the_same_release(alice, staging, service, model
 # --- submit and approve -----------------------------------------------------------------
 
 
+def _sends(callbacks) -> list[str]:
+    """The tasks on-commit callbacks would send, in order (apps.core.queue names them)."""
+    return [c.__qualname__.removeprefix("send of task ") for c in callbacks]
+
+
 def test_staging_without_rules_is_approved_on_submit_and_queues_a_deploy(
     draft_staging, alice, django_capture_on_commit_callbacks
 ):
@@ -161,7 +166,7 @@ def test_prod_needs_one_product_and_one_compliance_approval(
         services.release_approve(actor=carol, release=pending_prod)
     pending_prod.refresh_from_db()
     assert pending_prod.state == ReleaseState.APPROVED
-    assert len(callbacks) == 1
+    assert _sends(callbacks) == ["notifications.deliver", "releases.deploy_pending"]  # alice told
     assert _actions(pending_prod)[-3:] == ["release.approve", "release.approve", "release.approved"]
 
 
@@ -343,7 +348,8 @@ def test_rollback_restores_the_last_good_release_and_marks_the_bad_one(
         rollback = services.release_rollback(
             actor=otto, service=service, environment=staging, reason="p95 doubled after v2"
         )
-    assert len(callbacks) == 1
+    # The deploy, and "rollback started" to otto and to alice (whose v2 is rolled back).
+    assert _sends(callbacks) == ["notifications.deliver"] * 2 + ["releases.deploy_pending"]
     assert rollback.kind == ReleaseKind.ROLLBACK and rollback.state == ReleaseState.APPROVED
     assert rollback.break_glass
     assert rollback.rollback_target_id == good.pk and rollback.rolled_back_release_id == bad.pk

@@ -15,6 +15,7 @@ from apps.audit.services import audit_record_many
 from apps.metrics import conf
 from apps.metrics.catalog import SLO_METRICS
 from apps.metrics.models import SloEvent, SloEventKind, SloState
+from apps.metrics.notify import slo_notify
 from apps.metrics.selectors import LiveTarget
 from apps.metrics.services._batch import WRITE_BATCH
 from apps.metrics.services._rows import upsert_rows
@@ -87,6 +88,8 @@ def slo_judge(
         # a poll in which every service breaches costs what a poll with one breach does.
         SloEvent.objects.bulk_create(events, batch_size=WRITE_BATCH)
         audit_record_many(system_actor=METRICS_ACTOR, events=[_audit_entry(e) for e in events])
+        # The outbox rows commit with the judgement (or roll back with it).
+        slo_notify(events)
     return events, breached
 
 

@@ -10,6 +10,7 @@ from apps.audit.services import audit_record
 from apps.core.errors import Conflict, DomainError
 from apps.gitops.validate import secret_findings
 from apps.releases.models import RELEASE_TRANSITIONS, Release
+from apps.releases.notify import release_notify_moved
 from apps.releases.rendering import control_plane_secrets
 
 # Row locks on releases: only the release rows (not the service and environment rows a
@@ -69,6 +70,8 @@ def _move(
         before={"state": before},
         after={"state": to_state, **(note or {})},
     )
+    # The outbox row for whoever should hear about it, in this same transaction.
+    release_notify_moved(release, before=before, after=to_state, note=note or {})
 
 
 def _clean_text(value: str, *, field: str) -> str:

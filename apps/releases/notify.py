@@ -1,0 +1,156 @@
+"""Who hears about a release's moves, and what they are told.
+
+``_transitions._move`` calls ``release_notify_moved`` for every state change, inside the
+transaction that makes it, so the outbox row (``apps.notifications``) commits with the
+change or not at all. The recipients of "a release waits for you" are computed in one
+place, ``waiting_recipients``: only people who can fill an open approval slot now.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.urls import reverse
+
+from apps.accounts.roles import Role, user_roles
+from apps.notifications.events import EventKind
+from apps.notifications.services import notification_emit
+from apps.releases.models import Approval, Release, ReleaseKind, ReleaseState
+from apps.releases.policy import open_slots_for
+from apps.releases.selectors import release_policy_progress
+
+
+def waiting_recipients(release: Release) -> list:
+    """People who can fill an open approval slot of ``release``: they hold a role the
+    policy still needs, did not request it and have not decided on it. (When roles are
+    held per team, this is the function to point at ``eligible_reviewers(release)``.)"""
+    progress = release_policy_progress(release)
+    open_roles = [slot.role for slot in progress.roles if not slot.met]
+    if not open_roles:
+        return []
+    decided = Approval.objects.filter(release=release).values_list("approver_id", flat=True)
+    candidates = (
+        get_user_model()
+        .objects.filter(is_active=True, groups__name__in=open_roles)
+        .exclude(pk__in=decided)
+        .distinct()
+        .order_by("pk")
+    )
+    if release.requested_by_id:
+        candidates = candidates.exclude(pk=release.requested_by_id)
+    return [u for u in candidates if open_slots_for(user_roles=user_roles(u), progress=progress)]
+
+
+def oncall_recipients() -> list:
+    """Everyone on call: they hear about failures, breaches and rollbacks."""
+    return list(
+        get_user_model()
+        .objects.filter(is_active=True, groups__name=Role.ONCALL)
+        .distinct()
+        .order_by("pk")
+    )
+
+
+def _label(release: Release) -> str:
+    return f"{release.service.name} v{release.model_version.version} in {release.environment.name}"
+
+
+def _emit(release: Release, kind: str, title: str, text: str, users) -> None:
+    notification_emit(
+        kind=kind,
+        title=title,
+        text=text,
+        path=reverse("releases:detail", args=[release.pk]),
+        users=users,
+        team=release.service.owner_team,
+        context={
+            "release_id": release.pk,
+            "release_uid": str(release.uid),
+            "service": release.service.name,
+            "environment": release.environment.name,
+            "model_version": release.model_version.version,
+            "state": release.state,
+        },
+    )
+
+
+def _requester(release: Release) -> list:
+    return [release.requested_by] if release.requested_by_id else []
+
+
+def release_notify_moved(release: Release, *, before: str, after: str, note: dict) -> None:
+    """The notification for one state change, if it is one people asked to hear about."""
+    rollback_started = release.kind == ReleaseKind.ROLLBACK and before == ReleaseState.DRAFT
+    told = {
+        ReleaseState.PENDING_APPROVAL,
+        ReleaseState.REJECTED,
+        ReleaseState.FAILED,
+        ReleaseState.APPROVED,
+        ReleaseState.LIVE,
+    }
+    if not rollback_started and after not in told:
+        return  # deploying, superseded, cancelled...: nobody asked to hear about these
+    label = _label(release)
+    who = release.requested_by.username if release.requested_by_id else release.requested_by_system
+    if rollback_started:
+        rolled_back = release.rolled_back_release
+        users = [*oncall_recipients(), *(_requester(rolled_back) if rolled_back else [])]
+        _emit(
+            release,
+            EventKind.ROLLBACK_STARTED,
+            f"Rollback of {release.service.name} in {release.environment.name} started",
+            f"{who} rolls back to v{release.model_version.version}: {release.reason}",
+            users,
+        )
+    if after == ReleaseState.PENDING_APPROVAL:
+        _emit(
+            release,
+            EventKind.RELEASE_WAITING,
+            f"{label} waits for your approval",
+            f"Requested by {who}. {release.reason}\nPolicy: {note.get('policy', '')}".strip(),
+            waiting_recipients(release),
+        )
+    elif after == ReleaseState.APPROVED and before == ReleaseState.PENDING_APPROVAL:
+        _emit(
+            release,
+            EventKind.RELEASE_APPROVED,
+            f"{label} is approved",
+            f"Policy met: {note.get('policy', '')}. It deploys next.",
+            _requester(release),
+        )
+    elif after == ReleaseState.REJECTED:
+        _emit(
+            release,
+            EventKind.RELEASE_REJECTED,
+            f"{label} was rejected",
+            f"Rejected as {note.get('role', 'reviewer')}: {note.get('comment', '')}",
+            _requester(release),
+        )
+    elif after == ReleaseState.FAILED:
+        _emit(
+            release,
+            EventKind.DEPLOY_FAILED,
+            f"Deploy of {label} failed",
+            note.get("message", "") or release.status_message,
+            [*_requester(release), *oncall_recipients()],
+        )
+    elif after == ReleaseState.LIVE and release.kind == ReleaseKind.ROLLBACK:
+        rolled_back = release.rolled_back_release
+        _emit(
+            release,
+            EventKind.ROLLBACK_LIVE,
+            f"Rollback of {release.service.name} in {release.environment.name} is live",
+            f"v{release.model_version.version} runs again. {release.reason}",
+            [*oncall_recipients(), *(_requester(rolled_back) if rolled_back else [])],
+        )
+
+
+def release_notify_auto_abort(*, release: Release, reason: str) -> None:
+    """Progressive delivery aborted ``release`` on its own (analysis failed). Call it in
+    the transaction that records the abort, so the notification commits with it."""
+    _emit(
+        release,
+        EventKind.AUTO_ABORT,
+        f"Progressive delivery of {_label(release)} was aborted automatically",
+        reason,
+        [*_requester(release), *oncall_recipients()],
+    )
