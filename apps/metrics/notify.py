@@ -20,7 +20,7 @@ def slo_notify(events: Sequence[SloEvent]) -> None:
     constant number of queries however many services breach at once)."""
     if not events:
         return
-    oncall = tuple(oncall_recipients())
+    oncall: dict[int, tuple] = {}  # per team: one query per team, not per event
     drafts = []
     for event in events:
         release = event.release
@@ -47,8 +47,8 @@ def slo_notify(events: Sequence[SloEvent]) -> None:
                 path=reverse(
                     "dashboards:service", kwargs={"service": service, "environment": environment}
                 ),
-                users=oncall,
-                team=release.service.owner_team,
+                users=_oncall(oncall, release.service.owner_team_id),
+                team=release.service.owner_team.slug,
                 context={
                     "release_id": release.pk,
                     "service": service,
@@ -60,3 +60,9 @@ def slo_notify(events: Sequence[SloEvent]) -> None:
             )
         )
     notification_emit_many(drafts=drafts)
+
+
+def _oncall(cache: dict[int, tuple], team_id: int) -> tuple:
+    if team_id not in cache:
+        cache[team_id] = tuple(oncall_recipients(team_id))
+    return cache[team_id]

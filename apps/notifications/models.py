@@ -108,7 +108,7 @@ class UserPreference(models.Model):
 
 class TeamChannel(models.Model):
     """Where a team hears about its services' events. ``team`` matches
-    ``Service.owner_team`` (free text until teams are their own model)."""
+    the owning team's slug (``Team.slug``, accounts)."""
 
     team = models.CharField(max_length=100, db_index=True)
     channel = models.CharField(max_length=16, choices=Channel.choices)

@@ -9,45 +9,31 @@ place, ``waiting_recipients``: only people who can fill an open approval slot no
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
+from django.db.models import Q
 from django.urls import reverse
 
-from apps.accounts.roles import Role, user_roles
+from apps.accounts.roles import Role
 from apps.notifications.events import EventKind
 from apps.notifications.services import notification_emit
-from apps.releases.models import Approval, Release, ReleaseKind, ReleaseState
-from apps.releases.policy import open_slots_for
-from apps.releases.selectors import release_policy_progress
+from apps.releases.models import Release, ReleaseKind, ReleaseState
+from apps.releases.selectors import eligible_reviewers
 
 
 def waiting_recipients(release: Release) -> list:
-    """People who can fill an open approval slot of ``release``: they hold a role the
-    policy still needs, did not request it and have not decided on it. (When roles are
-    held per team, this is the function to point at ``eligible_reviewers(release)``.)"""
-    progress = release_policy_progress(release)
-    open_roles = [slot.role for slot in progress.roles if not slot.met]
-    if not open_roles:
-        return []
-    decided = Approval.objects.filter(release=release).values_list("approver_id", flat=True)
-    candidates = (
-        get_user_model()
-        .objects.filter(is_active=True, groups__name__in=open_roles)
-        .exclude(pk__in=decided)
-        .distinct()
-        .order_by("pk")
-    )
-    if release.requested_by_id:
-        candidates = candidates.exclude(pk=release.requested_by_id)
-    return [u for u in candidates if open_slots_for(user_roles=user_roles(u), progress=progress)]
+    """People who can fill an open approval slot of ``release`` now: a role the policy
+    still needs, held for the service's team or organisation-wide, not the requester, not
+    someone who decided already or trained the model where duties are separated."""
+    return eligible_reviewers(release)
 
 
-def oncall_recipients() -> list:
-    """Everyone on call: they hear about failures, breaches and rollbacks."""
-    return list(
-        get_user_model()
-        .objects.filter(is_active=True, groups__name=Role.ONCALL)
-        .distinct()
-        .order_by("pk")
+def oncall_recipients(team_id: int | None) -> list:
+    """Everyone on call for the team ``team_id`` (on-call organisation-wide included):
+    they hear about failures, breaches and rollbacks of that team's services."""
+    oncall = Q(groups__name=Role.ONCALL) | Q(
+        Q(role_grants__team__isnull=True) | Q(role_grants__team_id=team_id),
+        role_grants__role=Role.ONCALL,
     )
+    return list(get_user_model().objects.filter(oncall, is_active=True).distinct().order_by("pk"))
 
 
 def _label(release: Release) -> str:
@@ -61,7 +47,7 @@ def _emit(release: Release, kind: str, title: str, text: str, users) -> None:
         text=text,
         path=reverse("releases:detail", args=[release.pk]),
         users=users,
-        team=release.service.owner_team,
+        team=release.service.owner_team.slug,
         context={
             "release_id": release.pk,
             "release_uid": str(release.uid),
@@ -93,7 +79,10 @@ def release_notify_moved(release: Release, *, before: str, after: str, note: dic
     who = release.requested_by.username if release.requested_by_id else release.requested_by_system
     if rollback_started:
         rolled_back = release.rolled_back_release
-        users = [*oncall_recipients(), *(_requester(rolled_back) if rolled_back else [])]
+        users = [
+            *oncall_recipients(release.service.owner_team_id),
+            *(_requester(rolled_back) if rolled_back else []),
+        ]
         _emit(
             release,
             EventKind.ROLLBACK_STARTED,
@@ -131,7 +120,7 @@ def release_notify_moved(release: Release, *, before: str, after: str, note: dic
             EventKind.DEPLOY_FAILED,
             f"Deploy of {label} failed",
             note.get("message", "") or release.status_message,
-            [*_requester(release), *oncall_recipients()],
+            [*_requester(release), *oncall_recipients(release.service.owner_team_id)],
         )
     elif after == ReleaseState.LIVE and release.kind == ReleaseKind.ROLLBACK:
         rolled_back = release.rolled_back_release
@@ -140,7 +129,10 @@ def release_notify_moved(release: Release, *, before: str, after: str, note: dic
             EventKind.ROLLBACK_LIVE,
             f"Rollback of {release.service.name} in {release.environment.name} is live",
             f"v{release.model_version.version} runs again. {release.reason}",
-            [*oncall_recipients(), *(_requester(rolled_back) if rolled_back else [])],
+            [
+                *oncall_recipients(release.service.owner_team_id),
+                *(_requester(rolled_back) if rolled_back else []),
+            ],
         )
 
 
@@ -152,5 +144,5 @@ def release_notify_auto_abort(*, release: Release, reason: str) -> None:
         EventKind.AUTO_ABORT,
         f"Progressive delivery of {_label(release)} was aborted automatically",
         reason,
-        [*_requester(release), *oncall_recipients()],
+        [*_requester(release), *oncall_recipients(release.service.owner_team_id)],
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from apps.accounts.roles import Role
 from apps.audit.services import audited_atomic
 from apps.metrics.selectors import poll_targets
 from apps.metrics.services.slo import slo_judge
@@ -49,6 +50,31 @@ def test_a_waiting_release_goes_only_to_people_who_can_fill_an_open_slot(people,
     services.release_approve(actor=people["pat"], release=promotion)
     names = {u.username for u in waiting_recipients(promotion)}
     assert names == {"carol", "dual"}
+
+
+def test_other_teams_reviewers_and_on_call_are_not_told(people, service, staging):
+    """Roles held for another team do not make someone a recipient: a product reviewer
+    and an on-call engineer of risk-ml hear nothing of growth-ml's service."""
+    rita = factories.make_user("rita", roles=set())
+    factories.grant(rita, Role.PRODUCT_REVIEWER, "risk-ml")
+    olga = factories.make_user("olga", roles=set())
+    factories.grant(olga, Role.ONCALL, "risk-ml")
+    assert service.owner_team.slug == "growth-ml"
+
+    promotion = factories.pending_promotion(service, staging, requester=people["alice"])
+    waiting = _recipients(EventKind.RELEASE_WAITING)
+    assert "pat@example.com" in waiting and "rita@example.com" not in waiting
+
+    factories.grant(rita, Role.PRODUCT_REVIEWER, "growth-ml")
+    assert "rita" in {u.username for u in waiting_recipients(promotion)}
+
+    factories.live_release(service, staging, 1, requester=people["alice"])
+    factories.live_release(service, staging, 2, requester=people["bob"])
+    services.release_rollback(
+        actor=people["otto"], service=service, environment=staging, reason="v2 is slow"
+    )
+    told = _recipients(EventKind.ROLLBACK_STARTED)
+    assert "otto@example.com" in told and "olga@example.com" not in told
 
 
 def test_approved_and_rejected_reach_the_requester(people, service, staging, prod):
