@@ -108,8 +108,14 @@ class EnvironmentViewSet(_NamedLookup, viewsets.ReadOnlyModelViewSet):
 _RELEASE_FILTERS = [
     OpenApiParameter("service", str, description="service name", pattern=s.NAME_FILTER),
     OpenApiParameter("environment", str, description="environment name", pattern=s.NAME_FILTER),
-    OpenApiParameter("state", str, enum=[c[0] for c in Release._meta.get_field("state").choices]),
-    OpenApiParameter("kind", str, enum=[c[0] for c in Release._meta.get_field("kind").choices]),
+    # "" (the parameter sent empty) means any, as for the name filters: the serializer
+    # accepts it, so the schema says so (found by schemathesis once `team` was added).
+    OpenApiParameter(
+        "state", str, enum=["", *(c[0] for c in Release._meta.get_field("state").choices)]
+    ),
+    OpenApiParameter(
+        "kind", str, enum=["", *(c[0] for c in Release._meta.get_field("kind").choices)]
+    ),
     OpenApiParameter("team", str, description="owning team's slug", pattern=s.NAME_FILTER),
 ]
 
