@@ -127,7 +127,17 @@ class SlipwayOidcBackend(OIDCAuthenticationBackend):
             self.OIDC_OP_JWKS_ENDPOINT = (
                 None if self.OIDC_RP_IDP_SIGN_KEY else op_endpoint("OIDC_OP_JWKS_ENDPOINT")
             )
-            return super().authenticate(request, **kwargs)
+            user = super().authenticate(request, **kwargs)
+            if user is None:
+                # The library logs and returns None when the claims do not identify one
+                # person (no sub or username, or several users match).
+                _fail(
+                    request,
+                    f"Sign-in with {provider_name()} did not complete: its answer did not "
+                    "identify exactly one person (no sub or preferred_username claim). "
+                    "Ask an admin to check the provider's claims for Slipway.",
+                )
+            return user
         except requests.HTTPError as exc:
             status = exc.response.status_code if exc.response is not None else "?"
             log.warning("OIDC provider answered %s: %s", status, exc)

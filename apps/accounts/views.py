@@ -9,7 +9,7 @@ from django.contrib import admin, auth
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponseRedirect
-from django.shortcuts import render
+from django.shortcuts import render, resolve_url
 from django.views.decorators.http import require_POST
 
 from apps.accounts.oidc_auth import provider_logout_url, provider_name, sso_groups
@@ -45,7 +45,7 @@ class SignInView(auth_views.LoginView):
 def admin_login(request, extra_context=None):
     """The admin's own password form, unless passwords are off: then the sign-in page."""
     if not settings.SLIPWAY_LOCAL_PASSWORDS:
-        return HttpResponseRedirect(f"{auth_views.resolve_url(settings.LOGIN_URL)}")
+        return HttpResponseRedirect(resolve_url(settings.LOGIN_URL))
     return admin.site.login(request, extra_context)
 
 
@@ -81,7 +81,7 @@ def lockout_username(request, credentials=None) -> str | None:
 def no_role(request):
     """After SSO: signed in, but no group the provider sent maps to a Slipway role."""
     if user_roles(request.user):
-        return HttpResponseRedirect(auth_views.resolve_url(settings.LOGIN_REDIRECT_URL))
+        return HttpResponseRedirect(resolve_url(settings.LOGIN_REDIRECT_URL))
     context = {"groups": sso_groups(request), "provider": provider_name()}
     return render(request, "accounts/no_role.html", context, status=403)
 

@@ -15,6 +15,7 @@ from django.contrib.auth import get_user_model
 from apps.accounts.roles import user_roles
 from apps.audit.models import AuditEvent
 from tests.browser.conftest import screenshot
+from tests.browser.test_accessibility import _axe_source, _axe_violations
 from tests.fixtures.network import free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -112,6 +113,7 @@ def test_a_person_whose_groups_map_to_nothing_sees_why(
     assert "no role in Slipway" in text and "SLIPWAY_OIDC_ROLE_MAP" in text
     assert page.locator("#sso-groups li").all_inner_texts() == ["everyone", "marketing"]
     assert user_roles(get_user_model().objects.get(username="una")) == frozenset()
+    assert not _axe_violations(page, _axe_source())
     screenshot(page, "sso-no-role")
 
 
@@ -123,6 +125,8 @@ def test_provider_down_is_a_message_on_the_sign_in_page(sso_settings, sso_page, 
     page.wait_for_url(f"{live_server.url}/accounts/login/")
     assert "Test IdP could not be reached" in _error_text(page)
     assert page.locator("#id_password").is_visible()  # passwords still work meanwhile
+    # The sign-in page with both ways in and an error is still accessible.
+    assert not _axe_violations(page, _axe_source())
 
 
 def test_a_token_signed_with_another_key_is_refused(
