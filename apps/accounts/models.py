@@ -117,6 +117,14 @@ class RoleGrant(models.Model):
         related_name="grants",
         help_text="empty: the role is held for every team (organisation-wide)",
     )
+    source = models.CharField(
+        max_length=8,
+        choices=[("admin", "admin"), ("sso", "single sign-on")],
+        default="admin",
+        editable=False,
+        help_text="who made it: single sign-on grants follow the provider's groups at "
+        "every sign-in; an admin's stay until an admin removes them",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

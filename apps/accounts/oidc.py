@@ -10,8 +10,7 @@ The map's keys are group values as the provider sends them; each value is a role
 A group the map does not name grants nothing; a person whose groups grant nothing signs
 in with no role and is shown why (apps.accounts.views.no_role). Pure functions: the
 sign-in backend (apps.accounts.oidc_auth) applies the result, org-wide roles through the
-role groups (apps.accounts.signin.user_sync_sso_roles) and team roles through
-``apply_team_role_grants`` below.
+role groups and team roles as grants (apps.accounts.signin.user_sync_sso_roles).
 """
 
 from __future__ import annotations
@@ -88,18 +87,3 @@ def org_roles(grants: Iterable[RoleGrant]) -> set[str]:
 
 def team_grants(grants: Iterable[RoleGrant]) -> set[tuple[str, str]]:
     return {(role, team) for role, team in grants if team is not None}
-
-
-def apply_team_role_grants(*, user, grants: set[tuple[str, str]]) -> None:
-    """HOOK, not wired yet: give ``user`` exactly these (role, team_slug) grants.
-
-    Teams and per-team role grants live in another branch; when they are merged this
-    is where SSO team roles get applied (replace the user's SSO-sourced team grants with
-    ``grants``, audited, inside the caller's audited transaction). Until then team-scoped
-    map entries are logged and grant nothing.
-    """
-    if grants:
-        log.info(
-            "SSO team role grants not applied (no team support yet)",
-            extra={"user": user.get_username(), "grants": sorted(grants)},
-        )

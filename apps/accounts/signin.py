@@ -6,13 +6,18 @@ touching the role and team services.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 
 from django.contrib.auth.models import Group
 
-from apps.accounts.oidc import RoleGrant, apply_team_role_grants, org_roles, team_grants
-from apps.accounts.roles import ALL_ROLES
+from apps.accounts.models import RoleGrant as GrantRow
+from apps.accounts.models import Team
+from apps.accounts.oidc import RoleGrant, org_roles, team_grants
+from apps.accounts.roles import ALL_ROLES, forget_grants
 from apps.audit.services import audit_record, audited_atomic
+
+log = logging.getLogger(__name__)
 
 
 def signin_lockout_record(*, username: str | None, ip_address: str | None, failures: int) -> None:
@@ -65,7 +70,7 @@ def user_sync_sso_roles(*, user, grants: set[RoleGrant], groups: list[str]) -> b
         if changed:
             user.groups.remove(*Group.objects.filter(name__in=current - wanted))
             user.groups.add(*Group.objects.filter(name__in=wanted - current))
-            user.__dict__.pop("_slipway_roles", None)
+            forget_grants(user)
             audit_record(
                 system_actor="sso",
                 action="user.roles",
@@ -74,5 +79,39 @@ def user_sync_sso_roles(*, user, grants: set[RoleGrant], groups: list[str]) -> b
                 before={"roles": sorted(current)},
                 after={"roles": sorted(wanted), "groups": sorted(groups)},
             )
-        apply_team_role_grants(user=user, grants=team_grants(grants))
+        changed |= _sync_team_grants(user=user, wanted=team_grants(grants))
     return changed
+
+
+def _sync_team_grants(*, user, wanted: set[tuple[str, str]]) -> bool:
+    """Make the user's single-sign-on team grants exactly ``wanted`` ((role, team slug)
+    pairs), leaving grants an admin made alone. A team the provider names but Slipway
+    does not have grants nothing (admins create teams) and is logged. Runs inside the
+    caller's audited transaction; audited when something changes."""
+    teams = {t.slug: t for t in Team.objects.filter(slug__in={slug for _, slug in wanted})}
+    unknown = sorted({slug for _, slug in wanted} - teams.keys())
+    if unknown:
+        log.warning("SSO names teams Slipway does not have", extra={"teams": unknown})
+    wanted = {(role, slug) for role, slug in wanted if slug in teams}
+    held = {
+        (g.role, g.team.slug): g
+        for g in GrantRow.objects.filter(user=user, team__isnull=False).select_related("team")
+    }
+    stale = [g for key, g in held.items() if g.source == "sso" and key not in wanted]
+    missing = sorted(wanted - held.keys())
+    if not stale and not missing:
+        return False
+    GrantRow.objects.filter(pk__in=[g.pk for g in stale]).delete()
+    GrantRow.objects.bulk_create(
+        GrantRow(user=user, role=role, team=teams[slug], source="sso") for role, slug in missing
+    )
+    forget_grants(user)
+    audit_record(
+        system_actor="sso",
+        action="user.team_roles",
+        target_type="user",
+        target_id=user.pk,
+        before={"removed": sorted(f"{g.role}@{g.team.slug}" for g in stale)},
+        after={"added": [f"{role}@{slug}" for role, slug in missing]},
+    )
+    return True

@@ -6,7 +6,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from apps.accounts.oidc import claim_groups, org_roles, roles_from_claims, team_grants
-from apps.accounts.roles import user_roles
+from apps.accounts.roles import has_role_for, user_roles
 from apps.accounts.signin import user_sync_sso_roles
 from apps.audit.models import AuditEvent
 from tests import factories
@@ -75,3 +75,35 @@ def test_resync_replaces_roles_and_audits_only_changes():
         (["admin"], []),
     ]
     assert events.last().after["groups"] == ["unmapped"]
+
+
+@pytest.mark.django_db
+def test_team_roles_follow_the_providers_groups_and_leave_admin_grants_alone():
+    churn = factories.make_team("churn")
+    risk = factories.make_team("risk-ml")
+    sam = factories.make_user("sam", roles=set())
+    factories.grant(sam, "oncall", risk)  # made by an admin: SSO never takes it away
+    reviewers = roles_from_claims({"groups": ["churn-reviewers"]}, role_map=ROLE_MAP)
+
+    assert user_sync_sso_roles(user=sam, grants=reviewers, groups=["churn-reviewers"]) is True
+    assert has_role_for(sam, "product-reviewer", churn)
+    assert not has_role_for(sam, "product-reviewer", risk)
+    assert user_sync_sso_roles(user=sam, grants=reviewers, groups=["churn-reviewers"]) is False
+
+    # The group is removed at the provider: the next sign-in takes the team role away.
+    assert user_sync_sso_roles(user=sam, grants=set(), groups=[]) is True
+    assert not has_role_for(sam, "product-reviewer", churn)
+    assert has_role_for(sam, "oncall", risk)
+    events = AuditEvent.objects.filter(action="user.team_roles").order_by("id")
+    assert [(e.before["removed"], e.after["added"]) for e in events] == [
+        ([], ["product-reviewer@churn"]),
+        (["product-reviewer@churn"], []),
+    ]
+
+
+@pytest.mark.django_db
+def test_a_team_slipway_does_not_have_grants_nothing():
+    sam = factories.make_user("sam", roles=set())
+    grants = {("product-reviewer", "no-such-team")}
+    assert user_sync_sso_roles(user=sam, grants=grants, groups=["x"]) is False
+    assert not sam.role_grants.exists()
