@@ -67,7 +67,7 @@ def poll_targets() -> list[LiveTarget]:
     slo_fields = [f"slo_{name}" for name in SLO_METRICS]
     releases = (
         Release.objects.filter(state=ReleaseState.LIVE)
-        .select_related("service", "environment", "model_version")
+        .select_related("service__owner_team", "environment", "model_version")
         # Only what the sources, the SLO judge and the guard read: a fleet's worth of
         # unread columns (rendered manifests, run metrics) cost more than the poll's
         # own work. Anything else a rare path needs loads on access.
@@ -82,7 +82,7 @@ def poll_targets() -> list[LiveTarget]:
             "kind",
             "service__name",
             "service__runtime",
-            "service__owner_team",
+            "service__owner_team__slug",
             *(f"service__{name}" for name in slo_fields),
             "environment__name",
             "environment__order",

@@ -3,6 +3,9 @@ chain like every other change, in the same transaction."""
 
 from __future__ import annotations
 
+import html
+import re
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -148,6 +151,21 @@ def test_setting_a_password_in_the_admin_is_audited_without_the_password(admin_c
     assert "passphrase" not in str(event.before) + str(event.after)
 
 
+def _shown_value(client, token, field: str) -> str:
+    """What the change page shows in ``field``'s text area, posted back as a person would."""
+    page = client.get(reverse("admin:accounts_apitoken_change", args=[token.pk])).content.decode()
+    match = re.search(rf'<textarea name="{field}"[^>]*>(.*?)</textarea>', page, re.S)
+    assert match, f"no {field} field on the token's admin page"
+    return html.unescape(match.group(1)).strip()
+
+
+def _hidden_initial(client, token, field: str) -> str:
+    page = client.get(reverse("admin:accounts_apitoken_change", args=[token.pk])).content.decode()
+    match = re.search(rf'<input type="hidden" name="initial-{field}" value="([^"]*)"', page)
+    assert match, f"no hidden initial {field} on the token's admin page"
+    return html.unescape(match.group(1))
+
+
 def test_revoking_a_token_in_the_admin_is_audited(admin_client, people):
     token, _raw = api_token_create(user=people["alice"], name="ci")
     response = admin_client.post(
@@ -155,6 +173,10 @@ def test_revoking_a_token_in_the_admin_is_audited(admin_client, people):
         {
             "user": people["alice"].pk,
             "name": "ci",
+            # As a browser posts it: the field and, for a field with a callable default,
+            # Django's hidden copy of its initial value, which decides "changed".
+            "scopes": _shown_value(admin_client, token, "scopes"),
+            "initial-scopes": _hidden_initial(admin_client, token, "scopes"),
             "revoked_at_0": "2026-01-01",
             "revoked_at_1": "00:00:00",
         },
