@@ -11,6 +11,7 @@ from apps.core.errors import Conflict
 from apps.releases import queue as release_queue
 from apps.releases.models import Release, ReleaseKind, ReleaseState, ServiceEnvironment
 from apps.releases.services._transitions import LOCK, _check_transition, _locked, _move
+from apps.releases.services.progressive import rollout_start
 
 
 @audited_atomic
@@ -27,6 +28,22 @@ def release_deploy_claim(*, release: Release) -> bool:
         return True
     if release.state != ReleaseState.APPROVED:
         return False
+    if release.is_progressive and not _stable_still_live(release):
+        # The steps were rendered (and approved) against a release that is no longer
+        # live: committing them would bring back a version the target has left.
+        _move(
+            release,
+            ReleaseState.FAILED,
+            system_actor="deployer",
+            action="release.failed",
+            fields={
+                "ended_at": timezone.now(),
+                "status_message": f"Not committed: release #{release.rollout_stable_id}, "
+                "which the rollout steps share traffic with, is no longer live. Create a "
+                "new release, so reviewers approve steps against the version live now.",
+            },
+        )
+        return False
     _move(
         release,
         ReleaseState.DEPLOYING,
@@ -37,7 +54,13 @@ def release_deploy_claim(*, release: Release) -> bool:
             "status_message": "committing to the GitOps repository",
         },
     )
+    if release.is_progressive:
+        rollout_start(release=release)
     return True
+
+
+def _stable_still_live(release: Release) -> bool:
+    return Release.objects.filter(pk=release.rollout_stable_id, state=ReleaseState.LIVE).exists()
 
 
 @audited_atomic
