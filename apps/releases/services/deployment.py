@@ -11,7 +11,7 @@ from apps.core.errors import Conflict
 from apps.releases import queue as release_queue
 from apps.releases.models import Release, ReleaseKind, ReleaseState, ServiceEnvironment
 from apps.releases.services._transitions import LOCK, _check_transition, _locked, _move
-from apps.releases.services.progressive import rollout_start
+from apps.releases.services.progressive import rollout_end_of, rollout_start
 
 
 @audited_atomic
@@ -101,6 +101,7 @@ def release_record_commit(*, release: Release, commit_sha: str) -> Release:
             },
             note={"by": release.pk},
         )
+        rollout_end_of(older, why=f"ended: replaced by release #{release.pk}")
     release.commit_sha = commit_sha
     release.status_message = f"committed {commit_sha[:12]}; waiting for Argo CD to sync"
     release.save(update_fields=["commit_sha", "status_message"])
@@ -196,6 +197,7 @@ def release_mark_failed(*, release: Release, message: str) -> Release:
         fields={"ended_at": timezone.now(), "status_message": message[:2000]},
         note={"message": message[:500]},
     )
+    rollout_end_of(release, why=f"ended: the release failed ({message[:300]})")
     if release.commit_sha:
         _restore_live_after_failure(release)
     return release

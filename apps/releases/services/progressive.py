@@ -339,6 +339,14 @@ def rollout_end(*, rollout: Rollout, why: str) -> Rollout:
     return rollout
 
 
+def rollout_end_of(release: Release, *, why: str) -> None:
+    """End the rollout of ``release``, if one is under way (it was superseded or failed);
+    in the caller's transaction."""
+    rollout = Rollout.objects.filter(release=release).first()
+    if rollout is not None and not rollout.is_final:
+        rollout_end(rollout=rollout, why=why)
+
+
 def held_rollout(*, service, environment, model_version) -> Rollout | None:
     """The held rollout that keeps this model version out of this target, if any."""
     return (
