@@ -14,6 +14,11 @@ urlpatterns = [
     path("releases/<int:pk>/cancel/", views.release_cancel, name="cancel"),
     path("releases/<int:pk>/promote/", views.release_promote, name="promote"),
     path("releases/<int:pk>/restore/", views.release_restore, name="restore"),
+    path(
+        "releases/<int:pk>/rollout/<slug:action>/",
+        views.release_rollout_action,
+        name="rollout_action",
+    ),
     path("inbox/", views.inbox, name="inbox"),
     path("start/", views.landing, name="landing"),
     path("services/", views.service_list, name="services"),

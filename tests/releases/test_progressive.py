@@ -374,3 +374,37 @@ def test_the_api_actions_answer_with_the_rollout_and_refuse_all_at_once_releases
     assert client.post(url, {"reason": "x"}, format="json").status_code == 403
     refused = client.post(f"/api/v1/releases/{stable.pk}/rollout/pause/", {}, format="json")
     assert refused.status_code == 409 and "all-at-once" in refused.json()["detail"]
+
+
+def test_the_release_page_shows_the_plan_the_verdicts_and_the_buttons_per_role(
+    client, alice, otto, staging, service, stable, writer
+):
+    release = _approved(alice, staging, service)
+    deploy_pending(writer=writer)
+    rollout = Rollout.objects.get(release=release)
+    services.rollout_record_verdict(
+        rollout=rollout,
+        number=1,
+        verdict="inconclusive",
+        message="inconclusive: needs 200 requests per side, candidate had 180",
+        analysis={"checks": [{"name": "error_rate", "message": "needs 200 requests per side"}]},
+    )
+    client.force_login(otto)
+    page = client.get(f"/releases/{release.pk}/status/").content.decode()
+    assert 'data-testid="rollout-panel"' in page and "inconclusive" in page
+    assert "needs 200 requests per side" in page
+    assert 'data-testid="rollout-abort"' in page and 'data-testid="rollout-pause"' not in page
+    client.force_login(alice)
+    page = client.get(f"/releases/{release.pk}/").content.decode()
+    assert 'data-testid="rollout-pause"' in page and 'data-testid="rollout-abort"' not in page
+    answer = client.post(f"/releases/{release.pk}/rollout/pause/", {"reason": "look"})
+    assert answer.status_code == 302
+    rollout.refresh_from_db()
+    assert rollout.state == RolloutState.PAUSED
+    client.force_login(otto)
+    client.post(f"/releases/{release.pk}/rollout/abort/", {"reason": ""})
+    rollout.refresh_from_db()
+    assert rollout.pending == ""  # no reason, no abort: the page says why
+    client.post(f"/releases/{release.pk}/rollout/abort/", {"reason": "error budget burnt"})
+    rollout.refresh_from_db()
+    assert rollout.pending == "abort"
