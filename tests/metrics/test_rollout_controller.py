@@ -195,3 +195,41 @@ def test_a_metrics_source_that_is_down_pauses_the_step_with_the_reason(
     rollout = Rollout.objects.get(release=release)
     assert rollout.state == RolloutState.PAUSED and rollout.step == 1
     assert "metrics source is down" in rollout.message
+
+
+def test_in_the_demo_a_drifted_candidate_is_aborted_at_10_and_a_good_one_walks_to_100(
+    alice, service, prod_direct, stable, writer, gitops_remote, settings
+):
+    """``METRICS_BACKEND=demo`` (``make demo``, no Prometheus): the simulator's
+    per-revision figures, from the model versions' demo tags, judged by the same checks."""
+    from django.utils import timezone
+
+    from apps.registry.models import ModelVersion
+
+    settings.METRICS_BACKEND = "demo"
+    ModelVersion.objects.filter(name=service.registered_model, version=6).delete()
+    factories.make_model_version(service.registered_model, 6, tags={"demo.drift_psi": "0.4"})
+    drifted = _rolling_out(alice, service, prod_direct, writer, 6)
+    now = timezone.now()
+    Rollout.objects.filter(release=drifted).update(step_started_at=now - timedelta(minutes=2))
+    decisions = rollouts_step(now=now, writer=writer)
+    assert [(d.action, d.verdict) for d in decisions] == [("abort", "fail")]
+    checks = {
+        c["name"]: c["verdict"]
+        for c in Rollout.objects.get(release=drifted).steps.get(number=1).analysis["checks"]
+    }
+    assert checks["output_psi"] == "fail"
+    assert checks["latency_p95"] == checks["error_rate"] == "pass"
+    assert _last_trailers(gitops_remote)["Rollout-Step"] == "abort"
+
+    good = _rolling_out(alice, service, prod_direct, writer, 4)
+    rollout = Rollout.objects.get(release=good)
+    for weight in (50, 100):
+        Rollout.objects.filter(pk=rollout.pk).update(
+            step_started_at=timezone.now() - timedelta(minutes=16)
+        )
+        decisions = rollouts_step(writer=writer)
+        assert [(d.action, d.verdict) for d in decisions] == [("advance", "pass")]
+        assert _last_trailers(gitops_remote)["Rollout-Weight"] == str(weight)
+    rollout.refresh_from_db()
+    assert rollout.state == RolloutState.PROMOTED

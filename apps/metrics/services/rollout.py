@@ -32,10 +32,12 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from apps.metrics.analysis import analysis_run
+from apps.metrics.analysis import Analysis, Thresholds, analyse, analysis_run
 from apps.metrics.analysis.checks import FAIL, PASS
 from apps.metrics.analysis.thresholds import ThresholdError
+from apps.metrics.sources import configured_source_names
 from apps.metrics.sources.base import MetricsConfigError, SourceUnavailable
+from apps.metrics.sources.demo import demo_analysis_inputs
 from apps.releases import services
 from apps.releases.deploy import rollout_commit_pending
 from apps.releases.models import Release, ReleaseState, Rollout, RolloutState
@@ -109,6 +111,27 @@ def analysis_revisions(release: Release) -> tuple[str, str] | str:
     return candidate, old
 
 
+def _demo_analysis(release, step, candidate, stable, rollout, now) -> Analysis:
+    """``METRICS_BACKEND=demo``: the simulated cluster's per-revision figures, judged by
+    the same checks as Prometheus's (``make demo`` has no Prometheus)."""
+    target = release.service.targets.filter(environment=release.environment).first()
+    slo = target.slo() if target is not None else {}
+    thresholds = Thresholds.from_dict((release.rollout_analysis or {}).get("thresholds"))
+    inputs = demo_analysis_inputs(
+        candidate=candidate,
+        stable=stable,
+        candidate_tags=release.model_version.tags,
+        stable_tags=release.rollout_stable.model_version.tags,
+        slo_p95_ms=slo.get("p95_latency_ms") or release.service.slo_p95_latency_ms,
+        slo_error_rate=slo.get("error_rate") or release.service.slo_error_rate,
+        share_percent=step.mirror_percent or step.weight,
+        mirrored=bool(step.mirror_percent),
+        start=rollout.step_started_at,
+        end=now,
+    )
+    return Analysis(analyse(inputs, thresholds=thresholds), inputs, thresholds)
+
+
 def rollout_judge(*, rollout: Rollout, now: datetime, client=None) -> StepDecision:
     """Judge the current step of one running rollout and decide what follows."""
     release = rollout.release
@@ -128,17 +151,20 @@ def rollout_judge(*, rollout: Rollout, now: datetime, client=None) -> StepDecisi
         return pause(revisions)
     candidate, stable = revisions
     try:
-        analysis = analysis_run(
-            environment=release.environment.name,
-            service=release.service.name,
-            runtime=release.service.runtime,
-            candidate=candidate,
-            stable=stable,
-            start=rollout.step_started_at,
-            end=now,
-            config=release.rollout_analysis,
-            client=client,
-        )
+        if configured_source_names() == ["demo"]:
+            analysis = _demo_analysis(release, step, candidate, stable, rollout, now)
+        else:
+            analysis = analysis_run(
+                environment=release.environment.name,
+                service=release.service.name,
+                runtime=release.service.runtime,
+                candidate=candidate,
+                stable=stable,
+                start=rollout.step_started_at,
+                end=now,
+                config=release.rollout_analysis,
+                client=client,
+            )
     except SourceUnavailable as exc:
         return pause(
             f"the metrics source is down ({exc}); nothing is promoted without data. "
