@@ -408,3 +408,34 @@ def test_the_release_page_shows_the_plan_the_verdicts_and_the_buttons_per_role(
     client.post(f"/releases/{release.pk}/rollout/abort/", {"reason": "error budget burnt"})
     rollout.refresh_from_db()
     assert rollout.pending == "abort"
+
+
+def test_a_persons_abort_is_committed_by_its_own_task_without_waiting_for_the_poll(
+    alice,
+    otto,
+    staging,
+    service,
+    stable,
+    writer,
+    gitops_remote,
+    settings,
+    tmp_path,
+    django_capture_on_commit_callbacks,
+):
+    from apps.releases.tasks import rollout_commits_task
+
+    release = _approved(alice, staging, service)
+    deploy_pending(writer=writer)
+    rollout = Rollout.objects.get(release=release)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        services.rollout_abort(rollout=rollout, actor=otto, reason="pager: error spike")
+    assert len(callbacks) == 1  # sent once the decision commits
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        services.rollout_abort(rollout=rollout, actor=otto, reason="again")
+    assert callbacks == []  # already pending: nothing new to send
+    settings.GITOPS_REPO_URL = gitops_remote.url
+    settings.GITOPS_WORKDIR = str(tmp_path / "task-clone")
+    rollout_commits_task()
+    rollout.refresh_from_db()
+    assert rollout.state == RolloutState.HELD
+    assert _trailers(gitops_remote.messages()[0])["Rollout-Step"] == "abort"

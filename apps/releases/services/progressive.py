@@ -17,6 +17,7 @@ from apps.audit.services import audit_record, audited_atomic
 from apps.core.errors import Conflict, DomainError, Forbidden
 from apps.gitops.traffic import TrafficStep, parse_rollout_plan
 from apps.releases import permissions
+from apps.releases import queue as release_queue
 from apps.releases.models import (
     ABORT,
     Release,
@@ -224,6 +225,8 @@ def rollout_abort(
         reason=reason,
         break_glass=actor is not None,
     )
+    if actor is not None:
+        release_queue.enqueue_rollout_commits_on_commit()
     return rollout
 
 
@@ -297,6 +300,7 @@ def rollout_promote_now(*, rollout: Rollout, actor, reason: str) -> Rollout:
     rollout.message = f"promoting now: {reason}"[:2000]
     rollout.save()
     _audit(rollout, "promote_now", actor=actor, reason=reason, break_glass=True)
+    release_queue.enqueue_rollout_commits_on_commit()
     return rollout
 
 
