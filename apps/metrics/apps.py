@@ -8,11 +8,12 @@ class MetricsConfig(AppConfig):
     def ready(self) -> None:
         from apps.core.ops import register_metrics_collector
         from apps.metrics.ops import source_metrics
-        from apps.metrics.panels import slo_panel
+        from apps.metrics.panels import shadow_panel, slo_panel
         from apps.releases.panels import register_panel
 
         # The release page belongs to releases, which must not import metrics: this app
         # adds its panel through the registry releases keeps for that.
         register_panel(slo_panel)
+        register_panel(shadow_panel)
         # /metrics reports each source's staleness (controlplane imports no app).
         register_metrics_collector("metrics_sources", source_metrics)

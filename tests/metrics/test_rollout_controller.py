@@ -233,3 +233,51 @@ def test_in_the_demo_a_drifted_candidate_is_aborted_at_10_and_a_good_one_walks_t
         assert _last_trailers(gitops_remote)["Rollout-Weight"] == str(weight)
     rollout.refresh_from_db()
     assert rollout.state == RolloutState.PROMOTED
+
+
+def test_a_shadow_run_leaves_a_report_with_the_release_and_in_front_of_later_reviewers(
+    alice, service, prod_direct, stable, writer, settings
+):
+    """Shadow evaluation as approval evidence: the judged shadow step is shown on its own
+    release's page, and on the page (and in the approval snapshot) of a later release of
+    the same version in the same environment, before it deploys."""
+    from django.utils import timezone
+
+    from apps.metrics.panels import shadow_report
+    from apps.releases.panels import release_panels
+    from apps.releases.selectors import review_snapshot
+
+    settings.METRICS_BACKEND = "demo"
+    shadow_plan = {"strategy": "shadow", "mirror_percent": 20, "observe": {"minutes": 30}}
+    shadowed = _rolling_out(alice, service, prod_direct, writer, 4, shadow_plan)
+    Rollout.objects.filter(release=shadowed).update(
+        step_started_at=timezone.now() - timedelta(minutes=5)
+    )
+    decisions = rollouts_step(writer=writer)
+    assert [(d.action, d.verdict) for d in decisions] == [("observe", "pass")]
+    report = shadow_report(shadowed)
+    assert report["mirror_percent"] == 20 and report["verdict"] == "pass"
+    # 50 requests/s for 5 minutes: production answered all, the shadow 20% of them.
+    assert report["requests"]["stable"] == pytest.approx(15000, rel=0.01)
+    assert report["requests"]["candidate"] == pytest.approx(3000, rel=0.01)
+    labels = {row["label"] for row in report["rows"]}
+    assert {"Latency p95", "Error rate", "Output PSI (shadow against production)"} <= labels
+
+    later, _ = services.release_create(
+        actor=alice,
+        service=service,
+        environment=prod_direct,
+        model_version=shadowed.model_version,
+        reason="ship v4 after its shadow run",
+        rollout={"strategy": "all-at-once"},
+    )
+    assert shadow_report(later)["release_id"] == shadowed.pk
+    snapshot = review_snapshot(later, panels=release_panels(later))
+    assert snapshot["shadow"]["release_id"] == shadowed.pk
+    from django.test import Client
+
+    browser = Client()
+    browser.force_login(alice)
+    page = browser.get(f"/releases/{later.pk}/").content.decode()
+    assert "Shadow evaluation" in page and 'data-testid="shadow-report"' in page
+    assert f"/releases/{shadowed.pk}/" in page
