@@ -20,6 +20,7 @@ from datetime import timedelta
 from django.conf import settings
 
 from apps.audit.selectors import audit_anchor_head
+from apps.core.errors import Conflict
 from apps.core.failpoints import failpoint
 from apps.gitops.argo import ArgoRefresher
 from apps.gitops.errors import GitOpsError, ManifestError
@@ -288,9 +289,15 @@ def _commit_pending(writer: GitWriter, rollout: Rollout) -> Deployed | None:
         services.release_mark_failed(release=release, message=f"Not committed: {exc}")
         return None
     failpoint("rollout.after_push")  # crash tests: on the remote, not in the database
-    if name != ABORT:
-        services.release_record_commit(release=release, commit_sha=outcome.sha)
-    services.rollout_record_commit(rollout=rollout, name=name, commit_sha=outcome.sha)
+    try:
+        if name != ABORT:
+            services.release_record_commit(release=release, commit_sha=outcome.sha)
+        services.rollout_record_commit(rollout=rollout, name=name, commit_sha=outcome.sha)
+    except Conflict:
+        # Argo CD failed the release meanwhile (no repository lock for that): its restore
+        # commit follows, and this rollout ends here instead of stopping the others.
+        _end_orphan(rollout)
+        return None
     log.info("rollout of release %s: %s committed as %s", release.pk, name, outcome.sha)
     return Deployed(
         release.pk,

@@ -240,6 +240,8 @@ def release_rollout_action(request, pk: int, action: str):
     release = _get_release(pk)
     if action not in _ROLLOUT_ACTIONS:
         raise Http404("No such rollout action.")
+    if not permissions.can_steer_rollout(request.user, action):
+        raise PermissionDenied(f"Your role does not allow this rollout action ({action}).")
     rollout = Rollout.objects.filter(release=release).first()
     if rollout is None:
         messages.error(request, f"Release #{pk} has no rollout under way.")

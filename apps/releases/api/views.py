@@ -18,9 +18,9 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
-from apps.core.errors import Conflict, DomainError
+from apps.core.errors import Conflict, DomainError, Forbidden
 from apps.registry.models import ModelVersion
-from apps.releases import selectors, services
+from apps.releases import permissions, selectors, services
 from apps.releases.api import serializers as s
 from apps.releases.models import ApprovalRule, Environment, Release, Rollout, Service
 
@@ -300,8 +300,10 @@ class ReleaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     # second promote-now answer 200 with the same state), so a retried request with the
     # same Idempotency-Key, or two people at once, make one decision and one commit.
 
-    def _rollout_action(self, request, pk, act):
+    def _rollout_action(self, request, pk, act, action: str):
         release = self._release(pk)
+        if not permissions.can_steer_rollout(request.user, action):
+            raise Forbidden(f"Your role does not allow this rollout action ({action}).")
         _idempotency_key(request)  # checked like every endpoint that takes one
         data = _valid(s.RolloutActionSerializer, request)
         rollout = Rollout.objects.filter(release=release).first()
@@ -322,7 +324,7 @@ class ReleaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     )
     @action(detail=True, methods=["post"], url_path="rollout/pause")
     def rollout_pause(self, request, pk=None):
-        return self._rollout_action(request, pk, services.rollout_pause)
+        return self._rollout_action(request, pk, services.rollout_pause, "pause")
 
     @extend_schema(
         summary="Resume a paused rollout (ML engineers)",
@@ -336,6 +338,7 @@ class ReleaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             request,
             pk,
             lambda *, rollout, actor, reason: services.rollout_resume(rollout=rollout, actor=actor),
+            "resume",
         )
 
     @extend_schema(
@@ -347,7 +350,7 @@ class ReleaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     )
     @action(detail=True, methods=["post"], url_path="rollout/abort")
     def rollout_abort(self, request, pk=None):
-        return self._rollout_action(request, pk, services.rollout_abort)
+        return self._rollout_action(request, pk, services.rollout_abort, "abort")
 
     @extend_schema(
         summary="Promote now: skip the remaining steps (on-call, with a reason)",
@@ -357,7 +360,7 @@ class ReleaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     )
     @action(detail=True, methods=["post"], url_path="rollout/promote")
     def rollout_promote(self, request, pk=None):
-        return self._rollout_action(request, pk, services.rollout_promote_now)
+        return self._rollout_action(request, pk, services.rollout_promote_now, "promote")
 
     @extend_schema(
         summary="Lift the hold on an aborted candidate, with a reason",
@@ -367,7 +370,7 @@ class ReleaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     )
     @action(detail=True, methods=["post"], url_path="rollout/lift-hold")
     def rollout_lift_hold(self, request, pk=None):
-        return self._rollout_action(request, pk, services.rollout_lift_hold)
+        return self._rollout_action(request, pk, services.rollout_lift_hold, "lift-hold")
 
 
 _KEY_MAX = Release._meta.get_field("idempotency_key").max_length
