@@ -439,3 +439,30 @@ def test_a_persons_abort_is_committed_by_its_own_task_without_waiting_for_the_po
     rollout.refresh_from_db()
     assert rollout.state == RolloutState.HELD
     assert _trailers(gitops_remote.messages()[0])["Rollout-Step"] == "abort"
+
+
+def test_the_aborted_step_still_synced_is_not_called_drift_but_a_real_change_is(
+    alice, otto, staging, service, stable, writer, gitops_remote
+):
+    from apps.releases.models import ServiceEnvironment
+    from apps.releases.repo_drift import check_live_folders
+
+    release = _approved(alice, staging, service)
+    deploy_pending(writer=writer)
+    release.refresh_from_db()
+    step_sha = release.commit_sha
+    services.rollout_abort(
+        rollout=Rollout.objects.get(release=release), actor=otto, reason="error spike"
+    )
+    rollout_commit_pending(writer=writer)
+    abort_sha = Rollout.objects.get(release=release).abort_commit_sha
+    target = ServiceEnvironment.objects.get(service=service, environment=staging)
+    # Argo CD has not synced the abort yet: the folder holds the step's files.
+    ServiceEnvironment.objects.filter(pk=target.pk).update(synced_revision=step_sha)
+    assert check_live_folders(writer=writer) == []
+    ServiceEnvironment.objects.filter(pk=target.pk).update(synced_revision=abort_sha)
+    assert check_live_folders(writer=writer) == [(target.pk, "clean")]
+    # Someone edits the folder by hand after the abort: that is drift again.
+    edited = gitops_remote.outside_commit(f"{FOLDER}/extra.yaml", "kind: ConfigMap\n", "hand")
+    ServiceEnvironment.objects.filter(pk=target.pk).update(synced_revision=edited)
+    assert check_live_folders(writer=writer) == [(target.pk, "new")]
