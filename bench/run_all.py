@@ -20,6 +20,7 @@ BENCHMARKS = (
     "metrics_poll",
     "dashboard_render",
     "audit_throughput",
+    "rollout_steps",
 )
 
 

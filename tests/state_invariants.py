@@ -86,3 +86,78 @@ class ReleaseInvariants:
     @invariant()
     def audit_chain_verifies(self):
         assert audit_chain_verify()[1] is None
+
+
+class RolloutInvariants:
+    """What progressive delivery promises whatever people, verdicts and dying workers do
+    (tests/releases/test_rollout_machine.py). The machine provides ``self.remote`` (a
+    tests.fixtures.git.BareRemote) and ``self.service``."""
+
+    def _step_keys_on_remote(self) -> dict[str, list[str]]:
+        out = self.remote.git(
+            "log", "--format=%H%x00%(trailers:key=Step-Key,valueonly,separator=%x01)", "main"
+        ).stdout.decode()
+        keys: dict[str, list[str]] = {}
+        for line in out.splitlines():
+            sha, _, values = line.partition("\x00")
+            for value in filter(None, (v.strip() for v in values.split("\x01"))):
+                keys.setdefault(value, []).append(sha)
+        return keys
+
+    @invariant()
+    def each_step_is_on_the_remote_at_most_once(self):
+        for key, shas in self._step_keys_on_remote().items():
+            assert len(shas) == 1, (key, shas)
+
+    @invariant()
+    def recorded_steps_are_contiguous_and_on_the_remote_under_their_key(self):
+        from apps.audit.models import AuditEvent
+        from apps.releases import services
+        from apps.releases.models import Rollout
+
+        keys = self._step_keys_on_remote()
+        for rollout in Rollout.objects.select_related("release"):
+            uid = rollout.release.uid
+            last = len(services.rollout_steps_of(rollout.release))
+            # On-call's "promote now" jumps to the promotion: the one gap allowed.
+            jumped = AuditEvent.objects.filter(
+                action="rollout.promote_now", target_type="release", target_id=rollout.release_id
+            ).exists()
+
+            def contiguous(numbers, rollout=rollout, jumped=jumped, last=last):
+                numbers = sorted(numbers)
+                if jumped and numbers and numbers[-1] == last:
+                    numbers = numbers[:-1]
+                return numbers == list(range(1, len(numbers) + 1))
+
+            recorded = dict(
+                rollout.steps.exclude(commit_sha="").values_list("number", "commit_sha")
+            )
+            assert contiguous(recorded), (rollout.pk, recorded)
+            assert max(recorded, default=0) == rollout.step, (rollout.pk, recorded, rollout.step)
+            for number, sha in recorded.items():
+                assert keys.get(f"{uid}/step-{number}") == [sha], (rollout.pk, number)
+            # No step skipped on the remote either, and at most one pushed beyond what is
+            # recorded (by a worker that died before recording it).
+            pushed = [int(key.rsplit("-", 1)[1]) for key in keys if key.startswith(f"{uid}/step-")]
+            assert contiguous(pushed), (rollout.pk, sorted(pushed))
+            assert len(set(pushed) - set(recorded)) <= 1, (rollout.pk, pushed, recorded)
+            if rollout.abort_commit_sha:
+                assert keys.get(f"{uid}/abort") == [rollout.abort_commit_sha]
+
+    @invariant()
+    def a_held_candidate_was_aborted_and_its_release_failed(self):
+        from apps.releases.models import ReleaseState, Rollout, RolloutState
+
+        for rollout in Rollout.objects.filter(state=RolloutState.HELD).select_related("release"):
+            assert rollout.abort_commit_sha and not rollout.pending, rollout.pk
+            assert rollout.release.state == ReleaseState.FAILED, rollout.pk
+
+    @invariant()
+    def at_most_one_rollout_under_way_per_target(self):
+        from apps.releases.models import Rollout, RolloutState
+
+        active = Rollout.objects.filter(
+            state__in=[RolloutState.RUNNING, RolloutState.PAUSED]
+        ).values_list("release__service_id", "release__environment_id")
+        assert len(list(active)) == len(set(active))

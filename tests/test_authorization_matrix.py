@@ -139,6 +139,35 @@ MATRIX: dict[str, tuple[str, str | None, dict | None, dict]] = {
         {"reason": "bad"},
         expect(403, anon=401, otto=201, ada=201),
     ),
+    # People in the loop of a progressive rollout (the world's "rolling" release is at
+    # its first step): ML engineers pause and resume, on-call aborts and promotes now,
+    # either lifts a hold (409 here: nothing is held).
+    "releases:rollout_action": (
+        "post",
+        "rolling_abort",
+        {"reason": "error spike"},
+        expect(403, anon=302, otto=302, ada=302),
+    ),
+    "release-rollout-pause": ("post", "rolling", {}, expect(403, anon=401, alice=200, ada=200)),
+    "release-rollout-resume": ("post", "rolling", {}, expect(403, anon=401, alice=200, ada=200)),
+    "release-rollout-abort": (
+        "post",
+        "rolling",
+        {"reason": "bad"},
+        expect(403, anon=401, otto=200, ada=200),
+    ),
+    "release-rollout-promote": (
+        "post",
+        "rolling",
+        {"reason": "verified"},
+        expect(403, anon=401, otto=200, ada=200),
+    ),
+    "release-rollout-lift-hold": (
+        "post",
+        "rolling",
+        {"reason": "fixed"},
+        expect(403, anon=401, alice=409, otto=409, ada=409),
+    ),
     "admin:index": ("get", None, None, expect(302, ada=200)),
 }
 # The create endpoint shares the list route name; it is checked with POST separately.
@@ -187,7 +216,20 @@ def world(people, environments, service):
         environment=staging,
         model_version=factories.make_model_version(service.registered_model, 3),
     )
+    # v3 rolling out over the live v2 by canary steps, claimed by the deployer (its first
+    # step pending): what the rollout routes act on.
+    rolling, _ = services.release_create(
+        actor=alice,
+        service=service,
+        environment=staging,
+        model_version=factories.make_model_version(service.registered_model, 3),
+        rollout={"strategy": "canary", "steps": [{"weight": 10}]},
+    )
+    services.release_submit(actor=alice, release=rolling)
+    services.release_deploy_claim(release=rolling)
     return {
+        "rolling": {"pk": rolling.pk},
+        "rolling_abort": {"pk": rolling.pk, "action": "abort"},
         "draft": {"pk": draft.pk},
         "pending": {"pk": pending.pk},
         "live": {"pk": live.pk},

@@ -85,6 +85,11 @@ from apps.gitops.paths import check_file_name, release_folder
 logger = logging.getLogger("apps.gitops.git")
 
 REQUIRED_TRAILER = "Release-Id"
+# A release that reaches the repository in several commits (the steps of a progressive
+# rollout) carries its Release-Id on each; this trailer names the one commit, so each
+# step is deduplicated on its own key (``<release id>/step-<n>``, ``<release id>/abort``).
+STEP_KEY_TRAILER = "Step-Key"
+_STEP_KEY = re.compile(r"[0-9a-f-]{36}/[a-z0-9-]{1,32}")
 _SCP_LIKE = re.compile(r"[A-Za-z0-9._-]+@[A-Za-z0-9][A-Za-z0-9.-]*:[^\s]+")
 _BRANCH = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,199}")
 _TRAILER_KEY = re.compile(r"[A-Z][A-Za-z0-9-]{0,62}")
@@ -372,8 +377,13 @@ class GitWriter:
         message: str,
         trailers: Mapping[str, str | Sequence[str]],
         since: datetime | None = None,
+        step_key: str | None = None,
     ) -> CommitOutcome:
         """Make (or find) this release's commit on the remote branch; see the module doc.
+
+        ``step_key`` (``<release id>/step-2``): the release is committed in several
+        commits, and this one is found (or made) by its ``Step-Key`` trailer instead of
+        the Release-Id, which every step of the release carries.
 
         Raises ``GitRemoteUnavailable`` when the remote cannot be reached and
         ``GitPushRejected`` when every push attempt was rejected (both retryable).
@@ -382,7 +392,14 @@ class GitWriter:
         folder = release_folder(environment, service)
         files = _check_files(files)
         release_id = _check_release_id(_single(trailers.get(REQUIRED_TRAILER)))
-        body = _commit_message(message, {**trailers, REQUIRED_TRAILER: release_id})
+        all_trailers = {**trailers, REQUIRED_TRAILER: release_id}
+        if step_key is not None:
+            step_key = _check_step_key(step_key, release_id)
+            all_trailers[STEP_KEY_TRAILER] = step_key
+        body = _commit_message(message, all_trailers)
+        key, key_trailer = (
+            (step_key, STEP_KEY_TRAILER) if step_key else (release_id, REQUIRED_TRAILER)
+        )
         attempts = 0
         rejection = ""
         for attempt in range(1, self.remote.max_attempts + 1):
@@ -397,12 +414,12 @@ class GitWriter:
                         learned = state.base is None
                         if learned:
                             self._learn_tip(state)
-                        found = self._known_release(state, release_id, since)
+                        found = self._known_release(state, key, since, key_trailer)
                         if found:
                             logger.info(
                                 "Release %s is already commit %s on the remote; not "
                                 "committing again.",
-                                release_id,
+                                key,
                                 found,
                             )
                             return CommitOutcome(sha=found, created=False, push_attempts=attempts)
@@ -423,7 +440,8 @@ class GitWriter:
                     raise
                 if rejection is None:
                     state.base = sha
-                    state.known[release_id] = sha
+                    state.known.setdefault(release_id, sha)
+                    state.known[key] = sha
                     if len(state.known) > _MAX_KNOWN:
                         state.forget()
                     logger.info("Pushed release %s as %s (attempt %d).", release_id, sha, attempt)
@@ -582,13 +600,17 @@ class GitWriter:
         return self._git("rev-parse", "-q", "--verify", ref, check=False).returncode == 0
 
     def _find_release(
-        self, release_id: str, since: datetime | None, rev: str | None = None
+        self,
+        release_id: str,
+        since: datetime | None,
+        rev: str | None = None,
+        trailer: str = REQUIRED_TRAILER,
     ) -> str | None:
         args = [
             "log",
             "-F",
-            f"--grep={REQUIRED_TRAILER}: {release_id}",
-            f"--format=%H%x00%(trailers:key={REQUIRED_TRAILER},valueonly,separator=%x01)",
+            f"--grep={trailer}: {release_id}",
+            f"--format=%H%x00%(trailers:key={trailer},valueonly,separator=%x01)",
         ]
         if since is not None:
             args.append(f"--since={(since - _SINCE_MARGIN).isoformat()}")
@@ -609,9 +631,11 @@ class GitWriter:
         ref = f"refs/remotes/origin/{self.remote.branch}"
         tip = self._git("rev-parse", "--verify", f"{ref}^{{commit}}").text.strip()
         scanned_since = datetime.now(UTC) - _SCAN_WINDOW
+        # Both keys in one map: a Release-Id is a bare UUID, a Step-Key has a slash.
         log = self._git(
             "log",
-            f"--format=%H%x00%(trailers:key={REQUIRED_TRAILER},valueonly,separator=%x01)",
+            f"--format=%H%x00%(trailers:key={REQUIRED_TRAILER},key={STEP_KEY_TRAILER},"
+            "valueonly,separator=%x01)",
             f"--since={scanned_since.isoformat()}",
             tip,
             "--",
@@ -640,14 +664,18 @@ class GitWriter:
         return bool(_SHA.fullmatch(seen)) and seen != base
 
     def _known_release(
-        self, state: _TipState, release_id: str, since: datetime | None
+        self,
+        state: _TipState,
+        release_id: str,
+        since: datetime | None,
+        trailer: str = REQUIRED_TRAILER,
     ) -> str | None:
-        """The commit carrying ``release_id`` in the known tip's history, if any."""
+        """The commit carrying ``release_id`` (or a step key) in the known tip's history."""
         if not state.base:
             return None  # the remote has no branch yet: nothing to find
         if state.covers(since):
             return state.known.get(release_id)
-        found = self._find_release(release_id, since, state.base)
+        found = self._find_release(release_id, since, state.base, trailer)
         if found:
             state.known[release_id] = found
         return found
@@ -921,6 +949,15 @@ def _check_release_id(value: object) -> str:
         with contextlib.suppress(ValueError):
             return str(uuid.UUID(value))
     raise GitOpsError(f"The {REQUIRED_TRAILER} trailer must be one release UUID, not {value!r}.")
+
+
+def _check_step_key(value: object, release_id: str) -> str:
+    """``<release id>/<step name>``, of this release: the key is searched for verbatim."""
+    if not isinstance(value, str) or not _STEP_KEY.fullmatch(value):
+        raise GitOpsError(f"{value!r} is not a step key such as '<release id>/step-2'.")
+    if not value.startswith(release_id + "/"):
+        raise GitOpsError(f"The step key {value!r} does not belong to release {release_id}.")
+    return value
 
 
 def _commit_message(message: str, trailers: Mapping[str, str | Sequence[str]]) -> str:

@@ -9,13 +9,14 @@ class MetricsConfig(AppConfig):
         from apps.core.ops import register_metrics_collector
         from apps.metrics.freeze import slo_breach_freezes
         from apps.metrics.ops import source_metrics
-        from apps.metrics.panels import slo_panel
+        from apps.metrics.panels import shadow_panel, slo_panel
         from apps.releases.freeze import register_freeze_signal
         from apps.releases.panels import register_panel
 
         # The release page belongs to releases, which must not import metrics: this app
         # adds its panel through the registry releases keeps for that.
         register_panel(slo_panel)
+        register_panel(shadow_panel)
         # /metrics reports each source's staleness (controlplane imports no app).
         register_metrics_collector("metrics_sources", source_metrics)
         # Releases into an environment wait while an SLO there is in breach; releases

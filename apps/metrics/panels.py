@@ -55,3 +55,92 @@ def slo_panel(release) -> Panel | None:
         },
         order=30,
     )
+
+
+# --- shadow evaluation as approval evidence (progressive delivery) ----------------------
+
+_SHADOW_ROWS = (
+    ("agreement", "Agreement with production", "rate"),
+    ("output_psi", "Output PSI (shadow against production)", "psi"),
+    ("latency_p95", "Latency p95", "ms"),
+    ("error_rate", "Error rate", "rate"),
+)
+
+
+def shadow_report(release) -> dict | None:
+    """The shadow evaluation reviewers weigh: this release's own shadow step once judged,
+    or, for a release still before its deploy, the latest judged shadow run of the same
+    model version for the same service and environment (a shadow release of it run
+    earlier in that environment). Read from the stored step verdict, so the report stays
+    with the release it was measured for."""
+    from apps.releases.models import ReleaseState, RolloutStep
+
+    steps = RolloutStep.objects.filter(mirror_percent__gt=0).exclude(verdict="")
+    own = steps.filter(rollout__release=release).order_by("-judged_at").first()
+    before_deploy = release.state in (
+        ReleaseState.DRAFT,
+        ReleaseState.PENDING_APPROVAL,
+        ReleaseState.APPROVED,
+    )
+    if own is None and before_deploy:
+        own = (
+            steps.filter(
+                rollout__release__service_id=release.service_id,
+                rollout__release__environment_id=release.environment_id,
+                rollout__release__model_version_id=release.model_version_id,
+            )
+            .select_related("rollout__release")
+            .order_by("-judged_at")
+            .first()
+        )
+    if own is None:
+        return None
+    analysis = own.analysis or {}
+    checks = {c.get("name"): c for c in analysis.get("checks", [])}
+    rows = []
+    for name, label, unit in _SHADOW_ROWS:
+        check = checks.get(name)
+        if check is not None:
+            rows.append(
+                {
+                    "label": label,
+                    "unit": unit,
+                    "shadow": _shown(check.get("candidate"), unit),
+                    "production": _shown(check.get("stable"), unit),
+                    "verdict": check.get("verdict"),
+                    "message": check.get("message"),
+                }
+            )
+    return {
+        "release_id": own.rollout.release_id,
+        "mirror_percent": own.mirror_percent,
+        "verdict": own.verdict,
+        "message": own.verdict_message,
+        "rows": rows,
+        "requests": analysis.get("requests") or {},
+        "compared": analysis.get("compared"),
+        "start": analysis.get("start"),
+        "end": analysis.get("end"),
+    }
+
+
+def _shown(value, unit: str) -> str:
+    if value is None:
+        return "-"
+    if unit == "rate":
+        return f"{100 * value:.2f}%"
+    if unit == "ms":
+        return f"{value:.0f} ms"
+    return f"{value:.3f}"
+
+
+def shadow_panel(release) -> Panel | None:
+    report = shadow_report(release)
+    if report is None:
+        return None
+    return Panel(
+        title="Shadow evaluation",
+        template="metrics/_shadow_panel.html",
+        context={"report": report},
+        order=20,
+    )

@@ -26,15 +26,26 @@ log = logging.getLogger(__name__)
 )
 def poll_task() -> dict | None:
     """Read every metric source for every live release, store the readings, judge the
-    SLOs and let the auto-rollback guard act. Skips when the previous cycle still runs."""
-    from apps.metrics.services import metrics_poll
+    SLOs and let the auto-rollback guard act; then judge progressive rollouts' steps.
+    Skips when the previous cycle still runs."""
+    from apps.metrics.services import metrics_poll, rollouts_step
 
     with single_flight("metrics.poll") as mine:
         if not mine:
             log.info("metrics.poll: the previous cycle is still running; skipped")
             return None
         result = metrics_poll()
+        # Progressive rollouts are judged on the same beat, so a verdict acts (the next
+        # step, or the abort commit) within one poll. Its own failure (the git remote
+        # down: the decision stays pending and is committed next poll) must not lose
+        # the poll's result.
+        try:
+            steps = rollouts_step()
+        except Exception:
+            log.exception("metrics.poll: the step controller failed; it retries next poll")
+            steps = []
     return {
+        "rollout_steps": [(d.release_id, d.step, d.action) for d in steps],
         "targets": result.targets,
         "samples": result.samples_written,
         "events": len(result.events),

@@ -24,6 +24,7 @@ from apps.releases.models import (
     Environment,
     FreezeWindow,
     Release,
+    Rollout,
     Service,
     ServiceEnvironment,
 )
@@ -207,3 +208,11 @@ class ApprovalAdmin(ReadOnlyAdmin):
         "release__model_version",
         "approver",
     )
+
+
+@admin.register(Rollout)
+class RolloutAdmin(ReadOnlyAdmin):
+    # Read-only: every move goes through the services (and their audit rows).
+    list_display = ("release", "state", "step", "pending", "updated_at")
+    list_filter = ("state",)
+    list_select_related = ("release__service", "release__environment", "release__model_version")

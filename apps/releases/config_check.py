@@ -8,12 +8,13 @@ from collections.abc import Iterable, Mapping
 
 from apps.gitops.config import ConfigError, merge_config, parse_serving_config
 from apps.releases.models import Environment, Service, ServiceEnvironment
+from apps.releases.rendering import serving_layer
 
 
 def config_problem(*, runtime: str, layers: Iterable[Mapping | None]) -> str | None:
     """The API's sentence for a configuration that does not parse, or None."""
     try:
-        parse_serving_config(runtime, merge_config(*layers))
+        parse_serving_config(runtime, merge_config(*(serving_layer(layer) for layer in layers)))
     except ConfigError as exc:
         return "The serving configuration is not valid: " + "; ".join(
             f"{path}: {message}" for path, message in exc.errors.items()

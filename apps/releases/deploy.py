@@ -20,15 +20,16 @@ from datetime import timedelta
 from django.conf import settings
 
 from apps.audit.selectors import audit_anchor_head
+from apps.core.errors import Conflict
 from apps.core.failpoints import failpoint
 from apps.gitops.argo import ArgoRefresher
 from apps.gitops.errors import GitOpsError, ManifestError
 from apps.gitops.git_writer import GitWriter
-from apps.gitops.render import manifests_digest, release_metadata_file
+from apps.gitops.render import release_metadata_file
 from apps.gitops.validate import secret_findings, validate_manifests
 from apps.releases import selectors, services
-from apps.releases.models import Release
-from apps.releases.rendering import control_plane_secrets
+from apps.releases.models import ABORT, ROLLOUT_FINAL_STATES, Release, ReleaseState, Rollout
+from apps.releases.rendering import control_plane_secrets, release_expected_digest
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +122,7 @@ def _refuse_if_tampered(release: Release, files: dict[str, str], message: str) -
     manifests, the metadata file and the commit message. (The last two carry the
     release's reason, which is free text; before, they went out unscanned: found by
     tests/hardening/test_security_gates.py.)"""
-    if manifests_digest(release.rendered_files) != release.digest:
+    if release_expected_digest(release) != release.digest:
         raise ManifestError(["the stored manifests no longer match the approved digest"])
     forbidden = control_plane_secrets()
     validate_manifests(
@@ -171,6 +172,10 @@ def _deploy_one(writer: GitWriter, release: Release) -> Deployed:
     if not services.release_deploy_claim(release=release):
         # Cancelled between the query and the claim, or held by a freeze.
         return Deployed(release.pk, "", False)
+    if release.is_progressive:
+        # The first step instead of the whole release; the step controller does the rest.
+        rollout = Rollout.objects.get(release=release)
+        return _commit_pending(writer, rollout) or Deployed(release.pk, "", False)
     try:
         files = release_commit_files(release)
         message, trailers = release_commit_message(release)
@@ -207,3 +212,149 @@ def _deploy_one(writer: GitWriter, release: Release) -> Deployed:
         outcome.created,
         f"{release.service.name}-{release.environment.name}",
     )
+
+
+# --- progressive releases: one commit per step ------------------------------------------
+
+
+def rollout_commit_pending(*, writer: GitWriter | None = None, refresher=None) -> list[Deployed]:
+    """Make every commit a rollout decided (a step, a promotion, an abort), under the
+    repository writer lock, so no release commit lands between the check that the
+    release still deploys and its step's commit (a rollback clicked during a step wins:
+    it supersedes the release, and the step is not committed over it). Rollouts whose
+    release stopped deploying are ended here."""
+    for rollout in Rollout.objects.exclude(state__in=ROLLOUT_FINAL_STATES).exclude(
+        release__state=ReleaseState.DEPLOYING
+    ):
+        _end_orphan(rollout)
+    if not Rollout.objects.exclude(pending="").exists():
+        return []
+    if writer is None and not settings.GITOPS_REPO_URL:
+        log.warning("rollout steps wait: GITOPS_REPO_URL is not set")
+        return []
+    own_writer = writer is None
+    writer = writer or GitWriter.from_settings()
+    done: list[Deployed] = []
+    try:
+        with writer.hold_lock():
+            for rollout in Rollout.objects.exclude(pending="").order_by("pk"):
+                made = _commit_pending(writer, rollout)
+                if made is not None:
+                    done.append(made)
+    finally:
+        if own_writer:
+            writer.close()
+        _refresh_applications(done, refresher or ArgoRefresher.from_settings())
+    return done
+
+
+def _end_orphan(rollout: Rollout) -> None:
+    release = rollout.release
+    services.rollout_end(
+        rollout=rollout,
+        why=f"ended: the release is {release.get_state_display().lower()}"
+        + (f" ({release.status_message})" if release.status_message else ""),
+    )
+
+
+def _commit_pending(writer: GitWriter, rollout: Rollout) -> Deployed | None:
+    """Make the rollout's pending commit (or find it, by its Step-Key) and record it.
+    Caller holds the repository writer lock."""
+    rollout.refresh_from_db()
+    name = rollout.pending
+    release = (
+        Release.objects.select_related(
+            "service", "environment", "model_version", "requested_by", "rollout_stable"
+        )
+        .prefetch_related("approvals__approver")
+        .get(pk=rollout.release_id)
+    )
+    if not name:
+        return None
+    if release.state != ReleaseState.DEPLOYING:
+        _end_orphan(rollout)
+        return None
+    try:
+        files, message, trailers = rollout_commit(release, rollout, name)
+        _refuse_if_tampered(release, files, "\n".join([message, *trailers.values()]))
+    except GitOpsError as exc:
+        services.rollout_end(rollout=rollout, why=f"Not committed: {exc}")
+        services.release_mark_failed(release=release, message=f"Not committed: {exc}")
+        return None
+    since = (release.approved_at or release.created_at) - _TRAILER_SEARCH_SLACK
+    try:
+        outcome = writer.commit_release(
+            environment=release.environment.name,
+            service=release.service.name,
+            files=files,
+            message=message,
+            trailers=trailers,
+            since=since,
+            step_key=f"{release.uid}/{name}",
+        )
+    except GitOpsError as exc:
+        if getattr(exc, "retryable", False):
+            services.rollout_note(rollout=rollout, message=f"Waiting to commit {name}: {exc}")
+            raise
+        services.rollout_end(rollout=rollout, why=f"Not committed: {exc}")
+        services.release_mark_failed(release=release, message=f"Not committed: {exc}")
+        return None
+    failpoint("rollout.after_push")  # crash tests: on the remote, not in the database
+    try:
+        if name != ABORT:
+            services.release_record_commit(release=release, commit_sha=outcome.sha)
+        services.rollout_record_commit(rollout=rollout, name=name, commit_sha=outcome.sha)
+    except Conflict:
+        # Argo CD failed the release meanwhile (no repository lock for that): its restore
+        # commit follows, and this rollout ends here instead of stopping the others.
+        _end_orphan(rollout)
+        return None
+    log.info("rollout of release %s: %s committed as %s", release.pk, name, outcome.sha)
+    return Deployed(
+        release.pk,
+        outcome.sha,
+        outcome.created,
+        f"{release.service.name}-{release.environment.name}",
+    )
+
+
+def rollout_commit(
+    release: Release, rollout: Rollout, name: str
+) -> tuple[dict[str, str], str, dict[str, str]]:
+    """The files, message and trailers of one rollout commit: a step's approved files
+    (the promotion is the release's own), or for an abort the stable release's files
+    exactly as they were committed for it."""
+    steps = services.rollout_steps_of(release)
+    base_message, trailers = release_commit_message(release)
+    metadata = {
+        k: v for k, v in release_commit_files(release).items() if k not in release.rendered_files
+    }
+    if name == ABORT:
+        stable = release.rollout_stable
+        files = release_commit_files(stable)
+        subject = (
+            f"{release.service.name} {release.environment.name}: abort the rollout of "
+            f"#{release.pk}, {stable.model_version.name} v{stable.model_version.version} "
+            "back at 100%"
+        )
+        trailers.update(
+            {"Rollout-Step": "abort", "Rollout-Weight": "0"},
+        )
+        body = rollout.abort_reason.strip()
+    else:
+        number = int(name.removeprefix("step-"))
+        step = steps[number - 1]
+        if step.is_promotion:
+            files = release_commit_files(release)
+        else:
+            files = {**release.rollout_files[number - 1], **metadata}
+        subject = (
+            f"{base_message.splitlines()[0]}: step {number} of {len(steps)}, "
+            f"{step.weight}%" + (f" (mirror {step.mirror_percent}%)" if step.mirror_percent else "")
+        )
+        trailers.update(
+            {"Rollout-Step": f"{number}/{len(steps)}", "Rollout-Weight": str(step.weight)}
+        )
+        body = ""
+    trailers["Analysis-Verdict"] = rollout.pending_verdict or "none"
+    return files, (f"{subject}\n\n{body}" if body else subject), trailers

@@ -374,6 +374,27 @@ class Release(models.Model):
     idempotency_fingerprint = models.CharField(max_length=64, blank=True, default="")
     commit_sha = models.CharField(max_length=40, blank=True)
     status_message = models.TextField(blank=True, help_text="latest word from git or Argo CD")
+    # Progressive delivery (docs/progressive-delivery.md). All empty for all-at-once: the
+    # release is then committed and judged exactly as before.
+    rollout_plan = models.JSONField(
+        default=dict, blank=True, help_text="the rollout plan's canonical form; {}: all-at-once"
+    )
+    rollout_analysis = models.JSONField(
+        default=dict, blank=True, help_text="the service's analysis config (thresholds, promql)"
+    )
+    rollout_files = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="the files of each observed step, in order (the promotion is rendered_files)",
+    )
+    rollout_stable = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="rollout_candidates",
+        help_text="the live release the steps share traffic with (and an abort restores)",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
     approved_at = models.DateTimeField(null=True, blank=True)
@@ -416,6 +437,10 @@ class Release(models.Model):
     @property
     def is_final(self) -> bool:
         return self.state in RELEASE_FINAL_STATES
+
+    @property
+    def is_progressive(self) -> bool:
+        return bool(self.rollout_plan) and self.rollout_plan.get("strategy") != "all-at-once"
 
     @property
     def requester_label(self) -> str:
@@ -549,3 +574,81 @@ class FreezeWindow(models.Model):
             window_check(self)
         except FreezeRuleError as exc:
             raise ValidationError(exc.errors) from None
+
+
+class RolloutState(models.TextChoices):
+    RUNNING = "running", "Running"
+    PAUSED = "paused", "Paused"
+    PROMOTED = "promoted", "Promoted"
+    ABORTED = "aborted", "Aborted"
+    # Aborted, and the candidate may not be released here again until a person lifts the
+    # hold with a reason (automation never re-promotes it).
+    HELD = "held", "Aborted and held"
+
+
+ROLLOUT_FINAL_STATES = frozenset({RolloutState.PROMOTED, RolloutState.ABORTED, RolloutState.HELD})
+ABORT = "abort"
+
+
+class Rollout(models.Model):
+    """Where a progressive release's rollout stands; one per release, made when the
+    deployer claims it.
+
+    ``pending`` is the commit decided but not yet recorded ("step-2", "abort"): it is
+    written before the commit is made and cleared with the commit's id, so a worker killed
+    between the push and the database write makes the same commit again, which the git
+    writer finds by its Step-Key trailer instead of pushing twice.
+    """
+
+    release = models.OneToOneField(Release, on_delete=models.CASCADE, related_name="rollout")
+    state = models.CharField(
+        max_length=16, choices=RolloutState.choices, default=RolloutState.RUNNING
+    )
+    step = models.PositiveSmallIntegerField(default=0, help_text="the last step committed")
+    step_started_at = models.DateTimeField(null=True, blank=True)
+    # When a person last resumed it: an inconclusive step is given its extension again.
+    resumed_at = models.DateTimeField(null=True, blank=True)
+    pending = models.CharField(max_length=16, blank=True)
+    # Why the pending commit was decided, for its Analysis-Verdict trailer.
+    pending_verdict = models.CharField(max_length=64, blank=True)
+    message = models.TextField(blank=True)
+    abort_commit_sha = models.CharField(max_length=40, blank=True)
+    abort_reason = models.TextField(blank=True)
+    hold_lifted_reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"rollout of #{self.release_id}: {self.state} at step {self.step}"
+
+    @property
+    def is_final(self) -> bool:
+        return self.state in ROLLOUT_FINAL_STATES and not self.pending
+
+
+class RolloutStep(models.Model):
+    """One step of a rollout: its commit and the latest analysis verdict with its numbers."""
+
+    rollout = models.ForeignKey(Rollout, on_delete=models.CASCADE, related_name="steps")
+    number = models.PositiveSmallIntegerField()
+    weight = models.PositiveSmallIntegerField()
+    mirror_percent = models.PositiveSmallIntegerField(default=0)
+    commit_sha = models.CharField(max_length=40, blank=True)
+    committed_at = models.DateTimeField(null=True, blank=True)
+    verdict = models.CharField(max_length=16, blank=True)  # pass / fail / inconclusive
+    verdict_message = models.TextField(blank=True)
+    analysis = models.JSONField(default=dict, blank=True)
+    judged_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["rollout", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["rollout", "number"], name="rollout_step_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"step {self.number} ({self.weight}%) of #{self.rollout.release_id}"

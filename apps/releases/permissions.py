@@ -105,3 +105,15 @@ def can_submit_or_cancel(user, release) -> bool:
 
 def can_read_audit(user) -> bool:
     return user.has_perm("audit.view_auditevent")
+
+
+def can_steer_rollout(user, action: str) -> bool:
+    """People in the loop of a progressive rollout: ML engineers pause and resume,
+    on-call aborts and promotes now, either lifts a hold (admins do all of it)."""
+    if action in ("pause", "resume"):
+        return can_promote(user)
+    if action in ("abort", "promote"):
+        return can_rollback(user)
+    if action == "lift-hold":
+        return can_promote(user) or can_rollback(user)
+    return False

@@ -13,7 +13,9 @@ working clone (and a fetch if the clone has not seen the revision yet).
 
 Not checked while a release of the target is on its way (approved or deploying): the
 folder then legitimately holds the incoming release's files, which are not live yet.
-The check runs again once that release is live or failed.
+The check runs again once that release is live or failed. Nor while Argo CD has not yet
+synced the abort commit of a progressive rollout (the synced revision is an ancestor of
+it): the folder still holds the aborted step's files, which the abort replaces.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from apps.releases.models import (
     RELEASE_IN_FLIGHT_STATES,
     Release,
     ReleaseState,
+    Rollout,
     ServiceEnvironment,
 )
 
@@ -50,6 +53,13 @@ def check_live_folders(*, writer) -> list[tuple[int, str]]:
             "service_id", "environment_id"
         )
     )
+    # The newest abort commit per target (later rows overwrite earlier ones).
+    aborts = {
+        (service_id, environment_id): sha
+        for service_id, environment_id, sha in Rollout.objects.exclude(abort_commit_sha="")
+        .order_by("ended_at", "pk")
+        .values_list("release__service_id", "release__environment_id", "abort_commit_sha")
+    }
     results = []
     for target in (
         ServiceEnvironment.objects.select_related("service", "environment")
@@ -60,8 +70,20 @@ def check_live_folders(*, writer) -> list[tuple[int, str]]:
         release = live.get(key)
         if release is None or key in moving:
             continue
+        abort = aborts.get(key)
+        if abort and _abort_not_synced(writer, target.synced_revision, abort):
+            continue
         results.append((target.pk, _check_one(writer, target, release)))
     return results
+
+
+def _abort_not_synced(writer, revision: str, abort: str) -> bool:
+    if revision == abort:
+        return False
+    try:
+        return writer.is_ancestor(revision, abort)
+    except GitOpsError:
+        return False
 
 
 def _check_one(writer, target: ServiceEnvironment, live: Release) -> str:

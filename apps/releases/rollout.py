@@ -37,7 +37,7 @@ from django.utils import timezone
 from apps.gitops.argo import FAILED_PHASES, ApplicationStatus
 from apps.gitops.errors import GitOpsError
 from apps.releases import services
-from apps.releases.models import Release, ReleaseState, ServiceEnvironment
+from apps.releases.models import Release, ReleaseState, Rollout, RolloutState, ServiceEnvironment
 from apps.releases.repo_drift import check_live_folders
 
 log = logging.getLogger(__name__)
@@ -169,7 +169,12 @@ def follow_rollouts(
             verdict = _workload_verdict(release, verdict, workloads)
         _record_target(release.service_id, release.environment_id, status)
         seen_targets.add((release.service_id, release.environment_id))
-        if verdict.outcome == "live":
+        if verdict.outcome == "live" and _stepping(release):
+            # A step of a progressive rollout is healthy: the step controller, not Argo
+            # CD, decides when the candidate takes all the traffic.
+            services.release_note_status(release=release, message=f"step: {verdict.message}")
+            verdict = Verdict("waiting", verdict.message)
+        elif verdict.outcome == "live":
             services.release_mark_live(release=release, message=verdict.message)
         elif verdict.outcome == "failed":
             services.release_mark_failed(release=release, message=verdict.message)
@@ -180,6 +185,16 @@ def follow_rollouts(
     # After the statuses are recorded, so each target is checked at the revision just seen.
     check_live_folders(writer=writer)
     return results
+
+
+def _stepping(release: Release) -> bool:
+    """The release is between rollout steps: not promoted yet."""
+    return (
+        release.is_progressive
+        and Rollout.objects.filter(release=release)
+        .exclude(state=RolloutState.PROMOTED, pending="")
+        .exists()
+    )
 
 
 def _serving_object(release: Release) -> dict | None:

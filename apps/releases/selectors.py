@@ -482,5 +482,7 @@ def review_snapshot(release: Release, *, panels: list) -> dict:
         }
         if review.staging
         else None,
+        # The shadow evaluation reviewers saw (contributed by the metrics panel), if any.
+        "shadow": next((p.context["report"] for p in panels if "report" in p.context), None),
         "taken_at": timezone.now().isoformat(timespec="seconds"),
     }

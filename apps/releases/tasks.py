@@ -60,6 +60,30 @@ def deploy_pending_task(self, resend: bool = False):
     raise self.retry(exc=failure, countdown=countdown)
 
 
+@shared_task(
+    name="releases.rollout_commits",
+    acks_late=True,
+    ignore_result=True,
+    soft_time_limit=100,
+    time_limit=120,
+)
+def rollout_commits_task():
+    """Make the rollout commits decided (a person's abort or promote-now). The remote
+    being down is no failure here: the decision stays pending and the step controller's
+    next pass (on the metrics poll) makes it."""
+    from apps.releases.deploy import rollout_commit_pending
+
+    with single_flight("releases.rollout_commits") as mine:
+        if not mine:
+            return
+        try:
+            rollout_commit_pending()
+        except GitOpsError as exc:
+            if not getattr(exc, "retryable", False):
+                raise
+            log.warning("rollout commit postponed to the next poll: %s", exc)
+
+
 @shared_task(name="releases.follow_rollouts", acks_late=True, ignore_result=True)
 def follow_rollouts_task():
     """Move deploying releases to live or failed from Argo CD's answers; also re-send the

@@ -19,6 +19,11 @@ urlpatterns = [
         views.release_freeze_override,
         name="freeze_override",
     ),
+    path(
+        "releases/<int:pk>/rollout/<slug:action>/",
+        views.release_rollout_action,
+        name="rollout_action",
+    ),
     path("inbox/", views.inbox, name="inbox"),
     path("start/", views.landing, name="landing"),
     path("services/", views.service_list, name="services"),

@@ -27,7 +27,14 @@ from apps.releases.forms import (
     ReleaseFilterForm,
 )
 from apps.releases.freeze import freeze_status, is_exempt, upcoming
-from apps.releases.models import Environment, FreezeWindow, Release, ReleaseState, Service
+from apps.releases.models import (
+    Environment,
+    FreezeWindow,
+    Release,
+    ReleaseState,
+    Rollout,
+    Service,
+)
 from apps.releases.policy import open_slots_for
 from apps.releases.review import approvals_text
 from apps.releases.services.freeze import OVERRIDABLE_STATES
@@ -224,6 +231,7 @@ def _status_context(request, release: Release) -> dict:
             now=release.submitted_at or release.created_at,
         )
     moving = release.state in (ReleaseState.APPROVED, ReleaseState.DEPLOYING)
+    rollout = _rollout_context(user, release)
     soaking = any(not gate.passed and not standing for _, gate, standing, _ in promotion_targets)
     frozen = any(f.frozen for *_, f in promotion_targets) or bool(own_freeze and own_freeze.frozen)
     return {
@@ -251,6 +259,7 @@ def _status_context(request, release: Release) -> dict:
         "text_max_length": settings.RELEASE_TEXT_MAX_LENGTH,
         "soak": soak,
         "moving": moving,
+        **rollout,
         # Poll while the release moves, while approvals come in, while a soak gate is
         # still closed, and while a freeze holds it or its promotion: each of those
         # changes without anyone touching this page.
@@ -258,6 +267,75 @@ def _status_context(request, release: Release) -> dict:
         # (unchanged polls are a 304: the status view is a live fragment).
         "poll": moving or is_pending or soaking or frozen or bool(promotion_targets),
     }
+
+
+def _rollout_context(user, release: Release) -> dict:
+    """The plan, each step's verdict with its numbers, and the buttons this person may
+    use (pause/resume: ML engineers; abort and promote now: on-call; lift the hold:
+    either), refreshed with the status block while the release moves."""
+    if not release.is_progressive:
+        return {"rollout": None}
+    rollout = Rollout.objects.filter(release=release).prefetch_related("steps").first()
+    steps = list(rollout.steps.all()) if rollout is not None else []
+    for step in steps:
+        step.checks = (step.analysis or {}).get("checks", [])
+    active = rollout is not None and rollout.state in ("running", "paused")
+    engineer, on_call = permissions.can_promote(user), permissions.can_rollback(user)
+    return {
+        "rollout": rollout,
+        "rollout_plan": release.rollout_plan,
+        "rollout_steps": steps,
+        "rollout_can_pause": active and rollout.state == "running" and engineer,
+        "rollout_can_resume": active and rollout.state == "paused" and engineer,
+        "rollout_can_abort": active and on_call,
+        "rollout_can_promote": active and on_call,
+        "rollout_can_lift": rollout is not None
+        and rollout.state == "held"
+        and (engineer or on_call),
+    }
+
+
+_ROLLOUT_ACTIONS = {
+    "pause": ("paused", lambda r, u, why: services.rollout_pause(rollout=r, actor=u, reason=why)),
+    "resume": ("resumed", lambda r, u, why: services.rollout_resume(rollout=r, actor=u)),
+    "abort": (
+        "aborting: the stable release goes back to 100% at the next poll",
+        lambda r, u, why: services.rollout_abort(rollout=r, actor=u, reason=why),
+    ),
+    "promote": (
+        "promoting now: the candidate goes to 100% at the next poll",
+        lambda r, u, why: services.rollout_promote_now(rollout=r, actor=u, reason=why),
+    ),
+    "lift-hold": (
+        "hold lifted",
+        lambda r, u, why: services.rollout_lift_hold(rollout=r, actor=u, reason=why),
+    ),
+}
+
+
+@login_required
+@require_POST
+def release_rollout_action(request, pk: int, action: str):
+    """The rollout panel's buttons; the services check who may do what."""
+    release = _get_release(pk)
+    if action not in _ROLLOUT_ACTIONS:
+        raise Http404("No such rollout action.")
+    if not permissions.can_steer_rollout(request.user, action):
+        raise PermissionDenied(f"Your role does not allow this rollout action ({action}).")
+    rollout = Rollout.objects.filter(release=release).first()
+    if rollout is None:
+        messages.error(request, f"Release #{pk} has no rollout under way.")
+        return redirect("releases:detail", pk=pk)
+    form = ReasonForm(request.POST)
+    reason = form.cleaned_data["reason"] if form.is_valid() else ""
+    done, act = _ROLLOUT_ACTIONS[action]
+    try:
+        act(rollout, request.user, reason)
+    except DomainError as exc:
+        _domain_error_to_message(request, exc)
+        return redirect("releases:detail", pk=pk)
+    messages.success(request, f"Rollout {done}.")
+    return redirect("releases:detail", pk=pk)
 
 
 def _drift_context(user, release: Release) -> dict:

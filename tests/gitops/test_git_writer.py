@@ -738,3 +738,31 @@ def test_a_sibling_process_push_through_the_shared_clone_is_noticed_before_build
     assert git_calls[0] == "fetch" and git_calls.count("push") == 1
     assert outcome.created and outcome.push_attempts == 1
     assert gitops_remote.commits_with_trailer("Release-Id", release_id) == [outcome.sha]
+
+
+def test_each_step_of_one_release_is_its_own_commit_found_again_by_its_step_key(
+    gitops_remote, make_git_writer
+):
+    """Progressive releases: every step carries the same Release-Id, so steps are
+    deduplicated on their Step-Key trailer, in memory and by a fresh worker alike."""
+    writer = make_git_writer(gitops_remote.url)
+    release_id = new_id()
+    one = commit(writer, release_id, step_key=f"{release_id}/step-1")
+    two = commit(writer, release_id, step_key=f"{release_id}/step-2")
+    assert one.created and two.created and one.sha != two.sha
+    count = gitops_remote.commit_count()
+    assert commit(writer, release_id, step_key=f"{release_id}/step-2").sha == two.sha
+    fresh = make_git_writer(gitops_remote.url, name="fresh")
+    again = commit(fresh, release_id, step_key=f"{release_id}/step-1")
+    assert (again.sha, again.created) == (one.sha, False)
+    assert gitops_remote.commit_count() == count
+    assert gitops_remote.commits_with_trailer("Step-Key", f"{release_id}/step-2") == [two.sha]
+    assert len(gitops_remote.commits_with_trailer("Release-Id", release_id)) == 2
+
+
+@pytest.mark.parametrize("key", ["step-1", "not a key/step-1", "{other}/step-1", "{id}/Step 1"])
+def test_a_step_key_must_be_this_releases_and_plain(gitops_remote, make_git_writer, key):
+    writer = make_git_writer(gitops_remote.url)
+    release_id = new_id()
+    with pytest.raises(GitOpsError):
+        commit(writer, release_id, step_key=key.format(id=release_id, other=new_id()))

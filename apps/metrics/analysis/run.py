@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,7 +34,19 @@ class Analysis:
             "start": self.inputs.start.isoformat(),
             "end": self.inputs.end.isoformat(),
             "thresholds": self.thresholds.as_dict(),
+            # The traffic each side saw (and, for a shadow, how many mirrored answers
+            # were compared): the report people read next to the checks.
+            "requests": {
+                "candidate": _finite(self.inputs.candidate.requests),
+                "stable": _finite(self.inputs.stable.requests),
+            },
+            "compared": _finite(self.inputs.compared),
+            "agreed": _finite(self.inputs.agreed),
         }
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
 
 
 def analysis_run(

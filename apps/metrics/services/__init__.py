@@ -3,6 +3,7 @@
 - ``poll``: a poll cycle (read the sources, store samples, source health and backoff);
 - ``slo``: breach and recovery judging, SLO state and events;
 - ``guard``: the guarded automatic rollback;
+- ``rollout``: the step controller of progressive delivery;
 - ``rollups``: roll-ups and retention.
 
 Every public name is re-exported here, so ``from apps.metrics.services import ...`` keeps
@@ -12,6 +13,7 @@ working wherever it is written.
 from apps.metrics.services._batch import WRITE_BATCH
 from apps.metrics.services.guard import GUARD_ACTOR, guard_consider
 from apps.metrics.services.poll import PollResult, SourceRun, derived_readings, metrics_poll
+from apps.metrics.services.rollout import StepDecision, rollout_judge, rollouts_step
 from apps.metrics.services.rollups import metrics_retention, metrics_rollup
 from apps.metrics.services.slo import METRICS_ACTOR, slo_judge
 
@@ -21,10 +23,13 @@ __all__ = [
     "WRITE_BATCH",
     "PollResult",
     "SourceRun",
+    "StepDecision",
     "derived_readings",
     "guard_consider",
     "metrics_poll",
     "metrics_retention",
     "metrics_rollup",
+    "rollout_judge",
+    "rollouts_step",
     "slo_judge",
 ]

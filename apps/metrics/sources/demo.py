@@ -127,3 +127,119 @@ class DemoSource:
 
     def close(self) -> None:
         pass
+
+
+# --- per-revision figures for the step controller (progressive delivery) ---------------
+
+# The whole service answers this many requests per second in the demo; a canary step
+# sends its weight's share to the candidate, a shadow step mirrors its share to it.
+DEMO_ANALYSIS_RATE = 50.0
+_LATENCY_BOUNDS_MS = (25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, math.inf)
+_SCORE_BOUNDS = (*(round(0.1 * i, 1) for i in range(1, 10)), math.inf)
+
+
+def _demo_p95_ms(tags, slo_p95_ms: float | None) -> float:
+    base = 0.55 * slo_p95_ms if slo_p95_ms else 120.0
+    return base * (_tag_value(tags, TAG_LATENCY) or 1.0)
+
+
+def _demo_error_rate(tags, slo_error_rate: float | None) -> float:
+    explicit = _tag_value(tags, TAG_ERROR_RATE)
+    if explicit is not None:
+        return min(explicit, 1.0)
+    multiplier = _tag_value(tags, TAG_LATENCY) or 1.0
+    base = 0.3 * slo_error_rate if slo_error_rate else 0.003
+    return min(1.0, base * (1 + 4 * (multiplier - 1)))
+
+
+def _tag_value(tags, name: str) -> float | None:
+    raw = (tags or {}).get(name)
+    try:
+        value = float(raw) if raw is not None else None
+    except (TypeError, ValueError):
+        return None
+    return value if value is not None and math.isfinite(value) and value >= 0 else None
+
+
+def _latency_histogram(p95_ms: float, requests: float):
+    """Exponential latencies with this p95, as cumulative bucket counts."""
+    from apps.metrics.analysis.checks import Histogram
+
+    rate = math.log(20) / p95_ms
+    return Histogram.from_buckets(
+        {
+            bound: requests if math.isinf(bound) else requests * (1 - math.exp(-rate * bound))
+            for bound in _LATENCY_BOUNDS_MS
+        }
+    )
+
+
+def _shifted_shares(target_psi: float) -> list[float]:
+    """Ten score-bucket shares whose PSI against the uniform baseline is ``target_psi``:
+    a mixture of the baseline with everything in the top bucket, found by bisection."""
+
+    def shares(a: float) -> list[float]:
+        return [(1 - a) * 0.1 + (a if i == 9 else 0.0) for i in range(10)]
+
+    def psi_of(values: list[float]) -> float:
+        return sum((v - 0.1) * math.log(max(v, 1e-6) / 0.1) for v in values)
+
+    low, high = 0.0, 0.99
+    for _ in range(60):
+        middle = (low + high) / 2
+        low, high = (middle, high) if psi_of(shares(middle)) < target_psi else (low, middle)
+    return shares(low)
+
+
+def _score_histogram(tags, predictions: float):
+    from apps.metrics.analysis.checks import Histogram
+
+    drift = _tag_value(tags, TAG_DRIFT)
+    shares = _shifted_shares(drift) if drift else [0.1] * 10
+    running, buckets = 0.0, {}
+    for bound, share in zip(_SCORE_BOUNDS, shares, strict=True):
+        running += share * predictions
+        buckets[bound] = running
+    return Histogram.from_buckets(buckets)
+
+
+def demo_analysis_inputs(
+    *,
+    candidate: str,
+    stable: str,
+    candidate_tags,
+    stable_tags,
+    slo_p95_ms: float | None,
+    slo_error_rate: float | None,
+    share_percent: int,
+    mirrored: bool,
+    start: datetime,
+    end: datetime,
+):
+    """What Prometheus would answer for a canary (or shadow) window in the simulated
+    cluster: each revision's latency, errors and score distribution from its model
+    version's demo tags (``demo.latency_multiplier``, ``demo.error_rate``,
+    ``demo.drift_psi``: a candidate with fine latency and a shifted output
+    distribution). Deterministic, so the README story plays the same every time."""
+    from apps.metrics.analysis.inputs import AnalysisInputs, RevisionInputs
+
+    seconds = max(0.0, (end - start).total_seconds())
+    total = DEMO_ANALYSIS_RATE * seconds
+    candidate_requests = total * share_percent / 100
+    stable_requests = total if mirrored else total - candidate_requests
+
+    def revision(name, tags, requests):
+        return RevisionInputs(
+            revision=name,
+            latency_ms=_latency_histogram(_demo_p95_ms(tags, slo_p95_ms), requests),
+            requests=requests,
+            errors=requests * _demo_error_rate(tags, slo_error_rate),
+            scores=_score_histogram(tags, requests),
+        )
+
+    return AnalysisInputs(
+        candidate=revision(candidate, candidate_tags, candidate_requests),
+        stable=revision(stable, stable_tags, stable_requests),
+        start=start,
+        end=end,
+    )

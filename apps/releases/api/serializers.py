@@ -135,6 +135,31 @@ def _freeze(env) -> dict:
     return freeze_status(env).as_dict()
 
 
+class RolloutStepSerializer(serializers.Serializer):
+    number = serializers.IntegerField()
+    weight = serializers.IntegerField()
+    mirror_percent = serializers.IntegerField()
+    commit_sha = serializers.CharField()
+    committed_at = serializers.DateTimeField(allow_null=True)
+    verdict = serializers.CharField(help_text="pass, fail, inconclusive, or empty: not judged")
+    verdict_message = serializers.CharField()
+    analysis = serializers.DictField(help_text="the checks with their numbers and thresholds")
+    judged_at = serializers.DateTimeField(allow_null=True)
+
+
+class RolloutSerializer(serializers.Serializer):
+    state = serializers.CharField()
+    step = serializers.IntegerField(help_text="the last step committed (0: none yet)")
+    pending = serializers.CharField(help_text="the commit decided and not yet recorded")
+    message = serializers.CharField()
+    abort_commit_sha = serializers.CharField()
+    abort_reason = serializers.CharField()
+    hold_lifted_reason = serializers.CharField()
+    step_started_at = serializers.DateTimeField(allow_null=True)
+    ended_at = serializers.DateTimeField(allow_null=True)
+    steps = RolloutStepSerializer(many=True, source="steps.all")
+
+
 class ReleaseSerializer(serializers.ModelSerializer):
     service = serializers.CharField(source="service.name")
     environment = serializers.CharField(source="environment.name")
@@ -155,6 +180,8 @@ class ReleaseSerializer(serializers.ModelSerializer):
     freeze_override = serializers.SerializerMethodField(
         help_text="break glass: who let this release through any freeze, and why"
     )
+    rollout_plan = serializers.SerializerMethodField()
+    rollout = serializers.SerializerMethodField()
 
     class Meta:
         model = Release
@@ -188,6 +215,8 @@ class ReleaseSerializer(serializers.ModelSerializer):
             "freeze",
             "promotion_freezes",
             "freeze_override",
+            "rollout_plan",
+            "rollout",
         ]
 
     @extend_schema_field(FreezeSerializer(allow_null=True))
@@ -215,6 +244,13 @@ class ReleaseSerializer(serializers.ModelSerializer):
             "by": by.get_username() if by else None,
             "at": release.freeze_override_at,
         }
+
+    def get_rollout_plan(self, release) -> dict:
+        return release.rollout_plan or {"strategy": "all-at-once"}
+
+    def get_rollout(self, release) -> RolloutSerializer(allow_null=True):
+        rollout = getattr(release, "rollout", None) if release.is_progressive else None
+        return RolloutSerializer(rollout).data if rollout is not None else None
 
     def get_policy(self, release) -> PolicyProgressSerializer:
         progress: PolicyProgress = release_policy_progress(release)
@@ -289,6 +325,13 @@ class ReleaseCreateSerializer(serializers.Serializer):
     )
     config_overrides = serializers.DictField(required=False, default=dict)
     reason = serializers.CharField(**_TEXT)
+    rollout = serializers.DictField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="the rollout plan, e.g. {strategy: canary, steps: [{weight: 10}]}; "
+        "default: the service's configuration (rollout:), else all-at-once",
+    )
 
 
 class ApproveSerializer(serializers.Serializer):
@@ -319,6 +362,10 @@ class RejectSerializer(serializers.Serializer):
 
 
 class ReasonSerializer(serializers.Serializer):
+    reason = serializers.CharField(**_TEXT)
+
+
+class RolloutActionSerializer(serializers.Serializer):
     reason = serializers.CharField(**_TEXT)
 
 

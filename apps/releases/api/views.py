@@ -19,11 +19,11 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
 from apps.accounts.models import TokenScope
-from apps.core.errors import DomainError
+from apps.core.errors import Conflict, DomainError, Forbidden
 from apps.registry.models import ModelVersion
-from apps.releases import selectors, services
+from apps.releases import permissions, selectors, services
 from apps.releases.api import serializers as s
-from apps.releases.models import ApprovalRule, Environment, Release, Service
+from apps.releases.models import ApprovalRule, Environment, Release, Rollout, Service
 
 _ERRORS = {
     400: OpenApiResponse(s.ErrorSerializer, description="bad input"),
@@ -202,6 +202,7 @@ class ReleaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             config_overrides=data["config_overrides"],
             reason=data["reason"],
             idempotency_key=key,
+            rollout=data["rollout"],
         )
         return self._answer(release, status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
@@ -322,6 +323,83 @@ class ReleaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             expected_live=live,
         )
         return self._answer(rollback, status.HTTP_201_CREATED)
+
+    # --- people in the loop of a progressive rollout ------------------------------------
+    # Each action is idempotent in itself (pausing a paused rollout, a second abort, a
+    # second promote-now answer 200 with the same state), so a retried request with the
+    # same Idempotency-Key, or two people at once, make one decision and one commit.
+
+    def _rollout_action(self, request, pk, act, action: str):
+        release = self._release(pk)
+        if not permissions.can_steer_rollout(request.user, action):
+            raise Forbidden(f"Your role does not allow this rollout action ({action}).")
+        _idempotency_key(request)  # checked like every endpoint that takes one
+        data = _valid(s.RolloutActionSerializer, request)
+        rollout = Rollout.objects.filter(release=release).first()
+        if rollout is None:
+            raise Conflict(
+                f"Release #{release.pk} has no rollout under way"
+                + ("" if release.is_progressive else " (it goes out all-at-once)")
+                + "."
+            )
+        act(rollout=rollout, actor=request.user, reason=data["reason"])
+        return self._answer(release)
+
+    @extend_schema(
+        summary="Pause the rollout: the traffic stays where it is (ML engineers)",
+        parameters=[_ID_PARAMETER],
+        request=s.RolloutActionSerializer,
+        responses={200: s.ReleaseSerializer, **_ERRORS},
+    )
+    @action(detail=True, methods=["post"], url_path="rollout/pause")
+    def rollout_pause(self, request, pk=None):
+        return self._rollout_action(request, pk, services.rollout_pause, "pause")
+
+    @extend_schema(
+        summary="Resume a paused rollout (ML engineers)",
+        parameters=[_ID_PARAMETER],
+        request=s.RolloutActionSerializer,
+        responses={200: s.ReleaseSerializer, **_ERRORS},
+    )
+    @action(detail=True, methods=["post"], url_path="rollout/resume")
+    def rollout_resume(self, request, pk=None):
+        return self._rollout_action(
+            request,
+            pk,
+            lambda *, rollout, actor, reason: services.rollout_resume(rollout=rollout, actor=actor),
+            "resume",
+        )
+
+    @extend_schema(
+        summary="Abort the rollout: the stable release back at 100%, the candidate held "
+        "(on-call, break-glass with a reason)",
+        parameters=[_ID_PARAMETER],
+        request=s.RolloutActionSerializer,
+        responses={200: s.ReleaseSerializer, **_ERRORS},
+    )
+    @action(detail=True, methods=["post"], url_path="rollout/abort")
+    def rollout_abort(self, request, pk=None):
+        return self._rollout_action(request, pk, services.rollout_abort, "abort")
+
+    @extend_schema(
+        summary="Promote now: skip the remaining steps (on-call, with a reason)",
+        parameters=[_ID_PARAMETER],
+        request=s.RolloutActionSerializer,
+        responses={200: s.ReleaseSerializer, **_ERRORS},
+    )
+    @action(detail=True, methods=["post"], url_path="rollout/promote")
+    def rollout_promote(self, request, pk=None):
+        return self._rollout_action(request, pk, services.rollout_promote_now, "promote")
+
+    @extend_schema(
+        summary="Lift the hold on an aborted candidate, with a reason",
+        parameters=[_ID_PARAMETER],
+        request=s.RolloutActionSerializer,
+        responses={200: s.ReleaseSerializer, **_ERRORS},
+    )
+    @action(detail=True, methods=["post"], url_path="rollout/lift-hold")
+    def rollout_lift_hold(self, request, pk=None):
+        return self._rollout_action(request, pk, services.rollout_lift_hold, "lift-hold")
 
 
 _KEY_MAX = Release._meta.get_field("idempotency_key").max_length

@@ -24,6 +24,20 @@ from apps.releases.services.drift import (
     target_record_drift,
 )
 from apps.releases.services.freeze import release_freeze_override
+from apps.releases.services.progressive import (
+    held_rollout,
+    rollout_abort,
+    rollout_advance,
+    rollout_end,
+    rollout_lift_hold,
+    rollout_note,
+    rollout_pause,
+    rollout_promote_now,
+    rollout_record_commit,
+    rollout_record_verdict,
+    rollout_resume,
+    rollout_steps_of,
+)
 from apps.releases.services.promotion import release_promote
 from apps.releases.services.rollback import (
     release_rollback,
@@ -33,6 +47,7 @@ from apps.releases.services.rollback import (
 
 __all__ = [
     "folder_differences",
+    "held_rollout",
     "release_approve",
     "release_cancel",
     "release_check_artifacts",
@@ -50,6 +65,17 @@ __all__ = [
     "release_submit",
     "rollback_candidates",
     "rollback_default_target",
+    "rollout_abort",
+    "rollout_advance",
+    "rollout_end",
+    "rollout_lift_hold",
+    "rollout_note",
+    "rollout_pause",
+    "rollout_promote_now",
+    "rollout_record_commit",
+    "rollout_record_verdict",
+    "rollout_resume",
+    "rollout_steps_of",
     "target_record_drift",
     "target_record_status",
 ]

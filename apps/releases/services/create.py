@@ -11,7 +11,9 @@ from django.utils import timezone
 from apps.audit.services import audit_record, audited_atomic
 from apps.core.errors import Conflict, DomainError, Forbidden
 from apps.gitops.config import ConfigError
-from apps.gitops.errors import GitOpsError
+from apps.gitops.errors import GitOpsError, RenderError
+from apps.gitops.traffic import PlanError, Strategy, check_plan_supported, parse_rollout_plan
+from apps.gitops.traffic import render_step as render_traffic_step
 from apps.registry.models import ModelVersion
 from apps.releases import permissions
 from apps.releases import queue as release_queue
@@ -23,7 +25,13 @@ from apps.releases.models import (
     Service,
     ServiceEnvironment,
 )
-from apps.releases.rendering import control_plane_secrets, render_release, resolve_config
+from apps.releases.rendering import (
+    control_plane_secrets,
+    render_release,
+    resolve_config,
+    resolve_rollout_settings,
+    rollout_digest,
+)
 from apps.releases.selectors import release_policy_progress
 from apps.releases.services._idempotency import keyed_release, replay, request_fingerprint
 from apps.releases.services._transitions import (
@@ -35,6 +43,7 @@ from apps.releases.services._transitions import (
 )
 from apps.releases.services.artifacts import release_check_artifacts
 from apps.releases.services.freeze import refuse_if_frozen
+from apps.releases.services.progressive import held_rollout
 
 
 def _render_or_error(*, service, environment, model_version, release_uid, config):
@@ -84,12 +93,15 @@ def release_create(
     config_overrides: dict | None = None,
     reason: str = "",
     idempotency_key: str | None = None,
+    rollout: dict | None = None,
 ) -> tuple[Release, bool]:
     """Create a draft release of a model version for a service in an environment.
 
     The manifests are rendered now, so the requester sees the diff and any configuration
     error before anyone is asked to approve. Returns (release, created); with an
     idempotency key the same request returns the first release instead of a second one.
+    ``rollout`` overrides the plan the service's configuration gives (``rollout:``);
+    a plan this runtime cannot run is refused here, before review.
     """
     if not permissions.can_create_release(actor):
         raise Forbidden("Only ML engineers and admins create releases.")
@@ -109,6 +121,14 @@ def release_create(
             field_errors={"config_overrides": ["must be an object"]},
         )
 
+    if rollout is not None and not isinstance(rollout, dict):
+        raise DomainError(
+            'rollout must be an object such as {"strategy": "canary"}.',
+            field_errors={"rollout": ["must be an object"]},
+        )
+    # The plan joins the fingerprint only when given, so keys used before plans existed
+    # keep replaying.
+    plan_part = {} if rollout is None else {"rollout": rollout}
     fingerprint = request_fingerprint(
         "create",
         service=service.name,
@@ -116,6 +136,7 @@ def release_create(
         model_version=model_version.version,
         config_overrides=overrides,
         reason=reason,
+        **plan_part,
     )
     existing = keyed_release(actor=actor, key=idempotency_key)
     if existing is not None:
@@ -136,6 +157,7 @@ def release_create(
             kind=ReleaseKind.DEPLOY,
             idempotency_key=idempotency_key or None,
             idempotency_fingerprint=fingerprint,
+            rollout=rollout,
         )
     except KeyRaced as raced:
         # Another request with this key committed first: this one is its replay (200 with
@@ -178,7 +200,15 @@ def _create(
     idempotency_fingerprint="",
     promoted_from=None,
     system_actor="",
+    rollout=None,
 ) -> Release:
+    held = held_rollout(service=service, environment=environment, model_version=model_version)
+    if held is not None:
+        raise Conflict(
+            f"{model_version} is held in {environment.name}: its rollout (release "
+            f"#{held.release_id}) was aborted ({held.abort_reason}). Lift the hold on that "
+            "release, with a reason, before releasing it here again."
+        )
     target, _ = ServiceEnvironment.objects.get_or_create(service=service, environment=environment)
     config = resolve_config(
         service=service, environment=environment, target=target, overrides=overrides
@@ -191,6 +221,22 @@ def _create(
         release_uid=uid,
         config=config,
     )
+    progressive = _progressive_parts(
+        service=service,
+        environment=environment,
+        target=target,
+        overrides=overrides,
+        requested=rollout,
+        candidate=rendered.files,
+    )
+    digest = rendered.digest
+    if progressive["rollout_stable"] is not None:
+        digest = rollout_digest(
+            files=rendered.files,
+            plan=progressive["rollout_plan"],
+            step_files=progressive["rollout_files"],
+            stable_uid=str(progressive["rollout_stable"].uid),
+        )
     try:
         with audited_atomic():
             release = Release.objects.create(
@@ -201,7 +247,7 @@ def _create(
                 config_overrides=overrides,
                 config=config,
                 rendered_files=rendered.files,
-                digest=rendered.digest,
+                digest=digest,
                 kind=kind,
                 requested_by=actor,
                 requested_by_system=system_actor,
@@ -209,6 +255,7 @@ def _create(
                 idempotency_key=idempotency_key,
                 idempotency_fingerprint=idempotency_fingerprint if idempotency_key else "",
                 promoted_from=promoted_from,
+                **progressive,
             )
             audit_record(
                 actor=actor,
@@ -222,7 +269,8 @@ def _create(
                     "service": service.name,
                     "environment": environment.name,
                     "model_version": str(model_version),
-                    "digest": rendered.digest,
+                    "digest": digest,
+                    "rollout": progressive["rollout_plan"] or {"strategy": "all-at-once"},
                 },
             )
     except IntegrityError:
@@ -233,6 +281,85 @@ def _create(
             raise KeyRaced(existing) from None
         raise
     return release
+
+
+def _plan_error(exc: PlanError) -> DomainError:
+    return DomainError(
+        "The rollout plan was refused: "
+        + " ".join(f"{path}: {message}" for path, message in exc.errors.items()),
+        field_errors={path: [message] for path, message in exc.errors.items()},
+    )
+
+
+def _progressive_parts(*, service, environment, target, overrides, requested, candidate) -> dict:
+    """The rollout fields of a new release: its plan, analysis config, every observed
+    step's files (rendered now, against the release live today, so reviewers approve
+    them) and that stable release. All empty for all-at-once.
+
+    A plan the runtime cannot run is refused with the sentence saying why. A plan from
+    the service's configuration, on a target where nothing is live yet, goes out
+    all-at-once (there is no stable version to share traffic with); the same plan asked
+    for in the request is refused, since the requester asked for something that cannot
+    happen.
+    """
+    empty = {
+        "rollout_plan": {},
+        "rollout_analysis": {},
+        "rollout_files": [],
+        "rollout_stable": None,
+    }
+    configured, analysis = resolve_rollout_settings(
+        service=service, environment=environment, target=target, overrides=overrides
+    )
+    raw = requested if requested is not None else configured
+    try:
+        plan = parse_rollout_plan(raw)
+        if plan.strategy is Strategy.ALL_AT_ONCE:
+            return empty
+        check_plan_supported(plan, runtime=service.runtime, kserve_mode=environment.kserve_mode)
+    except PlanError as exc:
+        raise _plan_error(exc) from exc
+    if not isinstance(analysis, dict):
+        raise DomainError(
+            "The service's analysis config must be a mapping with thresholds and promql.",
+            field_errors={"analysis": ["must be a mapping"]},
+        )
+    stable = Release.objects.filter(
+        service=service, environment=environment, state=ReleaseState.LIVE
+    ).first()
+    if stable is None:
+        if requested is None:
+            return empty
+        raise DomainError(
+            f"Nothing is live for {service.name} in {environment.name}, so there is no "
+            "stable version to share traffic with: the first release goes out "
+            'all-at-once. Leave rollout out, or use {"strategy": "all-at-once"}.',
+            field_errors={"rollout.strategy": ["no live release to compare with"]},
+        )
+    try:
+        files = [
+            render_traffic_step(
+                runtime=service.runtime,
+                kserve_mode=environment.kserve_mode,
+                service=service.name,
+                stable=stable.rendered_files,
+                candidate=candidate,
+                step=step,
+            )
+            for step in plan.steps()
+            if not step.is_promotion
+        ]
+    except RenderError as exc:
+        raise DomainError(
+            f"The rollout steps cannot be rendered: {exc}",
+            field_errors={"rollout": [str(exc)]},
+        ) from exc
+    return {
+        "rollout_plan": plan.as_dict(),
+        "rollout_analysis": analysis,
+        "rollout_files": files,
+        "rollout_stable": stable,
+    }
 
 
 def release_submit(*, actor, release: Release) -> Release:

@@ -12,6 +12,7 @@ from apps.releases import queue as release_queue
 from apps.releases.models import Release, ReleaseKind, ReleaseState, ServiceEnvironment
 from apps.releases.services._transitions import LOCK, _check_transition, _locked, _move
 from apps.releases.services.freeze import held_by_freeze, hold_message
+from apps.releases.services.progressive import rollout_end_of, rollout_start
 
 
 @audited_atomic
@@ -47,6 +48,22 @@ def release_deploy_claim(*, release: Release) -> bool:
                 after={"freezes": held.reasons, "until": held.until_text},
             )
         return False
+    if release.is_progressive and not _stable_still_live(release):
+        # The steps were rendered (and approved) against a release that is no longer
+        # live: committing them would bring back a version the target has left.
+        _move(
+            release,
+            ReleaseState.FAILED,
+            system_actor="deployer",
+            action="release.failed",
+            fields={
+                "ended_at": timezone.now(),
+                "status_message": f"Not committed: release #{release.rollout_stable_id}, "
+                "which the rollout steps share traffic with, is no longer live. Create a "
+                "new release, so reviewers approve steps against the version live now.",
+            },
+        )
+        return False
     _move(
         release,
         ReleaseState.DEPLOYING,
@@ -57,7 +74,13 @@ def release_deploy_claim(*, release: Release) -> bool:
             "status_message": "committing to the GitOps repository",
         },
     )
+    if release.is_progressive:
+        rollout_start(release=release)
     return True
+
+
+def _stable_still_live(release: Release) -> bool:
+    return Release.objects.filter(pk=release.rollout_stable_id, state=ReleaseState.LIVE).exists()
 
 
 @audited_atomic
@@ -98,6 +121,7 @@ def release_record_commit(*, release: Release, commit_sha: str) -> Release:
             },
             note={"by": release.pk},
         )
+        rollout_end_of(older, why=f"ended: replaced by release #{release.pk}")
     release.commit_sha = commit_sha
     release.status_message = f"committed {commit_sha[:12]}; waiting for Argo CD to sync"
     release.save(update_fields=["commit_sha", "status_message"])
@@ -193,6 +217,7 @@ def release_mark_failed(*, release: Release, message: str) -> Release:
         fields={"ended_at": timezone.now(), "status_message": message[:2000]},
         note={"message": message[:500]},
     )
+    rollout_end_of(release, why=f"ended: the release failed ({message[:300]})")
     if release.commit_sha:
         _restore_live_after_failure(release)
     return release

@@ -32,6 +32,10 @@ from apps.releases.models import ApprovalRule, Environment, Release, ReleaseStat
 # what a failed sync and a model that cannot load look like without writing to MLflow.
 DEMO_TAGS = [
     ("churn-model", "3", "demo.latency_multiplier", "2.5"),
+    # v4 answers as fast as v2 but its scores shift (PSI 0.24 against the training
+    # baseline: inside the 0.25 SLO, so staging lets it through; against v2 on the same
+    # canary traffic, over the analysis's 0.2): the canary in prod aborts it at 10%.
+    ("churn-model", "4", "demo.drift_psi", "0.24"),
     ("fraud-model", "2", "demo.fail", "sync"),
     ("fraud-model", "3", "demo.fail", "load"),
 ]
@@ -93,6 +97,7 @@ class Command(BaseCommand):
         if self._first_releases(people, staging, prod):
             self._backfill_metrics()
         self._freeze_window(people["ada"], prod)
+        self._canary_in_prod(people, prod)
         self.stdout.write(self.style.SUCCESS("demo data ready"))
 
     def _teams(self):
@@ -158,7 +163,7 @@ class Command(BaseCommand):
         store = Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
         if store is not None and not store.exists():
             self.stdout.write("training demo models (scikit-learn, data shipped with it)...")
-            seed_demo_models(uri, dict.fromkeys(SERVICES, 3))
+            seed_demo_models(uri, {**dict.fromkeys(SERVICES, 3), "churn-model": 4})
             client = MlflowClient(tracking_uri=uri, registry_uri=uri)
             for name, version, key, value in DEMO_TAGS:
                 client.set_model_version_tag(name, version, key, value)
@@ -240,6 +245,34 @@ class Command(BaseCommand):
                 target_type="freezewindow",
                 target_id=window.pk,
                 after={"reason": window.reason, "recurrence": window.recurrence},
+            )
+
+    def _canary_in_prod(self, people, prod):
+        """churn-model goes to prod by canary steps (10%, then 50%, a minute each), so the
+        story can show a good candidate walking to 100% and a drifted one aborted."""
+        from apps.releases.models import ServiceEnvironment
+
+        target, _ = ServiceEnvironment.objects.get_or_create(
+            service=Service.objects.get(name="churn-model"), environment=prod
+        )
+        if "rollout" in (target.config_overrides or {}):
+            return
+        plan = {
+            "strategy": "canary",
+            "steps": [
+                {"weight": 10, "observe": {"minutes": 1}},
+                {"weight": 50, "observe": {"minutes": 1}},
+            ],
+        }
+        with audited_atomic():
+            target.config_overrides = {**(target.config_overrides or {}), "rollout": plan}
+            target.save(update_fields=["config_overrides"])
+            audit_record(
+                actor=people["ada"],
+                action="target.change",
+                target_type="service_environment",
+                target_id=target.pk,
+                after={"rollout": plan},
             )
 
     def _backfill_metrics(self, hours: int = 2, step_seconds: int = 60):
