@@ -280,7 +280,8 @@ def _rollout_context(user, release: Release) -> dict:
     for step in steps:
         step.checks = (step.analysis or {}).get("checks", [])
     active = rollout is not None and rollout.state in ("running", "paused")
-    engineer, on_call = permissions.can_promote(user), permissions.can_rollback(user)
+    engineer = permissions.can_promote(user, release.service)
+    on_call = permissions.can_rollback(user, release.service)
     return {
         "rollout": rollout,
         "rollout_plan": release.rollout_plan,

@@ -18,6 +18,8 @@ import pytest
 from apps.gitops.render import METADATA_FILE
 from apps.metrics.services import rollouts_step
 from apps.metrics.sources.promapi import PrometheusClient
+from apps.notifications.events import EventKind
+from apps.notifications.models import Notification
 from apps.releases import services
 from apps.releases.deploy import deploy_pending
 from apps.releases.models import ApprovalRule, Release, ReleaseState, Rollout, RolloutState
@@ -155,9 +157,13 @@ def test_a_failing_candidate_is_aborted_in_the_same_poll_and_held(
     assert rollout.state == RolloutState.HELD and release.state == ReleaseState.FAILED
     step = rollout.steps.get(number=1)
     assert {c["name"] for c in step.analysis["checks"] if c["verdict"] == "fail"} == failed
+    # The requester and on-call are told, once, by the automatic abort's notification.
+    (told,) = Notification.objects.filter(kind=EventKind.AUTO_ABORT)
+    assert told.url.endswith(f"/releases/{release.pk}/")
     # Automation does not try again: later polls commit nothing.
     rollouts_step(now=END, client=client, writer=writer)
     assert gitops_remote.commit_count() == before + 1
+    assert Notification.objects.filter(kind=EventKind.AUTO_ABORT).count() == 1
 
 
 def test_too_little_traffic_keeps_observing_then_pauses_and_never_promotes(

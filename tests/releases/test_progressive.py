@@ -466,3 +466,29 @@ def test_the_aborted_step_still_synced_is_not_called_drift_but_a_real_change_is(
     edited = gitops_remote.outside_commit(f"{FOLDER}/extra.yaml", "kind: ConfigMap\n", "hand")
     ServiceEnvironment.objects.filter(pk=target.pk).update(synced_revision=edited)
     assert check_live_folders(writer=writer) == [(target.pk, "new")]
+
+
+def test_rollout_buttons_are_scoped_to_the_services_team(
+    alice, staging, service, stable, writer, gitops_remote
+):
+    """On call and ML engineers of another team cannot steer this team's rollout, and
+    the refusal names the team."""
+    release = _approved(alice, staging, service)
+    deploy_pending(writer=writer)
+    rollout = Rollout.objects.get(release=release)
+    olga = factories.make_user("olga", roles=set())
+    factories.grant(olga, "oncall", "risk-ml")
+    eve = factories.make_user("eve", roles=set())
+    factories.grant(eve, "ml-engineer", "risk-ml")
+    team = service.owner_team.slug
+    with pytest.raises(Forbidden, match=f"belongs to team {team}"):
+        services.rollout_abort(rollout=rollout, actor=olga, reason="not mine")
+    with pytest.raises(Forbidden, match=f"belongs to team {team}"):
+        services.rollout_pause(rollout=rollout, actor=eve, reason="not mine")
+    rollout.refresh_from_db()
+    assert rollout.state == RolloutState.RUNNING and not rollout.pending
+
+    factories.grant(olga, "oncall", team)
+    services.rollout_abort(rollout=rollout, actor=olga, reason="error spike on the dashboard")
+    rollout.refresh_from_db()
+    assert rollout.pending == "abort"

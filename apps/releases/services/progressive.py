@@ -26,6 +26,7 @@ from apps.releases.models import (
     RolloutState,
     RolloutStep,
 )
+from apps.releases.notify import release_notify_auto_abort
 from apps.releases.services._transitions import _clean_text, _locked, _move
 
 ACTIVE_STATES = (RolloutState.RUNNING, RolloutState.PAUSED)
@@ -194,8 +195,14 @@ def rollout_abort(
     the candidate. A person needs on-call's or an admin's role and a written reason
     (break-glass: no review). Two aborts at once make one commit: the second finds the
     first pending or done and returns it."""
-    if actor is not None and not permissions.can_rollback(actor):
-        raise Forbidden("Only on-call engineers and admins can abort a rollout.")
+    if actor is not None:
+        _person_check(
+            actor,
+            rollout,
+            permissions.can_rollback,
+            "on call",
+            "Only on-call engineers and admins can abort a rollout.",
+        )
     reason = _clean_text(reason, field="reason")
     if actor is not None and not reason:
         raise DomainError(
@@ -227,12 +234,21 @@ def rollout_abort(
     )
     if actor is not None:
         release_queue.enqueue_rollout_commits_on_commit()
+    else:
+        # Nobody pressed a button: tell the requester and on-call, in this transaction.
+        release_notify_auto_abort(release=rollout.release, reason=reason)
     return rollout
 
 
-def _person_check(actor, allowed: bool, what: str) -> None:
-    if not allowed:
+def _person_check(actor, rollout: Rollout, allowed, role_label: str, what: str) -> None:
+    """Refuse ``actor`` unless ``allowed(actor)`` (``what`` says who may), and then
+    unless ``allowed(actor, service)`` for the release's service (a role held for
+    another team: the refusal names the team)."""
+    if not allowed(actor):
         raise Forbidden(what)
+    service = rollout.release.service
+    if not allowed(actor, service):
+        raise Forbidden(permissions.other_team_refusal(service, role_label))
 
 
 @audited_atomic
@@ -243,7 +259,11 @@ def rollout_pause(
     controller pauses too when it cannot judge (metrics source down)."""
     if actor is not None:
         _person_check(
-            actor, permissions.can_promote(actor), "Only ML engineers and admins can pause."
+            actor,
+            rollout,
+            permissions.can_promote,
+            "an ML engineer",
+            "Only ML engineers and admins can pause.",
         )
     reason = _clean_text(reason, field="reason")
     rollout = _locked_rollout(rollout)
@@ -262,7 +282,13 @@ def rollout_pause(
 @audited_atomic
 def rollout_resume(*, rollout: Rollout, actor) -> Rollout:
     """Let the controller judge and advance again (ML engineers and admins)."""
-    _person_check(actor, permissions.can_promote(actor), "Only ML engineers and admins can resume.")
+    _person_check(
+        actor,
+        rollout,
+        permissions.can_promote,
+        "an ML engineer",
+        "Only ML engineers and admins can resume.",
+    )
     rollout = _locked_rollout(rollout)
     if rollout.state == RolloutState.RUNNING:
         return rollout
@@ -281,7 +307,11 @@ def rollout_promote_now(*, rollout: Rollout, actor, reason: str) -> Rollout:
     """Skip the remaining steps: the candidate goes to 100% at the next commit (on-call
     and admins, with a reason). Refused for a held or aborted candidate."""
     _person_check(
-        actor, permissions.can_rollback(actor), "Only on-call engineers and admins can promote now."
+        actor,
+        rollout,
+        permissions.can_rollback,
+        "on call",
+        "Only on-call engineers and admins can promote now.",
     )
     reason = _clean_text(reason, field="reason")
     if not reason:
@@ -310,7 +340,11 @@ def rollout_lift_hold(*, rollout: Rollout, actor, reason: str) -> Rollout:
     ML engineers, on-call and admins, with a reason."""
     _person_check(
         actor,
-        permissions.can_promote(actor) or permissions.can_rollback(actor),
+        rollout,
+        lambda who, service=None: (
+            permissions.can_promote(who, service) or permissions.can_rollback(who, service)
+        ),
+        "an ML engineer or on call",
         "Only ML engineers, on-call engineers and admins can lift a hold.",
     )
     reason = _clean_text(reason, field="reason")
