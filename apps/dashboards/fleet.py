@@ -333,9 +333,20 @@ def _offer_rollbacks(rows: list[FleetRow]) -> None:
         if offered >= ROLLBACK_OFFERS:
             break
         if row.status == "breach" and row.live is not None and not row.rollback_under_way:
-            # rollback_default_target's choice, with the version the button names read
-            # in the same query.
+            # rollback_default_target's choice in one query: the version the button
+            # names comes with it, the rendered manifests stay in the database.
             row.rollback_target = (
-                rollback_candidates(row.live).select_related("model_version").first()
+                rollback_candidates(row.live)
+                .select_related("model_version")
+                .only(
+                    "id",
+                    "service_id",
+                    "environment_id",
+                    "live_at",
+                    "ended_at",
+                    "model_version__id",
+                    "model_version__version",
+                )
+                .first()
             )
             offered += 1

@@ -421,6 +421,9 @@ def fleet_state(*, now: datetime | None = None, service_ids=None) -> FleetState:
             "kind",
             "created_at",
             "live_at",
+            # What rollback_candidates compares with, for the page's rollback offers.
+            "digest",
+            "rollback_target_id",
             "requested_by_id",
             "requested_by_system",
             "requested_by__id",
