@@ -2,7 +2,7 @@
 at a time, from a fixed number of queries however large the fleet.
 
 Two reads: ``fleet_index`` ranks and filters every target from plain tuples (status,
-sort value), then ``fleet_state`` reads in full only the services on the asked-for page.
+sort value), then ``fleet_state`` reads in full only the targets on the asked-for page.
 With 1,000 services in 5 environments, rendering all 5,000 rows through the templates
 took seconds; a page of ``PAGE_SIZE`` rows keeps the page (and each live poll's 200)
 small, and the status order puts what on-call must see first on page 1.
@@ -291,10 +291,12 @@ def fleet_page(
 
 
 def _rows(keys: list[tuple[int, int]], environments) -> list[FleetRow]:
-    """Full rows for ``keys``, in that order, from one ``fleet_state`` of their services."""
+    """Full rows for ``keys``, in that order, from one ``fleet_state`` of those targets
+    (not of their services in every environment: the worst rows of a page are often
+    one environment each of 50 services)."""
     if not keys:
         return []
-    state = metric_selectors.fleet_state(service_ids=sorted({key[0] for key in keys}))
+    state = metric_selectors.fleet_state(targets=keys)
     services = {service.pk: service for service in state.services}
     envs = {env.pk: env for env in environments}
     rows = []

@@ -225,13 +225,10 @@ def _range_key(request, *, breaching: bool) -> str:
 def _dashboard_context(request, service_name: str, environment_name: str) -> dict:
     service, environment, target = _target(service_name, environment_name)
     now = timezone.now()
-    # This service's rows only: the fleet-wide reads grow with the fleet.
-    breaches = metric_selectors.breaches_by_target(service_ids=[service.pk]).get(
-        (service.pk, environment.pk), {}
-    )
-    statuses = metric_selectors.slo_status_by_target(now=now, service_ids=[service.pk]).get(
-        (service.pk, environment.pk), {}
-    )
+    # This target's rows only: the fleet-wide reads grow with the fleet.
+    key = (service.pk, environment.pk)
+    breaches = metric_selectors.breaches_by_target(targets=[key]).get(key, {})
+    statuses = metric_selectors.slo_status_by_target(now=now, targets=[key]).get(key, {})
     latest = metric_selectors.latest_by_target(service=service, environment=environment).get(
         (service.pk, environment.pk), {}
     )

@@ -140,13 +140,13 @@ class Breach:
     threshold: float | None
 
 
-def breaches_by_target(*, service_ids=None) -> dict[tuple[int, int], dict[str, Breach]]:
+def breaches_by_target(*, targets=None) -> dict[tuple[int, int], dict[str, Breach]]:
     """{(service_id, environment_id): {metric: Breach}} for every SLO in breach (of the
-    services ``service_ids`` when given). One query."""
+    ``targets``, (service_id, environment_id) pairs, when given). One query."""
     out: dict[tuple[int, int], dict[str, Breach]] = {}
     states = SloState.objects.filter(in_breach=True)
-    if service_ids is not None:
-        states = states.filter(service_id__in=service_ids)
+    if targets is not None:
+        states = states.filter(_of_targets(targets))
     for state in states:
         out.setdefault((state.service_id, state.environment_id), {})[state.metric] = Breach(
             metric=state.metric,
@@ -230,6 +230,15 @@ def _time_column(field: str) -> tuple:
     return (EpochMicroseconds(field),) if connection.vendor == "postgresql" else (field,)
 
 
+def _of_targets(targets) -> Q:
+    """Rows of these (service_id, environment_id) pairs: a page of the fleet, or one
+    dashboard. An OR of pairs (at most a page's worth), each on the composite indexes."""
+    query = Q(pk__in=[])
+    for service_id, environment_id in targets:
+        query |= Q(service_id=service_id, environment_id=environment_id)
+    return query
+
+
 # --- fleet overview ---------------------------------------------------------------------
 
 
@@ -239,7 +248,7 @@ def latest_by_target(
     now: datetime | None = None,
     service=None,
     environment=None,
-    service_ids=None,
+    targets=None,
 ) -> dict[tuple[int, int], dict]:
     """{(service_id, environment_id): {metric: value, ..., "observed_at": datetime}}.
 
@@ -247,11 +256,12 @@ def latest_by_target(
     ``max_age``, values older than that are left out (a source that has been down shows
     as missing values, not as old ones passed off as current). ``service`` and
     ``environment`` (instances or ids) narrow it to one target: a dashboard needs one
-    row, not the fleet's; ``service_ids`` to a page of the fleet.
+    row, not the fleet's; ``targets`` ((service_id, environment_id) pairs) to a page of
+    the fleet.
     """
     rows = MetricLatest.objects.all()
-    if service_ids is not None:
-        rows = rows.filter(service_id__in=service_ids)
+    if targets is not None:
+        rows = rows.filter(_of_targets(targets))
     if service is not None:
         rows = rows.filter(service_id=_id(service))
     if environment is not None:
@@ -302,22 +312,22 @@ class JsonObjectAgg(Aggregate):
 
 
 def slo_status_by_target(
-    *, now: datetime | None = None, service_ids=None
+    *, now: datetime | None = None, targets=None
 ) -> dict[tuple[int, int], dict[str, str]]:
     """{(service_id, environment_id): {metric: "ok" | "breach" | "unknown"}} for every
     metric with an SLO (p95 latency, error rate, cost per day, drift). Two queries.
 
     "breach": K bad polls in a row and not recovered since. "unknown": an SLO is set but
     there is no recent judgement (nothing live, a new release still settling, or the
-    source stale). Metrics without an SLO are left out. ``service_ids`` narrows it to
-    those services (a page of the fleet).
+    source stale). Metrics without an SLO are left out. ``targets`` ((service_id,
+    environment_id) pairs) narrows it to those (a page of the fleet, a dashboard).
     """
     now = now or timezone.now()
     state_rows = SloState.objects.all()
     target_rows = ServiceEnvironment.objects.all()
-    if service_ids is not None:
-        state_rows = state_rows.filter(service_id__in=service_ids)
-        target_rows = target_rows.filter(service_id__in=service_ids)
+    if targets is not None:
+        state_rows = state_rows.filter(_of_targets(targets))
+        target_rows = target_rows.filter(_of_targets(targets))
     stale_after = timedelta(seconds=conf.get("METRICS_STALE_AFTER_SECONDS"))
     fresh_since = _micros(now - stale_after)
     # Plain tuples, times as integer microseconds: one SloState per target and metric
@@ -378,9 +388,10 @@ class FleetState:
     breaches: dict = field(default_factory=dict)  # breaches_by_target()
 
 
-def fleet_state(*, now: datetime | None = None, service_ids=None) -> FleetState:
+def fleet_state(*, now: datetime | None = None, targets=None) -> FleetState:
     """Everything the fleet overview shows for every service in every environment (or for
-    the services ``service_ids``: one page of it), in a fixed number of queries (nine)
+    ``targets``, (service_id, environment_id) pairs: one page of it), in a fixed number
+    of queries (nine)
     whatever the size of the fleet. Each read fetches only the columns the page shows:
     with 5,000 targets, whole release rows (rendered manifests, configuration) and whole
     target rows cost more than the page's own work."""
@@ -389,10 +400,11 @@ def fleet_state(*, now: datetime | None = None, service_ids=None) -> FleetState:
     service_rows = Service.objects.only("id", "name", "owner_team", "runbook_url", *slo_fields)
     release_rows = Release.objects.all()
     target_rows = ServiceEnvironment.objects.all()
-    if service_ids is not None:
-        service_rows = service_rows.filter(pk__in=service_ids)
-        release_rows = release_rows.filter(service_id__in=service_ids)
-        target_rows = target_rows.filter(service_id__in=service_ids)
+    if targets is not None:
+        targets = list(targets)
+        service_rows = service_rows.filter(pk__in={service_id for service_id, _ in targets})
+        release_rows = release_rows.filter(_of_targets(targets))
+        target_rows = target_rows.filter(_of_targets(targets))
     services = list(service_rows.order_by("name"))
     live: dict[tuple[int, int], Release] = {}
     latest: dict[tuple[int, int], Release] = {}
@@ -467,9 +479,9 @@ def fleet_state(*, now: datetime | None = None, service_ids=None) -> FleetState:
         latest=latest,
         waiting=dict(waiting),
         targets=targets,
-        metrics=latest_by_target(service_ids=service_ids),
-        slo=slo_status_by_target(now=now, service_ids=service_ids),
-        breaches=breaches_by_target(service_ids=service_ids),
+        metrics=latest_by_target(targets=targets),
+        slo=slo_status_by_target(now=now, targets=targets),
+        breaches=breaches_by_target(targets=targets),
     )
 
 
@@ -477,7 +489,7 @@ def fleet_state(*, now: datetime | None = None, service_ids=None) -> FleetState:
 class FleetIndex:
     """Just enough about every target to rank and filter the whole fleet, as plain
     tuples: which page a row lands on is decided over all 5,000 targets, but only the
-    page's rows are read in full (``fleet_state(service_ids=...)``)."""
+    page's rows are read in full (``fleet_state(targets=...)``)."""
 
     services: list[tuple[int, str, str]]  # (id, name, owner team), by name
     environments: list  # Environment rows (id, name, order), in promotion order
