@@ -51,6 +51,9 @@ from apps.releases.services.rollback import ROLLBACK_UNDER_WAY
 # How long after a rollback went live its "succeeded" box stays: long enough to read,
 # and it goes at once when a newer release replaces the rollback.
 ROLLBACK_SUCCESS_SHOWN_FOR = timedelta(minutes=2)
+# Release columns no on-call page shows: the rendered manifests and configuration (a few
+# KiB of JSON a row, decoded for nothing).
+UNSHOWN_RELEASE_FIELDS = ("rendered_files", "config", "config_overrides")
 FLEET_COLUMNS = [
     ("status", "Status"),
     ("service", "Service"),
@@ -158,6 +161,8 @@ def _target(service_name: str, environment_name: str):
     service = get_object_or_404(Service, name=service_name)
     environment = get_object_or_404(Environment, name=environment_name)
     target = ServiceEnvironment.objects.filter(service=service, environment=environment).first()
+    if target is not None:
+        target.service, target.environment = service, environment  # no second read of each
     return service, environment, target
 
 
@@ -166,6 +171,7 @@ def _rollback_context(user, service, environment, *, history, now) -> dict:
     if live is None:
         live = (
             Release.objects.select_related("model_version")
+            .defer(*UNSHOWN_RELEASE_FIELDS)
             .filter(service=service, environment=environment, state=ReleaseState.LIVE)
             .first()
         )
@@ -175,7 +181,11 @@ def _rollback_context(user, service, environment, *, history, now) -> dict:
     )
     # Newest first: the first is the default target, as in rollback_default_target.
     candidates = (
-        list(rollback_candidates(live).select_related("model_version")) if live is not None else []
+        list(
+            rollback_candidates(live).select_related("model_version").defer(*UNSHOWN_RELEASE_FIELDS)
+        )
+        if live is not None
+        else []
     )
     return {
         "live": live,
@@ -239,6 +249,7 @@ def _dashboard_context(request, service_name: str, environment_name: str) -> dic
     )
     history = list(
         Release.objects.select_related("model_version", "requested_by")
+        .defer(*UNSHOWN_RELEASE_FIELDS)
         .filter(service=service, environment=environment)
         .order_by("-created_at", "-pk")[:25]
     )
