@@ -148,19 +148,6 @@ class FleetRow:
             measured=any(self.metrics.get(name) is not None for name in SHOWN_METRICS),
         )
 
-    def sort_value(self, key: str):
-        values = {
-            "status": STATUS_ORDER[self.status],
-            "service": self.service.name,
-            "environment": self.environment.order,
-            "p95": -(self.metrics.get("latency_p95_ms") or 0),
-            "error_rate": -(self.metrics.get("error_rate") or 0),
-            "cost": -(self.metrics.get("cost_per_day") or 0),
-            "drift": -(self.metrics.get("drift_psi") or 0),
-            "waiting": -self.waiting,
-        }
-        return values[key]
-
 
 SHOWN_METRICS = ("latency_p95_ms", "error_rate", "cost_per_day", "drift_psi")
 
@@ -327,9 +314,10 @@ def _rows(keys: list[tuple[int, int]], environments) -> list[FleetRow]:
 
 
 def _offer_rollbacks(rows: list[FleetRow]) -> None:
-    """A query or two per breaching row (each needs its own history), so only the first
-    ROLLBACK_OFFERS of the page, worst first: a fleet-wide breach is no time for a
-    thousand one-click rollbacks, and the page stays a bounded number of queries."""
+    """A query per breaching row (each needs its own history; two when the live release
+    is itself a rollback), so only the first ROLLBACK_OFFERS of the page, worst first: a
+    fleet-wide breach is no time for a thousand one-click rollbacks, and the page stays a
+    bounded number of queries."""
     offered = 0
     for row in rows:
         if offered >= ROLLBACK_OFFERS:
