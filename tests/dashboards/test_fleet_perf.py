@@ -265,3 +265,20 @@ def test_each_page_polls_its_own_rows(people, environments, staging, small_pages
         reverse("dashboards:fleet_live"), {"page": "2"}, HTTP_IF_NONE_MATCH=second["ETag"]
     )
     assert again.status_code == 304
+
+
+def test_fleet_state_of_many_targets_narrows_by_service_and_environment(
+    people, environments, staging
+):
+    # Past a page's worth of pairs the reads match services and environments (an OR of
+    # 5,000 pairs kept PostgreSQL busy for minutes); what is asked for is all there.
+    _grow(2, staging=staging, alice=people["alice"])
+    real = [(service.pk, staging.pk) for service in selectors.fleet_state().services]
+    asked = real + [(100_000 + i, staging.pk) for i in range(150)]
+    with CaptureQueriesContext(connection) as ctx:
+        state = selectors.fleet_state(targets=asked)
+    assert len(ctx) == 9
+    assert all(key in state.live and key in state.latest for key in real)
+    assert {key for key in state.slo} == set(real)
+    exact = selectors.fleet_state(targets=real[:1])
+    assert set(exact.live) == {real[0]}
