@@ -20,9 +20,10 @@ evenly over the same 30 days. Roll-ups (5 min, 1 h) are computed with SQL ``date
 the samples, the same aggregates the rollup task keeps. Inserting takes a few minutes.
 
 Fleet case: ``/fleet/`` with 1,000 services live in 5 environments (5,000 targets, 7 latest
-metrics and 2 SLO states each, some approvals waiting, some failures), p50/p95 server time
-and queries per render, next to the same page fed by a naive per-service selector (a few
-queries per service, whole release rows) in the same run.
+metrics and 2 SLO states each, some approvals waiting, some failures, ~50 in breach),
+p50/p95 server time and queries per render of page 1 (the worst rows, with their rollback
+offers), of a filtered page deep in the fleet and of the live fragment, next to the same
+page with every row on it (the page before paging) in the same run.
 """
 
 from __future__ import annotations
@@ -389,71 +390,11 @@ def _big_fleet(services: int, environments: int):
     return user
 
 
-def _naive_fleet_rows(*, query="", environment="", status="", sort="status"):
-    """The fleet page as a first version would feed it: per service, its releases (whole
-    rows), waiting approvals, targets, latest metrics and SLO states, each a query."""
-    from collections import Counter
-
-    from apps.dashboards.fleet import SORT_KEYS, FleetRow, _with_every_metric
-    from apps.metrics.models import MetricLatest, SloState
-    from apps.releases.models import Environment, Release, Service, ServiceEnvironment
-
-    environments = list(Environment.objects.order_by("order", "name"))
-    if environment:
-        environments = [env for env in environments if env.name == environment]
-    rows = []
-    for service in Service.objects.order_by("name"):
-        live, latest = {}, {}
-        for release in (
-            Release.objects.select_related("model_version")
-            .filter(service=service, state__in=["live", "approved", "deploying", "failed"])
-            .order_by("created_at", "pk")
-        ):
-            if release.state == "live":
-                live[release.environment_id] = release
-            latest[release.environment_id] = release
-        waiting = Counter(
-            Release.objects.filter(service=service, state="pending_approval").values_list(
-                "environment_id", flat=True
-            )
-        )
-        targets = {t.environment_id: t for t in ServiceEnvironment.objects.filter(service=service)}
-        metrics: dict = {}
-        for row in MetricLatest.objects.filter(service=service):
-            metrics.setdefault(row.environment_id, {})[row.metric] = row.value
-        slo: dict = {}
-        for state in SloState.objects.filter(service=service):
-            slo.setdefault(state.environment_id, {})[state.metric] = (
-                "breach" if state.in_breach else "ok"
-            )
-        for env in environments:
-            target = targets.get(env.pk)
-            rows.append(
-                FleetRow(
-                    service=service,
-                    environment=env,
-                    live=live.get(env.pk),
-                    latest=latest.get(env.pk),
-                    sync_status=target.sync_status if target else "",
-                    health_status=target.health_status if target else "",
-                    health_since=target.health_since if target else None,
-                    metrics=_with_every_metric(metrics.get(env.pk, {})),
-                    slo=slo.get(env.pk, {}),
-                    waiting=waiting.get(env.pk, 0),
-                )
-            )
-    if status:
-        rows = [row for row in rows if row.status == status]
-    sort = sort if sort in SORT_KEYS else "status"
-    rows.sort(key=lambda row: (row.sort_value(sort), row.service.name, row.environment.order))
-    return rows
-
-
 def _fleet_case(args) -> None:
     from django.test import Client
     from django.urls import reverse
 
-    import apps.dashboards.views as views
+    from apps.dashboards import fleet
 
     started = time.perf_counter()
     user = _big_fleet(args.fleet_services, args.fleet_environments)
@@ -464,32 +405,49 @@ def _fleet_case(args) -> None:
     client = Client()
     client.force_login(user)
     page = reverse("dashboards:fleet")
-    smart = views.fleet_rows
-    fast, fast_size, fast_queries = _measure_with_queries(client, page, args.requests)
-    views.fleet_rows = _naive_fleet_rows
+    paged = fleet.PAGE_SIZE
+    cases = [
+        ("page 1", page),
+        ("page 40, ok only", f"{page}?status=ok&page=40"),
+        ("live fragment (200)", reverse("dashboards:fleet_live")),
+    ]
+    results = {}
+    for label, url in cases:
+        results[label] = _measure_with_queries(client, url, args.requests)
+    # Baseline, same run: the page before paging, every row of the fleet on one page
+    # (the same reads and template, PAGE_SIZE above the fleet's size).
+    fleet.PAGE_SIZE = 10**9
     try:
         slow, slow_size, slow_queries = _measure_with_queries(
             client, page, max(3, args.requests // 3)
         )
+        slow_reads = _time_calls(lambda: fleet.fleet_page(with_rollback=True), 3)
     finally:
-        views.fleet_rows = smart
+        fleet.PAGE_SIZE = paged
     print(
-        f"\n{'page':>5} | {'Slipway p50/p95 ms':>20} | {'size KiB':>8} | "
-        f"{'naive p50/p95 ms':>18} | {'size KiB':>8} | naive/Slipway p50, p95, size"
+        f"\n{'page':>20} | {'Slipway p50/p95 ms':>20} | {'size KiB':>8} | queries | "
+        f"baseline (all {args.fleet_services * args.fleet_environments:,} rows on one page) "
+        "÷ Slipway, p50 and p95"
     )
-    _print_row("fleet", fast, fast_size, slow, slow_size)
-    print(f"queries per render: Slipway {fast_queries}, naive {slow_queries}")
-    # The rows alone, without the template: what the selector work costs, apart from
-    # rendering 5,000 table rows.
-    fast = _time_calls(smart, args.requests)
-    slow = _time_calls(_naive_fleet_rows, max(3, args.requests // 3))
-    fast_ms = [t * 1000 for t in fast]
+    for label, (fast, fast_size, fast_queries) in results.items():
+        fast_ms = [t * 1000 for t in fast]
+        print(
+            f"{label:>20} | {percentile(fast_ms, 0.5):8.0f} / {percentile(fast_ms, 0.95):<8.0f} | "
+            f"{fast_size / 1024:8.0f} | {fast_queries:7} | "
+            f"{statistics.median(slow) / statistics.median(fast):6.1f}x, "
+            f"{percentile(slow, 0.95) / percentile(fast, 0.95):6.1f}x"
+        )
     slow_ms = [t * 1000 for t in slow]
     print(
-        f"fleet_rows() alone: Slipway {percentile(fast_ms, 0.5):.0f} / "
-        f"{percentile(fast_ms, 0.95):.0f} ms, naive {percentile(slow_ms, 0.5):.0f} / "
-        f"{percentile(slow_ms, 0.95):.0f} ms (p50 / p95), "
-        f"{statistics.median(slow) / statistics.median(fast):.1f}x"
+        f"{'baseline: all rows':>20} | {percentile(slow_ms, 0.5):8.0f} / "
+        f"{percentile(slow_ms, 0.95):<8.0f} | {slow_size / 1024:8.0f} | {slow_queries:7} |"
+    )
+    # The reads alone, without the template.
+    fast_reads = _time_calls(lambda: fleet.fleet_page(with_rollback=True), args.requests)
+    print(
+        f"fleet_page() alone (page 1): {percentile([t * 1000 for t in fast_reads], 0.5):.0f} / "
+        f"{percentile([t * 1000 for t in fast_reads], 0.95):.0f} ms p50 / p95; every row: "
+        f"{statistics.median(slow_reads) * 1000:.0f} ms p50"
     )
     if args.profile == "fleet":
         _profile(client, page)

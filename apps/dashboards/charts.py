@@ -57,6 +57,8 @@ _COLOURS = ("#1f5fbf", "#cf222e", "#9a6700")
 def release_markers(*, service, environment, start: datetime, end: datetime) -> list[Release]:
     return list(
         Release.objects.select_related("model_version", "requested_by")
+        # A marker needs the version, kind, requester and time, not the manifests.
+        .defer("rendered_files", "config", "config_overrides")
         .filter(service=service, environment=environment, live_at__gte=start, live_at__lte=end)
         .order_by("live_at")
     )

@@ -72,9 +72,15 @@ def metric_cell(
 
 def breach_summary(breaches: dict, *, now: datetime | None = None) -> str:
     """'p95 324 ms over SLO 250 ms since 03:39 (4 min)' for every breached SLO, the
-    oldest first: the text the rollback reason starts from."""
+    oldest first: the text the rollback reason starts from. SLOs breached since the same
+    poll come in the order of ``LABELS`` (latency first), not in the order the database
+    happened to return them."""
     parts = []
-    for breach in sorted(breaches.values(), key=lambda b: b.since or timezone.now()):
+    order = {metric: index for index, metric in enumerate(LABELS)}
+    for breach in sorted(
+        breaches.values(),
+        key=lambda b: (b.since or timezone.now(), order.get(b.metric, len(order))),
+    ):
         label = LABELS.get(breach.metric, breach.metric)
         value = format_value(breach.metric, breach.value)
         limit = format_value(breach.metric, breach.threshold)

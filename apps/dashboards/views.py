@@ -10,12 +10,11 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, JsonResponse
+from django.http import Http404, JsonResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from apps.accounts.models import Team
 from apps.core.errors import DomainError, Forbidden
 from apps.core.live import live_fragment, poll_seconds
 from apps.dashboards.charts import (
@@ -25,7 +24,7 @@ from apps.dashboards.charts import (
     marker_hover,
     marker_label,
 )
-from apps.dashboards.fleet import STATUS_ORDER, fleet_rows
+from apps.dashboards.fleet import STATUS_ORDER, fleet_page
 from apps.dashboards.slo_text import (
     KPI_LABELLED,
     breach_summary,
@@ -52,6 +51,9 @@ from apps.releases.services.rollback import ROLLBACK_UNDER_WAY
 # How long after a rollback went live its "succeeded" box stays: long enough to read,
 # and it goes at once when a newer release replaces the rollback.
 ROLLBACK_SUCCESS_SHOWN_FOR = timedelta(minutes=2)
+# Release columns no on-call page shows: the rendered manifests and configuration (a few
+# KiB of JSON a row, decoded for nothing).
+UNSHOWN_RELEASE_FIELDS = ("rendered_files", "config", "config_overrides")
 FLEET_COLUMNS = [
     ("status", "Status"),
     ("service", "Service"),
@@ -66,29 +68,75 @@ FLEET_COLUMNS = [
 ]
 
 
-def _fleet_context(request) -> dict:
-    params = {
+def _page_number(text: str) -> int:
+    """The asked-for page; anything but a positive number is page 1 (a link typed by
+    hand should show the fleet, not an error)."""
+    return int(text) if text.isdigit() and 0 < len(text) < 7 else 1
+
+
+def _fleet_params(request) -> dict:
+    return {
         "query": request.GET.get("q", "").strip()[:63],
+        "team": request.GET.get("team", "").strip()[:63],
         "environment": request.GET.get("environment", "")[:63],
         "status": request.GET.get("status", "")
         if request.GET.get("status") in STATUS_ORDER
         else "",
         "sort": request.GET.get("sort", "status"),
-        "team": request.GET.get("team", "")[:63],
     }
+
+
+def _fleet_url(params: dict, **changes) -> str:
+    """``?…`` for the fleet with ``params`` and ``changes``, empty values left out, so
+    a sort link keeps the filters and a filter or sort starts again at page 1."""
+    names = {"query": "q", "team": "team", "environment": "environment", "status": "status"}
+    merged = {**params, **changes}
+    query = QueryDict(mutable=True)
+    for key, name in names.items():
+        if merged.get(key):
+            query[name] = merged[key]
+    if merged.get("sort") and merged["sort"] != "status":
+        query["sort"] = merged["sort"]
+    if merged.get("page", 1) != 1:
+        query["page"] = str(merged["page"])
+    return f"?{query.urlencode()}" if query else "?"
+
+
+def _fleet_context(request) -> dict:
+    params = _fleet_params(request)
     can_rollback = permissions.can_rollback(request.user)
+    page = fleet_page(
+        **params,
+        page=_page_number(request.GET.get("page", "")),
+        with_rollback=can_rollback,
+        rollback_team_ids=permissions.rollback_team_ids(request.user),
+    )
+    # Filters and sort keep each other; changing either goes back to page 1.
+    columns = [
+        (key, label, _fleet_url(params, sort=key) if key else "") for key, label in FLEET_COLUMNS
+    ]
+    status_links = [
+        (name, page.counts[name], _fleet_url(params, status=name))
+        for name in STATUS_ORDER
+        if page.counts.get(name)
+    ]
+    pages = {
+        "first": _fleet_url(params, page=1) if page.number > 2 else "",
+        "previous": _fleet_url(params, page=page.number - 1) if page.number > 1 else "",
+        "next": _fleet_url(params, page=page.number + 1) if page.number < page.pages else "",
+        "last": _fleet_url(params, page=page.pages) if page.number < page.pages - 1 else "",
+    }
     return {
         "nav": "fleet",
-        "rows": fleet_rows(
-            **params,
-            with_rollback=can_rollback,
-            rollback_team_ids=permissions.rollback_team_ids(request.user),
-        ),
+        "page": page,
+        "rows": page.rows,
         "params": params,
-        "fleet_columns": FLEET_COLUMNS,
+        "fleet_columns": columns,
+        "status_links": status_links,
+        "all_statuses_url": _fleet_url(params, status=""),
+        "page_links": pages,
         "statuses": list(STATUS_ORDER),
-        "environments": Environment.objects.order_by("order"),
-        "teams": Team.objects.order_by("slug"),
+        "environments": page.environments,
         "stale": metric_selectors.stale_sources(),
         "can_rollback": can_rollback,
         "poll_seconds": poll_seconds(),
@@ -98,8 +146,9 @@ def _fleet_context(request) -> dict:
 @login_required
 @require_GET
 def fleet(request):
-    """The landing page: every service in every environment, worst first. The table
-    below the filters is the live fragment (``fleet_live``), polled by the page."""
+    """The landing page: every service in every environment, worst first, a page of
+    rows at a time. The table below the filters is the live fragment (``fleet_live``,
+    the same query string, so each page polls its own rows)."""
     return render(request, "dashboards/fleet.html", _fleet_context(request))
 
 
@@ -115,6 +164,8 @@ def _target(service_name: str, environment_name: str):
     service = get_object_or_404(Service.objects.select_related("owner_team"), name=service_name)
     environment = get_object_or_404(Environment, name=environment_name)
     target = ServiceEnvironment.objects.filter(service=service, environment=environment).first()
+    if target is not None:
+        target.service, target.environment = service, environment  # no second read of each
     return service, environment, target
 
 
@@ -123,6 +174,7 @@ def _rollback_context(user, service, environment, *, history, now) -> dict:
     if live is None:
         live = (
             Release.objects.select_related("model_version")
+            .defer(*UNSHOWN_RELEASE_FIELDS)
             .filter(service=service, environment=environment, state=ReleaseState.LIVE)
             .first()
         )
@@ -132,7 +184,11 @@ def _rollback_context(user, service, environment, *, history, now) -> dict:
     )
     # Newest first: the first is the default target, as in rollback_default_target.
     candidates = (
-        list(rollback_candidates(live).select_related("model_version")) if live is not None else []
+        list(
+            rollback_candidates(live).select_related("model_version").defer(*UNSHOWN_RELEASE_FIELDS)
+        )
+        if live is not None
+        else []
     )
     return {
         "live": live,
@@ -182,8 +238,10 @@ def _range_key(request, *, breaching: bool) -> str:
 def _dashboard_context(request, service_name: str, environment_name: str) -> dict:
     service, environment, target = _target(service_name, environment_name)
     now = timezone.now()
-    breaches = metric_selectors.breaches_by_target().get((service.pk, environment.pk), {})
-    statuses = metric_selectors.slo_status_by_target(now=now).get((service.pk, environment.pk), {})
+    # This target's rows only: the fleet-wide reads grow with the fleet.
+    key = (service.pk, environment.pk)
+    breaches = metric_selectors.breaches_by_target(targets=[key]).get(key, {})
+    statuses = metric_selectors.slo_status_by_target(now=now, targets=[key]).get(key, {})
     latest = metric_selectors.latest_by_target(service=service, environment=environment).get(
         (service.pk, environment.pk), {}
     )
@@ -194,6 +252,7 @@ def _dashboard_context(request, service_name: str, environment_name: str) -> dic
     )
     history = list(
         Release.objects.select_related("model_version", "requested_by")
+        .defer(*UNSHOWN_RELEASE_FIELDS)
         .filter(service=service, environment=environment)
         .order_by("-created_at", "-pk")[:25]
     )

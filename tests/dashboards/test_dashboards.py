@@ -184,3 +184,21 @@ def test_every_figure_is_valid_plotly(people, two_live):
     assert len(figures) == 5
     for raw in figures:
         go.Figure(json.loads(json.loads(raw)))  # raises on any unknown property or bad value
+
+
+def test_slos_breached_since_the_same_poll_read_latency_first():
+    # The rollback reason on the fleet and the dashboard starts from this text; the
+    # database returns the breaches in whatever order its plan gives.
+    from apps.dashboards.slo_text import breach_summary
+    from apps.metrics.selectors import Breach
+
+    since = timezone.now() - timedelta(minutes=1)
+    breaches = {
+        "error_rate": Breach("error_rate", since, 0.0182, 0.01),
+        "latency_p95_ms": Breach("latency_p95_ms", since, 324, 250),
+    }
+    text = breach_summary(breaches, now=timezone.now())
+    assert text.startswith("p95 324 ms over SLO 250 ms") and "; errors 1.82 %" in text
+    earlier = since - timedelta(minutes=5)
+    older = {**breaches, "error_rate": Breach("error_rate", earlier, 0.02, 0.01)}
+    assert breach_summary(older).startswith("errors ")

@@ -98,3 +98,189 @@ def test_fleet_state_is_nine_narrow_queries(people, environments, staging):
     # messages) stay in the database: a fleet's worth of them dwarfs the page.
     assert {"rendered_files", "config"} <= state.live[key].get_deferred_fields()
     assert "status_message" in next(iter(state.targets.values())).get_deferred_fields()
+
+
+# --- one page at a time ----------------------------------------------------------------
+
+
+def _quiet(count: int, *, staging, alice, start: int = 0, team: str = "growth-ml") -> list:
+    """``count`` services live in staging with healthy numbers: status "ok"."""
+    now = timezone.now()
+    made = []
+    for i in range(start, start + count):
+        service = factories.make_service(f"ok-{i:03d}", owner_team=team)
+        live = factories.live_release(service, staging, 1, requester=alice)
+        MetricLatest.objects.create(
+            service=service,
+            environment=staging,
+            release=live,
+            metric="latency_p95_ms",
+            time=now,
+            value=100.0,
+        )
+        made.append(service)
+    return made
+
+
+def _breaching(name: str, *, staging, alice, team: str = "growth-ml"):
+    service = factories.make_service(name, owner_team=team)
+    live = factories.live_release(service, staging, 1, requester=alice)
+    SloState.objects.create(
+        service=service,
+        environment=staging,
+        metric="latency_p95_ms",
+        release=live,
+        last_evaluated_at=timezone.now(),
+        in_breach=True,
+        last_value=400,
+        threshold=250,
+    )
+    return service
+
+
+def _targets(body: str) -> list[str]:
+    import re
+
+    return re.findall(r'data-target="([^"]+)"', body)
+
+
+@pytest.fixture
+def small_pages(monkeypatch):
+    from apps.dashboards import fleet
+
+    monkeypatch.setattr(fleet, "PAGE_SIZE", 4)
+    return 4
+
+
+def test_the_fleet_is_paged_with_the_breaching_services_first(
+    people, environments, staging, small_pages
+):
+    # Named to sort last, and created last: only its status puts it first.
+    _quiet(5, staging=staging, alice=people["alice"])
+    _breaching("zz-late", staging=staging, alice=people["alice"])
+    client = Client()
+    client.force_login(people["otto"])
+    first = client.get(reverse("dashboards:fleet")).content.decode()
+    rows = _targets(first)
+    assert len(rows) == small_pages and rows[0] == "zz-late/staging"
+    assert "Roll back to v" not in first  # one release only: nothing older to go back to
+    assert "page 1 of 3" in first  # 6 services x 2 environments = 12 rows
+    assert "1\u20134 of 12" in first  # rows 1 to 4, an en dash between
+    assert ">1 breach</a>" in first and ">5 ok</a>" in first and ">6 empty</a>" in first
+    second = client.get(reverse("dashboards:fleet") + "?page=2").content.decode()
+    third = client.get(reverse("dashboards:fleet") + "?page=3").content.decode()
+    everything = rows + _targets(second) + _targets(third)
+    assert len(everything) == 12 and len(set(everything)) == 12
+    # Worst first, then by name: the healthy ones, then the prod rows nothing runs in.
+    assert everything[1:6] == [f"ok-{i:03d}/staging" for i in range(5)]
+    assert 'rel="prev"' in second and 'rel="next"' in second and 'rel="next"' not in third
+
+
+@pytest.mark.parametrize("asked", ["abc", "0", "-1", "99999999999"])
+def test_a_page_number_typed_by_hand_shows_a_page_not_an_error(
+    people, environments, staging, small_pages, asked
+):
+    _quiet(5, staging=staging, alice=people["alice"])
+    client = Client()
+    client.force_login(people["otto"])
+    response = client.get(reverse("dashboards:fleet"), {"page": asked})
+    assert response.status_code == 200
+    assert "page 1 of 3" in response.content.decode()
+
+
+def test_a_page_past_the_end_shows_the_last_page(people, environments, staging, small_pages):
+    _quiet(5, staging=staging, alice=people["alice"])
+    client = Client()
+    client.force_login(people["otto"])
+    body = client.get(reverse("dashboards:fleet"), {"page": "40"}).content.decode()
+    assert "page 3 of 3" in body and len(_targets(body)) == 2
+
+
+def test_the_fleet_filters_by_team_status_environment_and_search(
+    people, environments, staging, small_pages
+):
+    alice = people["alice"]
+    _quiet(3, staging=staging, alice=alice, team="growth-ml")
+    _quiet(3, staging=staging, alice=alice, start=3, team="risk-ml")
+    _breaching("fraud-alarm", staging=staging, alice=alice, team="risk-ml")
+    client = Client()
+    client.force_login(people["otto"])
+
+    def rows(**params):
+        return _targets(client.get(reverse("dashboards:fleet"), params).content.decode())
+
+    # The team filter is the team's slug, as the select offers it (not a part of it).
+    assert rows(team="risk", environment="staging") == []
+    assert rows(team="risk-ml", environment="staging", sort="service") == [
+        "fraud-alarm/staging",
+        "ok-003/staging",
+        "ok-004/staging",
+        "ok-005/staging",
+    ]
+    assert rows(status="breach") == ["fraud-alarm/staging"]
+    assert rows(q="alarm") == ["fraud-alarm/staging", "fraud-alarm/prod"]
+    assert rows(q="growth", environment="prod", status="ok") == []
+    body = client.get(reverse("dashboards:fleet"), {"team": "risk-ml", "page": "2"}).content
+    # Sorting from page 2 keeps the filters and starts again at page 1.
+    assert b'href="?team=risk-ml&amp;sort=service"' in body
+    assert b'<option value="risk-ml" selected>' in body
+
+
+def test_each_page_costs_the_same_queries_whatever_the_fleet(
+    people, environments, staging, small_pages, django_assert_max_num_queries
+):
+    alice = people["alice"]
+    _grow(3, staging=staging, alice=alice)
+    client = Client()
+    client.force_login(people["otto"])
+    client.get(reverse("dashboards:fleet"))  # session and caches warm
+    with CaptureQueriesContext(connection) as ctx:
+        client.get(reverse("dashboards:fleet"), {"page": "2"})
+    small = len(ctx)
+    _grow(25, staging=staging, alice=alice, start=3)  # 56 rows, 14 pages, 14 breaching
+    for page in ("1", "2", "9", "14"):
+        with django_assert_max_num_queries(small + 2 * ROLLBACK_OFFERS_ON_A_PAGE):
+            response = client.get(reverse("dashboards:fleet"), {"page": page})
+        assert len(_targets(response.content.decode())) == small_pages
+    # A page with no breaching row costs what the small fleet's did, rollback offers aside.
+    with CaptureQueriesContext(connection) as ctx:
+        client.get(reverse("dashboards:fleet"), {"page": "14"})
+    assert len(ctx) == small
+
+
+# At most this many rollback offers on a page of 4 (each one or two queries).
+ROLLBACK_OFFERS_ON_A_PAGE = 4
+
+
+def test_each_page_polls_its_own_rows(people, environments, staging, small_pages):
+    _quiet(5, staging=staging, alice=people["alice"])
+    client = Client()
+    client.force_login(people["otto"])
+    page = client.get(reverse("dashboards:fleet"), {"page": "2"}).content.decode()
+    assert 'hx-get="/fleet/live/?page=2"' in page
+    first = client.get(reverse("dashboards:fleet_live"))
+    second = client.get(reverse("dashboards:fleet_live"), {"page": "2"})
+    assert _targets(second.content.decode()) == _targets(page)
+    assert set(_targets(first.content.decode())).isdisjoint(_targets(second.content.decode()))
+    assert first["ETag"] != second["ETag"]
+    again = client.get(
+        reverse("dashboards:fleet_live"), {"page": "2"}, HTTP_IF_NONE_MATCH=second["ETag"]
+    )
+    assert again.status_code == 304
+
+
+def test_fleet_state_of_many_targets_narrows_by_service_and_environment(
+    people, environments, staging
+):
+    # The reads match the pairs' services and environments (an OR of 5,000 exact pairs
+    # kept PostgreSQL busy for minutes); what is asked for is all there, in nine queries.
+    _grow(2, staging=staging, alice=people["alice"])
+    real = [(service.pk, staging.pk) for service in selectors.fleet_state().services]
+    asked = real + [(100_000 + i, staging.pk) for i in range(150)]
+    with CaptureQueriesContext(connection) as ctx:
+        state = selectors.fleet_state(targets=asked)
+    assert len(ctx) == 9
+    assert all(key in state.live and key in state.latest for key in real)
+    assert {key for key in state.slo} == set(real)
+    exact = selectors.fleet_state(targets=real[:1])
+    assert set(exact.live) == {real[0]}

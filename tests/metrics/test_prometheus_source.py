@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 import pytest
 
@@ -10,6 +11,7 @@ from apps.metrics.sources import MetricsConfigError, SourceUnavailable, Target
 from apps.metrics.sources.drift import DriftSource
 from apps.metrics.sources.promapi import PrometheusClient
 from apps.metrics.sources.prometheus import PrometheusSource
+from tests.fixtures.prometheus import OpenMetrics
 from tests.metrics.conftest import (
     AT,
     COARSE_BASELINE,
@@ -139,6 +141,51 @@ def test_a_hung_prometheus_times_out(silent_port):
     with pytest.raises(SourceUnavailable, match="did not answer within 1 s"):
         source.poll(TARGETS, at=AT)
     assert time.monotonic() - started < 5
+
+
+def _many_series(count: int) -> tuple[str, float]:
+    """``count`` request counters in prod (one per service) and a time inside them."""
+    om = OpenMetrics()
+    start = AT.timestamp() - 60
+    for i in range(count):
+        labels = {"service": f"svc-{i}", "environment": "prod", "code": "200"}
+        om.counter("slipway_requests", labels, [(start + 15 * k, 100 * k) for k in range(4)])
+    return om.text(), start + 45
+
+
+def test_a_query_that_runs_out_of_time_is_unavailable_not_a_configuration_error(
+    prometheus_factory,
+):
+    # With 20,000 series a tiny `timeout` runs out while Prometheus expands the selector's
+    # series: 422 "execution", "expanding series: context deadline exceeded". A slow
+    # source, to be retried, not a template to fix.
+    text, at = _many_series(20_000)
+    prom = prometheus_factory(openmetrics=text)
+    targets = [Target(f"svc-{i}", "prod", "custom") for i in range(3)]
+    messages = []
+    for timeout in (0.002, 0.005, 0.001, 0.01) * 3:
+        source = PrometheusSource(PrometheusClient(prom.url, timeout=timeout))
+        try:
+            with pytest.raises(SourceUnavailable) as caught:
+                source.poll(targets, at=datetime.fromtimestamp(at, tz=UTC))
+        finally:
+            source.close()
+        assert not isinstance(caught.value, MetricsConfigError)
+        messages.append(str(caught.value))
+    # Each answer was a timeout of one kind or the other (a 503 "timeout" when the
+    # deadline passed between evaluation steps); the 422 form came up at least once.
+    assert all("timed out" in m or "context deadline exceeded" in m for m in messages)
+    deadline = [m for m in messages if "context deadline exceeded" in m]
+    assert deadline, messages
+    assert "did not finish the query within its 0.0" in deadline[0]
+
+
+def test_a_timeout_under_a_second_is_sent_in_a_form_prometheus_reads(use_prometheus):
+    # "0.5s" is not a Prometheus duration (whole numbers only): it was refused with a 400,
+    # read as a broken template. Plain seconds are read as a float.
+    client = PrometheusClient(use_prometheus.url, timeout=0.5)
+    samples = client.query("sum by (service) (slipway_requests_total)", at=AT)
+    assert {labels["service"] for labels, _ in samples} >= {"churn-model", "fraud-model"}
 
 
 def test_an_html_page_where_prometheus_should_be_is_garbage(garbage_server):

@@ -10,6 +10,13 @@ Two errors come out: ``PrometheusQueryError`` when Prometheus refused the query 
 (the caller turns it into a configuration error naming the template) and
 ``PrometheusUnavailable`` for everything that says nothing about the query: no answer,
 timeouts, 5xx, and bodies that are not Prometheus's JSON.
+
+A timeout is not always a 503 ``timeout``: Prometheus (2.42, the version the tests run)
+checks its deadline between evaluation steps (``errorType: timeout``, 503), but when the
+deadline passes while the storage expands a selector's series, Go's
+``context.DeadlineExceeded`` reaches the API wrapped in another error, which maps to
+``errorType: execution`` with HTTP 422 ("expanding series: context deadline exceeded").
+That is a slow or loaded Prometheus, not a wrong template, so it is unavailable too.
 """
 
 from __future__ import annotations
@@ -23,6 +30,9 @@ from apps.metrics.sources.base import SourceUnavailable
 
 # Prometheus errorTypes that mean "your query is wrong", not "try again later".
 _QUERY_ERROR_TYPES = frozenset({"bad_data", "execution"})
+# Go's context errors as Prometheus prints them inside an ``execution`` error: the query
+# ran out of time or was cancelled (the server is slow or shutting down), whatever its text.
+_CONTEXT_ERRORS = ("context deadline exceeded", "context canceled")
 
 
 class PrometheusUnavailable(SourceUnavailable):
@@ -62,7 +72,9 @@ class PrometheusClient:
     def query(self, promql: str, *, at: datetime | None = None) -> list[Sample]:
         """Evaluate ``promql`` at ``at`` (default: Prometheus's now); an instant vector,
         as (labels, value) pairs. Values may be NaN or infinite: the caller decides."""
-        form = {"query": promql, "timeout": f"{self.timeout:g}s"}
+        # Plain seconds: Prometheus reads a float there, while a unit form such as
+        # "0.5s" is refused (its durations take whole numbers), a 400 for the query.
+        form = {"query": promql, "timeout": f"{self.timeout:g}"}
         if at is not None:
             form["time"] = f"{at.timestamp():.3f}"
         headers = {"Accept": "application/json"}
@@ -105,6 +117,12 @@ class PrometheusClient:
         if body["status"] == "error":
             error_type = str(body.get("errorType") or "")
             message = str(body.get("error") or "")[:1000]
+            if any(marker in message for marker in _CONTEXT_ERRORS):
+                raise PrometheusUnavailable(
+                    f"Prometheus at {self.url} did not finish the query within its "
+                    f"{self.timeout:g} s timeout (HTTP {response.status_code}, "
+                    f"{error_type or 'error'}): {message}"
+                )
             if error_type in _QUERY_ERROR_TYPES or response.status_code in (400, 422):
                 raise PrometheusQueryError(error_type or str(response.status_code), message)
             raise PrometheusUnavailable(
