@@ -180,6 +180,32 @@ def job_run(obj: dict[str, Any]) -> JobRun:
     return JobRun(name, "running", f"Job {name} is running")
 
 
+def canary_revisions(obj: dict[str, Any]) -> tuple[str, str] | str:
+    """(candidate, stable) Knative revision names of a KServe InferenceService in the
+    middle of a canary, or why they cannot be named yet (a sentence).
+
+    KServe's Knative reconciler gives ``canaryTrafficPercent`` to the latest revision and
+    the rest to ``status.components.predictor.latestRolledoutRevision``, the last one that
+    had 100% (``reconcilers/knative/ksvc_reconciler.go``); the candidate is the latest
+    revision once it is ready (``latestReadyRevision == latestCreatedRevision``). These
+    names are the ``revision_name`` label of the per-revision metrics.
+    """
+    predictor = ((obj.get("status") or {}).get("components") or {}).get("predictor") or {}
+    created = predictor.get("latestCreatedRevision") or ""
+    ready = predictor.get("latestReadyRevision") or ""
+    stable = predictor.get("latestRolledoutRevision") or ""
+    if not created or created != ready:
+        return f"the candidate's revision {created or '(none yet)'} is not ready yet"
+    if not stable:
+        return "KServe names no rolled-out revision: there is no stable revision to compare"
+    if stable == created:
+        return (
+            f"revision {created} already has all the traffic: the canary split is not in "
+            "place (yet)"
+        )
+    return created, stable
+
+
 class WorkloadReader:
     """Reads serving objects and Jobs through the Kubernetes API."""
 
@@ -208,6 +234,24 @@ class WorkloadReader:
         if kind == "Model":
             return seldon_model_status(obj)
         return inference_service_status(obj)
+
+    def inference_service(self, *, namespace: str, name: str) -> dict[str, Any] | None:
+        """The InferenceService as the API server has it, None when it does not exist."""
+        group, version, plural = SERVING_KINDS["InferenceService"]
+        try:
+            return self._call(
+                f"InferenceService {namespace}/{name}",
+                lambda: self._custom.get_namespaced_custom_object(
+                    group,
+                    version,
+                    namespace,
+                    plural,
+                    name,
+                    _request_timeout=(self.timeout, self.timeout),
+                ),
+            )
+        except _NotFound:
+            return None
 
     def release_jobs(self, *, namespace: str, release_id: str) -> list[JobRun]:
         """The Jobs created from this release's CronJob, oldest first."""

@@ -197,7 +197,7 @@ def _stepping(release: Release) -> bool:
     )
 
 
-def _serving_object(release: Release) -> dict | None:
+def serving_object(release: Release) -> dict | None:
     """The object whose own status tells more than Argo CD's health: the Seldon Model,
     the InferenceService or the batch CronJob among the release's rendered files."""
     for name in sorted(release.rendered_files or {}):
@@ -226,7 +226,7 @@ def _workload_verdict(release: Release, verdict: Verdict, workloads) -> Verdict:
 
     A cluster error here never fails a release: Argo CD's verdict stands, with a log line.
     """
-    obj = _serving_object(release)
+    obj = serving_object(release)
     if obj is None:
         return verdict
     metadata = obj["metadata"]

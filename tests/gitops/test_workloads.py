@@ -7,7 +7,7 @@ import kmock
 import pytest
 
 from apps.gitops.errors import ClusterError, ClusterUnavailable
-from apps.gitops.workloads import WorkloadReader
+from apps.gitops.workloads import WorkloadReader, canary_revisions
 from tests.fixtures.kube import INFERENCE_SERVICES, JOBS, KubeApiDouble
 
 
@@ -98,3 +98,25 @@ def test_jobs_of_one_release_by_label_oldest_first(kube_api, workloads):
     runs = workloads.release_jobs(namespace="prod", release_id="r1")
     assert [(r.name, r.state) for r in runs] == [("a", "succeeded"), ("b", "running")]
     assert "labelSelector=slipway.io" in str(kube_api.requests[-1].url).replace("%2F", "/")
+
+
+def test_canary_revisions_as_kserves_knative_reconciler_reports_them(kube_api, workloads):
+    assert workloads.inference_service(namespace="prod", name="churn") is None
+    predictor = {
+        "latestCreatedRevision": "churn-predictor-00002",
+        "latestReadyRevision": "churn-predictor-00002",
+        "latestRolledoutRevision": "churn-predictor-00001",
+    }
+    kube_api.put_object(INFERENCE_SERVICES, isvc({"components": {"predictor": predictor}}))
+    live = workloads.inference_service(namespace="prod", name="churn")
+    # The latest revision takes canaryTrafficPercent, the last one rolled out the rest.
+    assert canary_revisions(live) == ("churn-predictor-00002", "churn-predictor-00001")
+    # Promoted (the canary field dropped): the new revision has all the traffic.
+    rolled = {**predictor, "latestRolledoutRevision": "churn-predictor-00002"}
+    assert "already has all the traffic" in canary_revisions(
+        isvc({"components": {"predictor": rolled}})
+    )
+    # A first release has no rolled-out revision to compare with.
+    first = {k: v for k, v in predictor.items() if k != "latestRolledoutRevision"}
+    assert "no rolled-out revision" in canary_revisions(isvc({"components": {"predictor": first}}))
+    assert "not ready yet" in canary_revisions(isvc({}))

@@ -16,14 +16,19 @@ from datetime import timedelta
 import pytest
 
 from apps.gitops.render import METADATA_FILE
+from apps.gitops.workloads import WorkloadReader
+from apps.metrics.analysis.queries import DEPLOYMENT_DEFAULTS
 from apps.metrics.services import rollouts_step
+from apps.metrics.services.rollout import analysis_revisions
 from apps.metrics.sources.promapi import PrometheusClient
 from apps.notifications.events import EventKind
 from apps.notifications.models import Notification
 from apps.releases import services
 from apps.releases.deploy import deploy_pending
 from apps.releases.models import ApprovalRule, Release, ReleaseState, Rollout, RolloutState
+from apps.releases.rollout import serving_object
 from tests import factories
+from tests.fixtures.kube import INFERENCE_SERVICES
 from tests.metrics.test_analysis_prometheus import END, PRICES, START, analysis_openmetrics
 
 pytestmark = pytest.mark.slow
@@ -287,3 +292,86 @@ def test_a_shadow_run_leaves_a_report_with_the_release_and_in_front_of_later_rev
     page = browser.get(f"/releases/{later.pk}/").content.decode()
     assert "Shadow evaluation" in page and 'data-testid="shadow-report"' in page
     assert f"/releases/{shadowed.pk}/" in page
+
+
+# --- KServe (Knative mode): the revisions are named by the InferenceService's status ------
+
+KSERVE_REVISIONS = {"v3": "churn-model-predictor-00003", "v4-bad": "churn-model-predictor-00004"}
+
+
+@pytest.fixture(scope="module")
+def knative_prom(prometheus_session_factory):
+    """The analysis tests' stable and clearly-bad series, each named by a Knative revision."""
+    text = analysis_openmetrics()
+    for name, revision in KSERVE_REVISIONS.items():
+        text = text.replace(f'="{name}"', f'="{revision}"')
+    return prometheus_session_factory(openmetrics=text)
+
+
+def _isvc(release, predictor: dict) -> dict:
+    obj = serving_object(release)
+    assert obj is not None and obj["kind"] == "InferenceService"
+    return {
+        "apiVersion": obj["apiVersion"],
+        "kind": "InferenceService",
+        "metadata": {"name": obj["metadata"]["name"], "namespace": obj["metadata"]["namespace"]},
+        "status": {
+            "conditions": [{"type": "Ready", "status": "True"}],
+            "components": {"predictor": predictor},
+        },
+    }
+
+
+def test_a_kserve_canary_is_judged_on_the_revisions_its_status_names(
+    alice, prod_direct, writer, gitops_remote, knative_prom, kube_api, kube_api_client, settings
+):
+    settings.METRICS_PRICES = PRICES
+    # The backfilled series carry a Deployment's label names (the analysis tests' shapes),
+    # so read them with the Deployment templates; the revision names come from KServe.
+    settings.METRICS_ANALYSIS_PROMQL_OVERRIDES = {"*/kserve-sklearn": dict(DEPLOYMENT_DEFAULTS)}
+    service = factories.make_service(
+        "churn-model",
+        runtime="kserve-sklearn",
+        default_config={"storage_uri": "s3://models/churn-model/current"},
+    )
+    factories.live_release(service, prod_direct, 3, requester=alice)
+    release = _rolling_out(alice, service, prod_direct, writer, 4)
+    workloads = WorkloadReader(kube_api_client, timeout=5)
+    candidate, stable = KSERVE_REVISIONS["v4-bad"], KSERVE_REVISIONS["v3"]
+
+    # Not judged until KServe has the candidate's revision ready beside the stable one.
+    assert "does not exist yet" in analysis_revisions(release, workloads)
+    kube_api.put_object(
+        INFERENCE_SERVICES,
+        _isvc(
+            release,
+            {
+                "latestCreatedRevision": candidate,
+                "latestReadyRevision": stable,
+                "latestRolledoutRevision": stable,
+            },
+        ),
+    )
+    assert "not ready yet" in analysis_revisions(release, workloads)
+    kube_api.put_object(
+        INFERENCE_SERVICES,
+        _isvc(
+            release,
+            {
+                "latestCreatedRevision": candidate,
+                "latestReadyRevision": candidate,
+                "latestRolledoutRevision": stable,
+            },
+        ),
+    )
+    assert analysis_revisions(release, workloads) == (candidate, stable)
+
+    client = PrometheusClient(knative_prom.url, timeout=5)
+    try:
+        decisions = rollouts_step(now=END, client=client, writer=writer, workloads=workloads)
+    finally:
+        client.close()
+    assert [(d.action, d.verdict) for d in decisions] == [("abort", "fail")]
+    rollout = Rollout.objects.get(release=release)
+    assert rollout.state == RolloutState.HELD
+    assert _last_trailers(gitops_remote)["Rollout-Step"] == "abort"

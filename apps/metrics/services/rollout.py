@@ -32,6 +32,8 @@ from datetime import datetime
 
 from django.utils import timezone
 
+from apps.gitops.errors import GitOpsError
+from apps.gitops.workloads import canary_revisions
 from apps.metrics.analysis import Analysis, Thresholds, analyse, analysis_run
 from apps.metrics.analysis.checks import FAIL, PASS
 from apps.metrics.analysis.thresholds import ThresholdError
@@ -39,8 +41,10 @@ from apps.metrics.sources import configured_source_names
 from apps.metrics.sources.base import MetricsConfigError, SourceUnavailable
 from apps.metrics.sources.demo import demo_analysis_inputs
 from apps.releases import services
+from apps.releases.cluster import cluster_reader
 from apps.releases.deploy import rollout_commit_pending
 from apps.releases.models import Release, ReleaseState, Rollout, RolloutState
+from apps.releases.rollout import serving_object
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +65,11 @@ class StepDecision:
 
 
 def rollouts_step(
-    *, now: datetime | None = None, client=None, writer=None, refresher=None
+    *, now: datetime | None = None, client=None, writer=None, refresher=None, workloads=None
 ) -> list[StepDecision]:
     """One pass: judge every running step, then make every commit decided (this pass's
-    and any a crashed worker left pending). Returns the decisions."""
+    and any a crashed worker left pending). Returns the decisions. ``workloads`` reads
+    serving objects (KServe's revision names); by default the configured cluster's."""
     now = now or timezone.now()
     decisions = []
     running = (
@@ -78,16 +83,30 @@ def rollouts_step(
         )
         .order_by("pk")
     )
-    for rollout in running:
-        try:
-            decisions.append(rollout_judge(rollout=rollout, now=now, client=client))
-        except Exception:  # one rollout's trouble must not stop the others
-            log.exception("step controller failed on release #%s", rollout.release_id)
+    reader = None  # opened for the first KServe rollout, closed after the pass
+    try:
+        for rollout in running:
+            if workloads is None and reader is None and _is_kserve(rollout.release):
+                reader = cluster_reader()
+                workloads = getattr(reader, "workloads", None)
+            try:
+                decisions.append(
+                    rollout_judge(rollout=rollout, now=now, client=client, workloads=workloads)
+                )
+            except Exception:  # one rollout's trouble must not stop the others
+                log.exception("step controller failed on release #%s", rollout.release_id)
+    finally:
+        if reader is not None:
+            reader.close()
     rollout_commit_pending(writer=writer, refresher=refresher)
     return decisions
 
 
-def analysis_revisions(release: Release) -> tuple[str, str] | str:
+def _is_kserve(release: Release) -> bool:
+    return release.service.runtime.startswith("kserve")
+
+
+def analysis_revisions(release: Release, workloads=None) -> tuple[str, str] | str:
     """(candidate, stable) as the runtime's metrics label them, or why they cannot be
     told apart (a sentence for the person reading the paused rollout)."""
     stable = release.rollout_stable
@@ -95,12 +114,8 @@ def analysis_revisions(release: Release) -> tuple[str, str] | str:
     if runtime == "seldon":
         # Two Models behind the Experiment: the stable keeps its name.
         return f"{release.service.name}-candidate", release.service.name
-    if runtime.startswith("kserve"):
-        return (
-            "The Knative revision names of the candidate and the stable predictor are not "
-            "known to Slipway yet, so this KServe rollout cannot be judged automatically; "
-            "promote now or abort by hand."
-        )
+    if _is_kserve(release):
+        return _kserve_revisions(release, workloads)
     candidate, old = str(release.model_version.version), str(stable.model_version.version)
     if candidate == old:
         return (
@@ -109,6 +124,31 @@ def analysis_revisions(release: Release) -> tuple[str, str] | str:
             "by hand (promote now or abort)."
         )
     return candidate, old
+
+
+def _kserve_revisions(release: Release, workloads) -> tuple[str, str] | str:
+    """KServe (Knative mode) labels per-revision metrics with Knative revision names,
+    which only the InferenceService's status knows: the candidate's latest ready
+    revision and the last one rolled out at 100% (``canary_revisions``)."""
+    obj = serving_object(release)
+    if workloads is None or obj is None or obj.get("kind") != "InferenceService":
+        return (
+            "The Knative revision names of the candidate and the stable predictor cannot be "
+            "read (no Kubernetes API configured), so this KServe rollout cannot be judged "
+            "automatically; promote now or abort by hand."
+        )
+    metadata = obj.get("metadata") or {}
+    namespace = metadata.get("namespace") or release.environment.name
+    try:
+        live = workloads.inference_service(namespace=namespace, name=metadata.get("name", ""))
+    except GitOpsError as exc:
+        return f"the InferenceService cannot be read ({exc}); nothing is judged without it."
+    if live is None:
+        return f"InferenceService {namespace}/{metadata.get('name')} does not exist yet."
+    revisions = canary_revisions(live)
+    if isinstance(revisions, str):
+        return f"Waiting for KServe: {revisions}. Resume once the canary split is in place."
+    return revisions
 
 
 def _demo_analysis(release, step, candidate, stable, rollout, now) -> Analysis:
@@ -132,13 +172,13 @@ def _demo_analysis(release, step, candidate, stable, rollout, now) -> Analysis:
     return Analysis(analyse(inputs, thresholds=thresholds), inputs, thresholds)
 
 
-def rollout_judge(*, rollout: Rollout, now: datetime, client=None) -> StepDecision:
+def rollout_judge(*, rollout: Rollout, now: datetime, client=None, workloads=None) -> StepDecision:
     """Judge the current step of one running rollout and decide what follows."""
     release = rollout.release
     steps = services.rollout_steps_of(release)
     step = steps[rollout.step - 1]
     observe = step.observe
-    revisions = analysis_revisions(release)
+    revisions = analysis_revisions(release, workloads)
 
     def decided(action: str, verdict: str, message: str) -> StepDecision:
         return StepDecision(release.pk, step.number, action, verdict, message)
