@@ -492,3 +492,34 @@ def test_rollout_buttons_are_scoped_to_the_services_team(
     services.rollout_abort(rollout=rollout, actor=olga, reason="error spike on the dashboard")
     rollout.refresh_from_db()
     assert rollout.pending == "abort"
+
+
+def test_promote_now_waits_for_a_step_whose_commit_is_in_flight(
+    alice, otto, staging, service, stable, writer, gitops_remote
+):
+    """Found by the rollout state machine: promote-now used to replace a decided step
+    whose commit a dead worker had already pushed, leaving that commit unrecorded."""
+    release = _approved(alice, staging, service)
+    deploy_pending(writer=writer)
+    rollout = Rollout.objects.get(release=release)
+    services.rollout_advance(rollout=rollout, number=1, verdict="pass")
+    rollout.refresh_from_db()
+    release.refresh_from_db()
+    files, message, trailers = rollout_commit(release, rollout, "step-2")
+    writer.commit_release(  # pushed; the worker dies before recording it
+        environment="staging",
+        service=service.name,
+        files=files,
+        message=message,
+        trailers=trailers,
+        step_key=f"{release.uid}/step-2",
+    )
+    with pytest.raises(Conflict, match="Step 2 is being committed right now"):
+        services.rollout_promote_now(rollout=rollout, actor=otto, reason="incident fix")
+    rollout_commit_pending(writer=writer)  # the next poll records step 2
+    services.rollout_promote_now(rollout=rollout, actor=otto, reason="incident fix")
+    rollout_commit_pending(writer=writer)
+    rollout.refresh_from_db()
+    assert rollout.state == RolloutState.PROMOTED
+    recorded = dict(rollout.steps.values_list("number", "commit_sha"))
+    assert all(recorded.values()) and sorted(recorded) == [1, 2, 3]

@@ -324,6 +324,13 @@ def rollout_promote_now(*, rollout: Rollout, actor, reason: str) -> Rollout:
         raise Conflict(
             f"The rollout is {rollout.get_state_display().lower()}; it cannot be promoted."
         )
+    if rollout.pending:
+        # A step's commit is in flight (perhaps already on the remote, its worker gone):
+        # replacing it would leave that commit unrecorded. It is made within one poll.
+        raise Conflict(
+            f"{rollout.pending.replace('-', ' ').capitalize()} is being committed right now; "
+            "promote again in a moment, once it is recorded (within one poll)."
+        )
     rollout.state = RolloutState.RUNNING
     rollout.pending = step_name(last)
     rollout.pending_verdict = f"promoted by {actor.get_username()}"[:64]
