@@ -10,7 +10,7 @@ from rest_framework.test import APIClient
 
 from apps.accounts.roles import Role
 from apps.releases import selectors, services
-from apps.releases.models import Release
+from apps.releases.models import Release, Rollout
 from tests import factories
 
 ROLES = ["anon", "alice", "pat", "carol", "otto", "ada", "nobody"]
@@ -216,8 +216,8 @@ def world(people, environments, service):
         environment=staging,
         model_version=factories.make_model_version(service.registered_model, 3),
     )
-    # v3 rolling out over the live v2 by canary steps, claimed by the deployer (its first
-    # step pending): what the rollout routes act on.
+    # v3 rolling out over the live v2 by canary steps, its first step committed: what the
+    # rollout routes act on.
     rolling, _ = services.release_create(
         actor=alice,
         service=service,
@@ -227,6 +227,9 @@ def world(people, environments, service):
     )
     services.release_submit(actor=alice, release=rolling)
     services.release_deploy_claim(release=rolling)
+    services.rollout_record_commit(
+        rollout=Rollout.objects.get(release=rolling), name="step-1", commit_sha="c" * 40
+    )
     return {
         "rolling": {"pk": rolling.pk},
         "rolling_abort": {"pk": rolling.pk, "action": "abort"},
