@@ -151,6 +151,7 @@ def _start_gunicorn(
         "DATABASE_URL": database_url,
         "CELERY_BROKER_URL": "memory://",
         "SLIPWAY_VAR_DIR": str(workdir / "var"),
+        "STATIC_ROOT": str(workdir / "static"),
         "PORT": str(port),
         "GUNICORN_WORKERS": str(workers),
         "GUNICORN_THREADS": str(threads),

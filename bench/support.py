@@ -37,10 +37,15 @@ def drop_postgres(url: str) -> None:
 
 
 def setup_django(workdir: Path, database_url: str, **env: str) -> None:
-    """Configure Django for ``database_url`` and migrate it."""
+    """Configure Django for ``database_url``, migrate it and collect the static files.
+
+    Pages link their scripts and styles through the manifest storage, as deployed; a fresh
+    checkout has no collected files, so without them every page would answer 500.
+    """
     os.environ["DJANGO_SETTINGS_MODULE"] = "controlplane.settings"
     os.environ.setdefault("SECRET_KEY", "bench-only-not-a-secret")
     os.environ["SLIPWAY_VAR_DIR"] = str(workdir / "var")
+    os.environ["STATIC_ROOT"] = str(workdir / "static")
     os.environ["DATABASE_URL"] = database_url
     os.environ.setdefault("LOG_LEVEL", "ERROR")
     os.environ.update(env)
@@ -50,6 +55,7 @@ def setup_django(workdir: Path, database_url: str, **env: str) -> None:
 
     django.setup()
     call_command("migrate", verbosity=0)
+    call_command("collectstatic", "--no-input", verbosity=0)
 
 
 def percentile(values: list[float], q: float) -> float:
