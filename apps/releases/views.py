@@ -27,6 +27,7 @@ from apps.releases.forms import (
     ReleaseFilterForm,
 )
 from apps.releases.freeze import freeze_status, is_exempt, upcoming
+from apps.releases.freeze_text import window_text
 from apps.releases.models import (
     Environment,
     FreezeWindow,
@@ -572,7 +573,7 @@ def environment_list(request):
         {
             "nav": "environments",
             "environments": [(env, freeze_status(env, windows=enabled)) for env in environments],
-            "windows": [(w, upcoming(w) if w.enabled else []) for w in windows],
+            "windows": [(w, window_text(w), upcoming(w) if w.enabled else []) for w in windows],
         },
     )
 

@@ -249,6 +249,8 @@ def test_environments_page_lists_windows_and_status(client, prod, alice):
     client.force_login(alice)
     page = client.get(reverse("releases:environments")).content.decode()
     assert "Weekend freeze" in page and "FREQ=WEEKLY;BYDAY=SA" in page
+    # In words first, for reviewers who do not read RFC 5545; the rule stays beside it.
+    assert "Every Saturday at 00:00 for 2 days 6 hours, Europe/London time" in page
     next_start, _ = upcoming(window)[0]
     assert f"{next_start:%a %Y-%m-%d %H:%M}" in page  # the next occurrences, in UTC
     state = "<strong>frozen</strong>" if freeze_status(prod).frozen else "open"
