@@ -470,7 +470,7 @@ def _audit_baseline(events) -> dict:
     and in one ``audit_record_many``, each in a transaction rolled back afterwards."""
     from django.db import transaction
 
-    from apps.audit.services import audit_record, audit_record_many
+    from apps.audit.services import audit_record, audit_record_many, audited_atomic
 
     entries = [
         {
@@ -490,13 +490,15 @@ def _audit_baseline(events) -> dict:
         audit_record_many(system_actor="metrics", events=entries)
 
     out = {}
+    # Audited writes must open their transaction with the chain lock (audited_atomic),
+    # as the poll's own transaction does.
     for name, function in (("per_event_audit", one_by_one), ("batch_audit", batch)):
-        with transaction.atomic():
+        with audited_atomic():
             started = time.perf_counter()
             function()
             out[f"{name}_seconds"] = time.perf_counter() - started
             transaction.set_rollback(True)
-        with transaction.atomic():
+        with audited_atomic():
             out[f"{name}_queries"] = _count_queries(function)
             transaction.set_rollback(True)
     return out

@@ -21,6 +21,7 @@ BENCHMARKS = (
     "dashboard_render",
     "audit_throughput",
     "rollout_steps",
+    "live_pages",
 )
 
 
