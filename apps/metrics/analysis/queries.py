@@ -199,7 +199,9 @@ class QuerySet:
         return UNITS[self.latency_unit]
 
 
-def _check_layer(layer, where: str) -> None:
+def check_query_layer(layer, where: str) -> None:
+    """One layer of templates ({family: PromQL}, plus latency_unit) is well formed;
+    ``where`` names it in the message."""
     if not isinstance(layer, Mapping):
         raise MetricsConfigError(f"{where} must map an analysis query family to PromQL.")
     for family, text in layer.items():
@@ -227,7 +229,7 @@ def resolve_queries(
     module docstring); every layer is checked and a mistake names where it is."""
     base = getattr(settings, "METRICS_ANALYSIS_PROMQL", None) or {}
     per_target = getattr(settings, "METRICS_ANALYSIS_PROMQL_OVERRIDES", None) or {}
-    _check_layer(base, "METRICS_ANALYSIS_PROMQL")
+    check_query_layer(base, "METRICS_ANALYSIS_PROMQL")
     if not isinstance(per_target, Mapping):
         raise MetricsConfigError(
             "METRICS_ANALYSIS_PROMQL_OVERRIDES must map '<environment>/<runtime>' (either "
@@ -239,7 +241,7 @@ def resolve_queries(
                 f"METRICS_ANALYSIS_PROMQL_OVERRIDES key {key!r} is not "
                 "'<environment>/<runtime>' (either part may be *), e.g. 'prod/*'."
             )
-        _check_layer(layer, f"METRICS_ANALYSIS_PROMQL_OVERRIDES[{key!r}]")
+        check_query_layer(layer, f"METRICS_ANALYSIS_PROMQL_OVERRIDES[{key!r}]")
     layers: list[tuple[str, Mapping]] = [
         (f"(default for runtime {runtime!r})", defaults_for(runtime)),
         ("METRICS_ANALYSIS_PROMQL", base),
@@ -248,7 +250,7 @@ def resolve_queries(
         if key in per_target:
             layers.append((f"METRICS_ANALYSIS_PROMQL_OVERRIDES[{key!r}]", per_target[key]))
     if overrides:
-        _check_layer(overrides, "the service's analysis promql")
+        check_query_layer(overrides, "the service's analysis promql")
         layers.append(("the service's analysis promql", overrides))
     resolved: dict[str, AnalysisQuery | None] = {}
     unit = "s"
