@@ -176,3 +176,52 @@ def test_the_form_shows_the_refusal_and_creates_nothing(alice, environments, ser
     assert escape("analysis.thresholds.min_requests: Analysis threshold 'min_requests'") in body
     assert "whole number &gt;= 1" in body
     assert not Release.objects.exists()
+
+
+# --- the admin checks it when a configuration is saved -------------------------------------
+
+
+@pytest.fixture
+def admin_client(db):
+    from django.contrib.auth import get_user_model
+
+    root = get_user_model().objects.create_superuser("root", "root@example.com", "x" * 20)
+    client = Client()
+    client.force_login(root)
+    return client
+
+
+def _service_form(default_config: dict) -> dict:
+    return {
+        "name": "fraud-model",
+        "description": "",
+        "owner_team": "risk",
+        "registered_model": "fraud-model",
+        "runtime": "custom",
+        "default_config": json.dumps(
+            {"image": "registry.example.com/fraud@sha256:" + "a" * 64, **default_config}
+        ),
+        "runbook_url": "",
+    }
+
+
+def test_the_admin_refuses_a_service_config_with_a_bad_threshold(admin_client, environments):
+    from apps.releases.models import Service
+
+    factories.make_team("risk")
+    bad = {"analysis": {"thresholds": {"psi_max": 0}}}
+    response = admin_client.post("/admin/releases/service/add/", _service_form(bad))
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert (
+        escape(
+            "In staging: The analysis config was refused: analysis.thresholds.psi_max: "
+            "Analysis threshold 'psi_max' must be above 0, not 0."
+        )
+        in body
+    )
+    assert not Service.objects.filter(name="fraud-model").exists()
+    good = {"analysis": {"thresholds": {"psi_max": 0.3}}}
+    response = admin_client.post("/admin/releases/service/add/", _service_form(good))
+    assert response.status_code == 302, response.content.decode()[-2000:]
+    assert Service.objects.get(name="fraud-model").default_config["analysis"] == good["analysis"]
