@@ -7,9 +7,11 @@ class MetricsConfig(AppConfig):
 
     def ready(self) -> None:
         from apps.core.ops import register_metrics_collector
+        from apps.metrics.analysis.config import check_analysis_config
         from apps.metrics.freeze import slo_breach_freezes
         from apps.metrics.ops import source_metrics
         from apps.metrics.panels import shadow_panel, slo_panel
+        from apps.releases.analysis_config import register_analysis_config_check
         from apps.releases.freeze import register_freeze_signal
         from apps.releases.panels import register_panel
 
@@ -22,3 +24,6 @@ class MetricsConfig(AppConfig):
         # Releases into an environment wait while an SLO there is in breach; releases
         # cannot ask metrics (layer order), so metrics tells it through its registry.
         register_freeze_signal(slo_breach_freezes)
+        # A release's analysis config is checked when the release is created, with the
+        # parse that judges its steps; releases cannot import it, so it is registered.
+        register_analysis_config_check(check_analysis_config)

@@ -82,7 +82,9 @@ class EnvironmentAdminForm(forms.ModelForm):
         cleaned = super().clean()
         if "config_overrides" in cleaned:
             for problem in environment_config_problems(
-                config_overrides=cleaned["config_overrides"], environment_id=self.instance.pk
+                config_overrides=cleaned["config_overrides"],
+                environment_id=self.instance.pk,
+                environment_name=cleaned.get("name") or "",
             ):
                 self.add_error("config_overrides", problem)
         return cleaned

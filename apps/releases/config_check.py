@@ -1,24 +1,40 @@
 """Serving configuration checks for setup screens (the admin): the same merge and parse
 release creation runs, so a service default or an environment override that every later
-release would fail on is refused when it is saved, with the same messages."""
+release would fail on is refused when it is saved, with the same messages. The
+``analysis:`` config (the most specific layer naming it, as release creation picks it)
+is checked too, with the check metrics registers (``apps.releases.analysis_config``)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from apps.core.errors import DomainError
 from apps.gitops.config import ConfigError, merge_config, parse_serving_config
+from apps.releases.analysis_config import analysis_config_check
 from apps.releases.models import Environment, Service, ServiceEnvironment
 from apps.releases.rendering import serving_layer
 
 
-def config_problem(*, runtime: str, layers: Iterable[Mapping | None]) -> str | None:
+def config_problem(
+    *, runtime: str, layers: Iterable[Mapping | None], environment: str = ""
+) -> str | None:
     """The API's sentence for a configuration that does not parse, or None."""
+    layers = list(layers)
     try:
         parse_serving_config(runtime, merge_config(*(serving_layer(layer) for layer in layers)))
     except ConfigError as exc:
         return "The serving configuration is not valid: " + "; ".join(
             f"{path}: {message}" for path, message in exc.errors.items()
         )
+    analysis = None
+    for layer in layers:
+        if isinstance(layer, Mapping) and "analysis" in layer:
+            analysis = layer["analysis"]
+    if analysis:
+        try:
+            analysis_config_check(analysis, environment=environment, runtime=runtime)
+        except DomainError as exc:
+            return exc.message
     return None
 
 
@@ -49,6 +65,7 @@ def service_config_problems(
                 environment.config_overrides,
                 _target_overrides(service_id=service_id, environment_id=environment.pk),
             ],
+            environment=environment.name,
         )
         if problem:
             problems.append(f"In {environment.name}: {problem}")
@@ -56,7 +73,10 @@ def service_config_problems(
 
 
 def environment_config_problems(
-    *, config_overrides: Mapping | None, environment_id: int | None = None
+    *,
+    config_overrides: Mapping | None,
+    environment_id: int | None = None,
+    environment_name: str = "",
 ) -> list[str]:
     """Problems an environment's overrides would give each service's releases there."""
     problems = []
@@ -68,6 +88,7 @@ def environment_config_problems(
                 config_overrides,
                 _target_overrides(service_id=service.pk, environment_id=environment_id),
             ],
+            environment=environment_name,
         )
         if problem:
             problems.append(f"For {service.name}: {problem}")
@@ -81,4 +102,5 @@ def target_config_problem(
     return config_problem(
         runtime=service.runtime,
         layers=[service.default_config, environment.config_overrides, config_overrides],
+        environment=environment.name,
     )

@@ -18,10 +18,12 @@ from lupa import LuaError, LuaRuntime
 TEMPLATE = Path(__file__).resolve().parents[2] / "gitops-repo-template" / "argocd"
 PATCH = TEMPLATE / "patches" / "argocd-cm-health.yaml"
 KEY = "resource.customizations.health."
-SELDON, KSERVE, KEDA = (
+SELDON, KSERVE, KEDA, ROUTE, EXPERIMENT = (
     "mlops.seldon.io_Model",
     "serving.kserve.io_InferenceService",
     "keda.sh_ScaledObject",
+    "gateway.networking.k8s.io_HTTPRoute",
+    "mlops.seldon.io_Experiment",
 )
 
 _SANDBOX = """
@@ -61,7 +63,7 @@ def health(kind: str, obj: dict) -> tuple[str, str]:
 def test_the_configmap_patch_holds_exactly_the_script_files():
     files = {path.stem: path.read_text() for path in (TEMPLATE / "health").glob("*.lua")}
     assert _configmap_scripts() == files
-    assert set(files) == {SELDON, KSERVE, KEDA}
+    assert set(files) == {SELDON, KSERVE, KEDA, ROUTE, EXPERIMENT}
     # Argo CD reads these keys as resource.customizations.health.<group>_<kind>.
     assert all(key.count("_") == 1 for key in files)
 
@@ -381,3 +383,338 @@ def test_keda_without_conditions_yet_is_progressing():
     assert health(KEDA, scaled_object())[0] == "Progressing"
     unknown = {"type": "Ready", "status": "Unknown", "reason": "ScaledObjectCheckStarted"}
     assert health(KEDA, scaled_object(unknown))[0] == "Progressing"
+
+
+def test_every_custom_kind_the_project_allows_has_a_health_check():
+    # Argo CD knows the health of core kinds (Deployment, Service, HPA, PDB, CronJob); a
+    # custom resource without a check reads Healthy as soon as it exists.
+    project = yaml.safe_load((TEMPLATE / "appproject.yaml").read_text())
+    core = {"", "apps", "autoscaling", "policy", "batch"}
+    custom = {
+        f"{entry['group']}_{entry['kind']}"
+        for entry in project["spec"]["namespaceResourceWhitelist"]
+        if entry["group"] not in core
+    }
+    assert custom == set(_configmap_scripts())
+
+
+# --- Gateway API HTTPRoute (the rollout's traffic split for Deployment runtimes) -----------
+# The objects are the ones Slipway renders for a canary step, as the API server returns
+# them (namespace and generation set), with status as Gateway API v1.3 defines it.
+MESH = "istio.io/gateway-controller"
+
+
+def rendered(kind: str, plan_step, *, generation=1, **extra) -> dict:
+    from apps.gitops.runtimes import Runtime
+    from tests.gitops.test_traffic_render import by_kind, step_files
+
+    runtime = Runtime.SELDON if kind == "Experiment" else Runtime.CUSTOM
+    (obj,) = by_kind(step_files(runtime, plan_step, **extra), kind)
+    obj["metadata"].update(namespace="prod", generation=generation)
+    return obj
+
+
+def canary_step():
+    from tests.gitops.test_traffic_render import CANARY
+
+    return CANARY.steps()[0]
+
+
+def route_condition(kind, status, reason, message="", *, generation=2):
+    return {
+        "type": kind,
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "observedGeneration": generation,
+        "lastTransitionTime": "2026-12-02T12:00:00Z",
+    }
+
+
+ACCEPTED = route_condition("Accepted", "True", "Accepted", "Route is accepted")
+RESOLVED = route_condition("ResolvedRefs", "True", "ResolvedRefs", "Resolved all the references")
+
+
+def route(*entries, generation=2, **extra):
+    obj = rendered("HTTPRoute", canary_step(), generation=generation, **extra)
+    if entries:
+        obj["status"] = {"parents": list(entries)}
+    return obj
+
+
+def parent_entry(obj, *conditions, ref=None):
+    # Controllers echo the parentRef; this one fills in the namespace, as Istio does.
+    ref = ref or {**obj["spec"]["parentRefs"][0], "namespace": "prod"}
+    return {"parentRef": ref, "controllerName": MESH, "conditions": list(conditions)}
+
+
+def test_route_accepted_by_its_parent_with_backends_resolved_is_healthy():
+    obj = route()
+    obj["status"] = {"parents": [parent_entry(obj, ACCEPTED, RESOLVED)]}
+    # The parent Slipway renders by default: the service's own Service (GAMMA, group "").
+    assert obj["spec"]["parentRefs"] == [{"group": "", "kind": "Service", "name": "churn"}]
+    assert health(ROUTE, obj) == ("Healthy", "Route accepted by Service churn")
+
+
+def test_route_not_reconciled_yet_is_progressing():
+    obj = route()
+    assert health(ROUTE, obj)[0] == "Progressing"
+    pending = route_condition("Accepted", "Unknown", "Pending", "Waiting for controller")
+    obj["status"] = {"parents": [parent_entry(obj, pending)]}
+    # Argo CD's built-in check counts only "False" as a problem and calls this Healthy.
+    assert health(ROUTE, obj) == (
+        "Progressing",
+        "Service churn has not accepted the route yet: Pending: Waiting for controller",
+    )
+
+
+def test_route_whose_parent_nobody_reports_on_is_progressing_with_the_reason():
+    from apps.gitops.traffic.render import RouteParent
+
+    obj = route(parent=RouteParent(kind="Gateway", name="public", namespace="gateways"))
+    # Only a leftover entry for another Gateway: Gateway API writes no entry for a parent
+    # no controller can resolve (a Gateway that does not exist).
+    other = {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "old"}
+    obj["status"] = {"parents": [parent_entry(obj, ACCEPTED, RESOLVED, ref=other)]}
+    status, message = health(ROUTE, obj)
+    assert status == "Progressing"
+    assert message.startswith("No controller has reported on Gateway public yet")
+
+
+def test_route_gateway_parent_matches_an_echo_with_defaults_filled_in():
+    from apps.gitops.traffic.render import RouteParent
+
+    obj = route(parent=RouteParent(kind="Gateway", name="public", section_name="https"))
+    echoed = {
+        "group": "gateway.networking.k8s.io",
+        "kind": "Gateway",
+        "name": "public",
+        "namespace": "prod",
+        "sectionName": "https",
+    }
+    obj["status"] = {"parents": [parent_entry(obj, ACCEPTED, RESOLVED, ref=echoed)]}
+    assert health(ROUTE, obj) == ("Healthy", "Route accepted by Gateway public (listener https)")
+    # Another listener of the same Gateway is another parent.
+    obj["status"]["parents"][0]["parentRef"]["sectionName"] = "http"
+    assert health(ROUTE, obj)[0] == "Progressing"
+
+
+def test_route_conditions_of_an_older_generation_are_progressing():
+    obj = route(generation=3)
+    obj["status"] = {"parents": [parent_entry(obj, ACCEPTED, RESOLVED)]}
+    assert health(ROUTE, obj) == (
+        "Progressing",
+        "Service churn has not processed generation 3 yet (observed 2)",
+    )
+    # A stale rejection does not condemn the new generation either.
+    refused = route_condition("Accepted", "False", "UnsupportedValue", "percent is not supported")
+    obj["status"] = {"parents": [parent_entry(obj, refused, RESOLVED)]}
+    assert health(ROUTE, obj)[0] == "Progressing"
+
+
+def test_route_with_a_missing_backend_is_degraded_with_the_controller_s_reason():
+    obj = route()
+    missing = route_condition(
+        "ResolvedRefs", "False", "BackendNotFound", 'Service "churn-candidate" not found'
+    )
+    obj["status"] = {"parents": [parent_entry(obj, ACCEPTED, missing)]}
+    assert health(ROUTE, obj) == (
+        "Degraded",
+        "Service churn cannot send traffic to a backend: "
+        'BackendNotFound: Service "churn-candidate" not found',
+    )
+
+
+def test_route_not_accepted_is_degraded():
+    obj = route()
+    refused = route_condition(
+        "Accepted", "False", "UnsupportedValue", "RequestMirror percent is not supported"
+    )
+    obj["status"] = {"parents": [parent_entry(obj, refused)]}
+    assert health(ROUTE, obj) == (
+        "Degraded",
+        "Service churn did not accept the route: UnsupportedValue: RequestMirror percent is "
+        "not supported",
+    )
+
+
+def test_route_kept_at_its_last_good_generation_is_degraded_not_progressing_forever():
+    # "Fall Back": Accepted stays True at the last good generation, PartiallyInvalid is
+    # True at the current one. Waiting for Accepted to catch up would wait forever.
+    obj = route(generation=3)
+    fell_back = route_condition(
+        "PartiallyInvalid",
+        "True",
+        "UnsupportedValue",
+        "Fall Back: weight 0 unsupported",
+        generation=3,
+    )
+    obj["status"] = {"parents": [parent_entry(obj, ACCEPTED, RESOLVED, fell_back)]}
+    status, message = health(ROUTE, obj)
+    assert status == "Degraded"
+    assert message == (
+        "Service churn applies only part of the route: UnsupportedValue: Fall Back: weight 0 "
+        "unsupported"
+    )
+
+
+def test_route_is_as_healthy_as_its_worst_parent():
+    from apps.gitops.traffic.render import RouteParent
+
+    obj = route()
+    gateway = RouteParent(kind="Gateway", name="public").as_ref("churn")
+    obj["spec"]["parentRefs"].append(gateway)
+    refused = route_condition("Accepted", "False", "NotAllowedByListeners", "")
+    obj["status"] = {
+        "parents": [
+            parent_entry(obj, ACCEPTED, RESOLVED),
+            parent_entry(obj, refused, ref=gateway),
+        ]
+    }
+    assert health(ROUTE, obj) == (
+        "Degraded",
+        "Gateway public did not accept the route: NotAllowedByListeners",
+    )
+    obj["status"]["parents"][1]["conditions"] = [ACCEPTED, RESOLVED]
+    assert health(ROUTE, obj) == ("Healthy", "Route accepted by Service churn, Gateway public")
+
+
+def test_route_without_parents_is_degraded():
+    obj = route()
+    obj["spec"]["parentRefs"] = []
+    assert health(ROUTE, obj)[0] == "Degraded"
+
+
+# --- Seldon Core 2 Experiment (the rollout's traffic split for Seldon) -----------------------
+T0, T1, T2 = "2026-12-02T12:00:00Z", "2026-12-02T12:00:05Z", "2026-12-02T12:01:00Z"
+
+
+def experiment_condition(kind, status, reason="", when=T0):
+    # As the operator writes them: the scheduler's text in reason, message empty.
+    condition = {"type": kind, "status": status, "lastTransitionTime": when}
+    if reason:
+        condition["reason"] = reason
+    return condition
+
+
+def scheduler_says(active=True, candidates=True, mirror=True, text=None, when=T0):
+    conditions = [
+        experiment_condition(
+            "CandidatesReady",
+            "True" if candidates else "False",
+            "Candidates ready" if candidates else "Candidates not ready",
+            when,
+        ),
+        experiment_condition(
+            "ExperimentReady",
+            "True" if active else "False",
+            text if text is not None else ("experiment active" if active else ""),
+            when,
+        ),
+        experiment_condition(
+            "MirrorReady",
+            "True" if mirror else "False",
+            "Mirror ready" if mirror else "Mirror not ready",
+            when,
+        ),
+    ]
+    happy = active and candidates and mirror
+    conditions.append(experiment_condition("Ready", "True" if happy else "False", "", when))
+    return conditions
+
+
+def experiment(conditions=None, *, step=None, generation=1, observed=None):
+    obj = rendered("Experiment", step or canary_step(), generation=generation)
+    if conditions is not None:
+        obj["status"] = {"conditions": conditions}
+        if observed is not None:
+            obj["status"]["observedGeneration"] = observed
+    return obj
+
+
+def test_experiment_routed_with_its_models_available_is_healthy():
+    obj = experiment(scheduler_says())
+    assert obj["spec"]["default"] == "churn"
+    assert health(EXPERIMENT, obj) == ("Healthy", "Experiment active: churn 90, churn-candidate 10")
+
+
+def test_experiment_shadow_says_what_it_mirrors():
+    from tests.gitops.test_traffic_render import SHADOW
+
+    obj = experiment(scheduler_says(), step=SHADOW.steps()[0])
+    assert health(EXPERIMENT, obj) == (
+        "Healthy",
+        "Experiment active: churn 100; mirroring 30% to churn-candidate",
+    )
+
+
+def test_experiment_being_set_up_is_progressing():
+    assert health(EXPERIMENT, experiment())[0] == "Progressing"
+    assert health(EXPERIMENT, experiment([]))[0] == "Progressing"
+    # The scheduler replaces the experiment at every change and reports it inactive,
+    # without a text, until its routes are set up again.
+    assert health(EXPERIMENT, experiment(scheduler_says(active=False))) == (
+        "Progressing",
+        "Seldon's scheduler is setting up the experiment's routes",
+    )
+
+
+def test_experiment_waiting_for_its_models_is_progressing_and_names_them():
+    status, message = health(EXPERIMENT, experiment(scheduler_says(candidates=False)))
+    assert status == "Progressing"
+    assert "churn, churn-candidate" in message
+    status, message = health(
+        EXPERIMENT, experiment(scheduler_says(mirror=False), step=_shadow_step())
+    )
+    assert (status, message) == (
+        "Progressing",
+        "Waiting for the mirror model churn-candidate to be available",
+    )
+
+
+def _shadow_step():
+    from tests.gitops.test_traffic_render import SHADOW
+
+    return SHADOW.steps()[0]
+
+
+def test_experiment_the_scheduler_refused_is_degraded_with_its_reason():
+    refusal = (
+        "rpc error: code = FailedPrecondition desc = Experiment churn-rollout: default model "
+        "churn is already the baseline of experiment other"
+    )
+    # A new Experiment: the operator's error condition (type ModelReady) is all there is.
+    obj = experiment([experiment_condition("ModelReady", "False", refusal, T1)])
+    assert health(EXPERIMENT, obj) == (
+        "Degraded",
+        f"Seldon did not start the experiment: {refusal}",
+    )
+    # A change refused after an earlier version was routed: the old split still serves.
+    obj = experiment(
+        [*scheduler_says(when=T0), experiment_condition("ModelReady", "False", refusal, T1)]
+    )
+    assert health(EXPERIMENT, obj)[0] == "Degraded"
+
+
+def test_experiment_error_the_scheduler_has_since_superseded_is_not_degraded():
+    # The operator never clears its error condition; the scheduler re-routing the
+    # experiment after it (ExperimentReady's newer transition) shows the error is over.
+    unreachable = "rpc error: code = Unavailable desc = connection refused"
+    obj = experiment(
+        [*scheduler_says(when=T2), experiment_condition("ModelReady", "False", unreachable, T1)]
+    )
+    assert health(EXPERIMENT, obj)[0] == "Healthy"
+
+
+def test_experiment_routing_error_is_degraded():
+    obj = experiment(scheduler_says(active=False, text="failed to add routes for model churn"))
+    assert health(EXPERIMENT, obj) == (
+        "Degraded",
+        "Seldon's scheduler could not route the experiment: failed to add routes for model churn",
+    )
+
+
+def test_experiment_stale_generation_is_progressing():
+    obj = experiment(scheduler_says(), generation=3, observed=2)
+    status, message = health(EXPERIMENT, obj)
+    assert status == "Progressing" and "generation 3" in message

@@ -126,6 +126,11 @@ def histogram_quantile(q: float, histogram: Histogram | None) -> float:
     start = 0.0 if b == 0 else bounds[b - 1]
     below = 0.0 if b == 0 else cumulative[b - 1]
     in_bucket = cumulative[b] - below
+    if in_bucket <= 0:
+        # Only at rank 0 (q = 0) with empty leading buckets: the lowest value lies at the
+        # start of the first bucket that has one, not at 0/0.
+        b = next(i for i, count in enumerate(cumulative) if count > 0)
+        return 0.0 if b == 0 else bounds[b - 1]
     return start + (bounds[b] - start) * ((rank - below) / in_bucket)
 
 

@@ -56,14 +56,13 @@ the latency histogram are in that unit.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from string import Template
 
 from django.conf import settings
 
 from apps.metrics.sources.base import MetricsConfigError
+from apps.metrics.sources.templates import PromqlTemplate, check_target_overrides, target_keys
 
 FAMILIES = ("latency_buckets", "requests", "errors", "cost", "score_buckets", "agreement")
 UNIT_KEY = "latency_unit"
@@ -80,7 +79,6 @@ PLACEHOLDERS = (
     "cpu_core_hour",
     "memory_gib_hour",
 )
-_KEY = re.compile(r"(\*|[a-z0-9]([-a-z0-9]*[a-z0-9])?)/(\*|[a-z0-9]([-a-z0-9]*[a-z0-9])?)")
 
 # --- defaults ------------------------------------------------------------------------------
 
@@ -163,25 +161,11 @@ def defaults_for(runtime: str) -> dict[str, str]:
 # --- templates -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class AnalysisQuery:
-    family: str
-    text: str
-    origin: str  # where it came from, as a person would look it up
+class AnalysisQuery(PromqlTemplate):
+    """One analysis template: the poll's template with the analysis' placeholders."""
 
-    def render(self, **values: str) -> str:
-        try:
-            return Template(self.text).substitute(values)
-        except KeyError as exc:
-            raise MetricsConfigError(
-                f"The analysis PromQL template {self.origin} uses ${exc.args[0]}, which "
-                f"Slipway does not fill in; use {', '.join('$' + p for p in PLACEHOLDERS)}."
-            ) from None
-        except ValueError as exc:
-            raise MetricsConfigError(
-                f"The analysis PromQL template {self.origin} has a '$' that is not a "
-                f"placeholder ({exc}); write $$ for a literal dollar sign."
-            ) from None
+    what = "analysis PromQL template"
+    placeholders = PLACEHOLDERS
 
 
 @dataclass(frozen=True)
@@ -199,7 +183,9 @@ class QuerySet:
         return UNITS[self.latency_unit]
 
 
-def _check_layer(layer, where: str) -> None:
+def check_query_layer(layer, where: str) -> None:
+    """One layer of templates ({family: PromQL}, plus latency_unit) is well formed;
+    ``where`` names it in the message."""
     if not isinstance(layer, Mapping):
         raise MetricsConfigError(f"{where} must map an analysis query family to PromQL.")
     for family, text in layer.items():
@@ -227,28 +213,19 @@ def resolve_queries(
     module docstring); every layer is checked and a mistake names where it is."""
     base = getattr(settings, "METRICS_ANALYSIS_PROMQL", None) or {}
     per_target = getattr(settings, "METRICS_ANALYSIS_PROMQL_OVERRIDES", None) or {}
-    _check_layer(base, "METRICS_ANALYSIS_PROMQL")
-    if not isinstance(per_target, Mapping):
-        raise MetricsConfigError(
-            "METRICS_ANALYSIS_PROMQL_OVERRIDES must map '<environment>/<runtime>' (either "
-            "may be *) to {family: template}."
-        )
-    for key, layer in per_target.items():
-        if not isinstance(key, str) or not _KEY.fullmatch(key):
-            raise MetricsConfigError(
-                f"METRICS_ANALYSIS_PROMQL_OVERRIDES key {key!r} is not "
-                "'<environment>/<runtime>' (either part may be *), e.g. 'prod/*'."
-            )
-        _check_layer(layer, f"METRICS_ANALYSIS_PROMQL_OVERRIDES[{key!r}]")
+    check_query_layer(base, "METRICS_ANALYSIS_PROMQL")
+    check_target_overrides(
+        per_target, setting="METRICS_ANALYSIS_PROMQL_OVERRIDES", check_layer=check_query_layer
+    )
     layers: list[tuple[str, Mapping]] = [
         (f"(default for runtime {runtime!r})", defaults_for(runtime)),
         ("METRICS_ANALYSIS_PROMQL", base),
     ]
-    for key in (f"{environment}/*", f"*/{runtime}", f"{environment}/{runtime}"):
+    for key in target_keys(environment, runtime):
         if key in per_target:
             layers.append((f"METRICS_ANALYSIS_PROMQL_OVERRIDES[{key!r}]", per_target[key]))
     if overrides:
-        _check_layer(overrides, "the service's analysis promql")
+        check_query_layer(overrides, "the service's analysis promql")
         layers.append(("the service's analysis promql", overrides))
     resolved: dict[str, AnalysisQuery | None] = {}
     unit = "s"

@@ -7,16 +7,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from apps.metrics.analysis.config import parse_analysis_config
 from apps.metrics.analysis.inputs import AnalysisInputs
-from apps.metrics.analysis.queries import resolve_queries
 from apps.metrics.analysis.reader import AnalysisReader
 from apps.metrics.analysis.thresholds import Thresholds
 from apps.metrics.analysis.verdict import Verdict, analyse
-from apps.metrics.sources.base import MetricsConfigError
 from apps.metrics.sources.promapi import PrometheusClient
 from apps.metrics.sources.prometheus import client_from_conf
-
-CONFIG_KEYS = ("thresholds", "promql")
 
 
 @dataclass(frozen=True)
@@ -68,17 +65,8 @@ def analysis_run(
     config and ``SourceUnavailable`` when Prometheus cannot be read: the caller pauses the
     step rather than promote on no data. Reads only; storing the verdict is the caller's.
     """
-    config = config or {}
-    unknown = sorted(set(config) - set(CONFIG_KEYS))
-    if unknown:
-        raise MetricsConfigError(
-            f"The service's analysis config has unknown keys {unknown}; the keys are "
-            f"{', '.join(CONFIG_KEYS)}."
-        )
-    thresholds = Thresholds.from_dict(config.get("thresholds"))
-    queries = resolve_queries(
-        environment=environment, runtime=runtime, overrides=config.get("promql")
-    )
+    parsed = parse_analysis_config(config, environment=environment, runtime=runtime)
+    thresholds, queries = parsed.thresholds, parsed.queries
     own_client = client is None
     client = client or client_from_conf()
     try:

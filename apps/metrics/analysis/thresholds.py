@@ -78,7 +78,7 @@ class Thresholds:
         for key, raw in data.items():
             if key not in known:
                 errors[str(key)] = [
-                    f"Unknown analysis threshold {key!r}; the thresholds are "
+                    f"Unknown analysis threshold {_shown(key)}; the thresholds are "
                     f"{', '.join(sorted(known))}."
                 ]
                 continue
@@ -106,15 +106,24 @@ class Thresholds:
         return out
 
 
+def _shown(raw) -> str:
+    """A value as the message quotes it: its repr, cut short (a value pasted by mistake
+    may be a whole nested document)."""
+    text = repr(raw)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _number(key: str, raw) -> float:
     if isinstance(raw, bool) or not isinstance(raw, int | float | str):
-        raise ValueError(f"Analysis threshold {key!r} must be a number, not {raw!r}.")
+        raise ValueError(f"Analysis threshold {key!r} must be a number, not {_shown(raw)}.")
     try:
         value = float(raw)
     except ValueError:
-        raise ValueError(f"Analysis threshold {key!r} must be a number, not {raw!r}.") from None
+        raise ValueError(
+            f"Analysis threshold {key!r} must be a number, not {_shown(raw)}."
+        ) from None
     if not math.isfinite(value):
-        raise ValueError(f"Analysis threshold {key!r} must be a finite number, not {raw!r}.")
+        raise ValueError(f"Analysis threshold {key!r} must be a finite number, not {_shown(raw)}.")
     return value
 
 
@@ -123,7 +132,7 @@ def _ratio(key: str, raw) -> float:
     if value < 1:
         raise ValueError(
             f"Analysis threshold {key!r} is a ratio candidate/stable and must be at least 1 "
-            f"(1.2 allows 20% worse), not {raw!r}."
+            f"(1.2 allows 20% worse), not {_shown(raw)}."
         )
     return value
 
@@ -132,7 +141,8 @@ def _share(key: str, raw) -> float:
     value = _number(key, raw)
     if not 0 <= value <= 1:
         raise ValueError(
-            f"Analysis threshold {key!r} is a share between 0 and 1 (0.01 is 1%), not {raw!r}."
+            f"Analysis threshold {key!r} is a share between 0 and 1 (0.01 is 1%), "
+            f"not {_shown(raw)}."
         )
     return value
 
@@ -140,14 +150,16 @@ def _share(key: str, raw) -> float:
 def _positive(key: str, raw) -> float:
     value = _number(key, raw)
     if value <= 0:
-        raise ValueError(f"Analysis threshold {key!r} must be above 0, not {raw!r}.")
+        raise ValueError(f"Analysis threshold {key!r} must be above 0, not {_shown(raw)}.")
     return value
 
 
 def _count(key: str, raw) -> int:
     value = _number(key, raw)
     if value != int(value) or value < 1:
-        raise ValueError(f"Analysis threshold {key!r} must be a whole number >= 1, not {raw!r}.")
+        raise ValueError(
+            f"Analysis threshold {key!r} must be a whole number >= 1, not {_shown(raw)}."
+        )
     return int(value)
 
 
@@ -155,7 +167,7 @@ def _required(key: str, raw) -> tuple[str, ...]:
     if isinstance(raw, str) or not isinstance(raw, list | tuple):
         raise ValueError(
             f"Analysis threshold {key!r} must be a list of check names from "
-            f"{', '.join(CHECK_NAMES)}, not {raw!r}."
+            f"{', '.join(CHECK_NAMES)}, not {_shown(raw)}."
         )
     unknown = [name for name in raw if name not in CHECK_NAMES]
     if unknown:

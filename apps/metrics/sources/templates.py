@@ -15,15 +15,67 @@ number of queries depends on environments and distinct templates, never on servi
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from string import Template
+from typing import ClassVar
 
 from apps.metrics import conf
 from apps.metrics.sources.base import MetricsConfigError
 
 FAMILIES = ("latency", "error_rate", "request_rate", "prediction_scores")
 PLACEHOLDERS = ("environment", "window", "quantile")
-_KEY = re.compile(r"(\*|[a-z0-9]([-a-z0-9]*[a-z0-9])?)/(\*|[a-z0-9]([-a-z0-9]*[a-z0-9])?)")
+_TARGET_KEY = re.compile(r"(\*|[a-z0-9]([-a-z0-9]*[a-z0-9])?)/(\*|[a-z0-9]([-a-z0-9]*[a-z0-9])?)")
+
+# --- shared by the poll's templates and the analysis' (apps.metrics.analysis.queries) ----
+
+
+def fill_template(
+    text: str, values: Mapping[str, str], *, what: str, origin: str, placeholders
+) -> str:
+    """``text`` with its ``$placeholders`` filled in (``string.Template``: PromQL braces
+    need no escaping, ``$$`` is a dollar). ``what`` and ``origin`` name the template in
+    the message ("The analysis PromQL template METRICS_ANALYSIS_PROMQL['requests']")."""
+    try:
+        return Template(text).substitute(values)
+    except KeyError as exc:
+        raise MetricsConfigError(
+            f"The {what} {origin} uses ${exc.args[0]}, which Slipway does not fill in; "
+            f"use {', '.join('$' + p for p in placeholders)}."
+        ) from None
+    except ValueError as exc:
+        raise MetricsConfigError(
+            f"The {what} {origin} has a '$' that is not a placeholder ({exc}); write $$ "
+            "for a literal dollar sign."
+        ) from None
+
+
+def check_target_overrides(
+    overrides, *, setting: str, check_layer: Callable[[object, str], None]
+) -> None:
+    """A ``{"<environment>/<runtime>": {family: template}}`` setting (either part may be
+    ``*``): a mapping, every key of that shape, every layer checked by ``check_layer``."""
+    if not isinstance(overrides, Mapping):
+        raise MetricsConfigError(
+            f"{setting} must map '<environment>/<runtime>' (either may be *) to "
+            "{family: template}."
+        )
+    for key, layer in overrides.items():
+        if not isinstance(key, str) or not _TARGET_KEY.fullmatch(key):
+            raise MetricsConfigError(
+                f"{setting} key {key!r} is not '<environment>/<runtime>' (either part may be "
+                "*), e.g. 'prod/*' or '*/kserve-sklearn'."
+            )
+        check_layer(layer, f"{setting}[{key!r}]")
+
+
+def target_keys(environment: str, runtime: str) -> tuple[str, str, str]:
+    """The override keys that apply to a target, least specific first (a later one wins
+    family by family)."""
+    return (f"{environment}/*", f"*/{runtime}", f"{environment}/{runtime}")
+
+
+# --- the poll's templates ------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -32,34 +84,18 @@ class PromqlTemplate:
     text: str
     origin: str  # where it came from, as a person would look it up: a setting and key
 
+    # What the message calls it and what it may use; the analysis' subclass has its own.
+    what: ClassVar[str] = "PromQL template"
+    placeholders: ClassVar[tuple[str, ...]] = PLACEHOLDERS
+
     def render(self, **values: str) -> str:
-        try:
-            return Template(self.text).substitute(values)
-        except KeyError as exc:
-            raise MetricsConfigError(
-                f"The PromQL template {self.origin} uses ${exc.args[0]}, which Slipway does "
-                f"not fill in; use {', '.join('$' + p for p in PLACEHOLDERS)}."
-            ) from None
-        except ValueError as exc:
-            raise MetricsConfigError(
-                f"The PromQL template {self.origin} has a '$' that is not a placeholder "
-                f"({exc}); write $$ for a literal dollar sign."
-            ) from None
-
-
-def _check_overrides(overrides) -> None:
-    if not isinstance(overrides, dict):
-        raise MetricsConfigError(
-            "METRICS_PROMQL_OVERRIDES must map '<environment>/<runtime>' (either may be *) "
-            "to {family: template}."
+        return fill_template(
+            self.text,
+            values,
+            what=self.what,
+            origin=self.origin,
+            placeholders=self.placeholders,
         )
-    for key, families in overrides.items():
-        if not isinstance(key, str) or not _KEY.fullmatch(key):
-            raise MetricsConfigError(
-                f"METRICS_PROMQL_OVERRIDES key {key!r} is not '<environment>/<runtime>' "
-                "(either part may be *), e.g. 'prod/*' or '*/kserve-sklearn'."
-            )
-        _check_families(families, f"METRICS_PROMQL_OVERRIDES[{key!r}]")
 
 
 def _check_families(families, where: str) -> None:
@@ -82,7 +118,9 @@ class TemplateResolver:
         base = conf.get("METRICS_PROMQL") or {}
         _check_families(base, "METRICS_PROMQL")
         self.overrides = conf.get("METRICS_PROMQL_OVERRIDES") or {}
-        _check_overrides(self.overrides)
+        check_target_overrides(
+            self.overrides, setting="METRICS_PROMQL_OVERRIDES", check_layer=_check_families
+        )
         self.base = {
             family: PromqlTemplate(family, text, f"(default {family!r})")
             for family, text in conf.DEFAULT_PROMQL.items()
@@ -95,7 +133,7 @@ class TemplateResolver:
         key = (environment, runtime)
         if key not in self._cache:
             resolved = dict(self.base)
-            for layer in (f"{environment}/*", f"*/{runtime}", f"{environment}/{runtime}"):
+            for layer in target_keys(environment, runtime):
                 for family, text in (self.overrides.get(layer) or {}).items():
                     resolved[family] = PromqlTemplate(
                         family, text, f"METRICS_PROMQL_OVERRIDES[{layer!r}][{family!r}]"

@@ -17,6 +17,7 @@ from apps.gitops.traffic import render_step as render_traffic_step
 from apps.registry.models import ModelVersion
 from apps.releases import permissions
 from apps.releases import queue as release_queue
+from apps.releases.analysis_config import analysis_config_check
 from apps.releases.models import (
     Environment,
     Release,
@@ -324,6 +325,9 @@ def _progressive_parts(*, service, environment, target, overrides, requested, ca
             "The service's analysis config must be a mapping with thresholds and promql.",
             field_errors={"analysis": ["must be a mapping"]},
         )
+    # Checked now, with the parse that will judge every step: a bad threshold is a 400
+    # naming the key, not a rollout that pauses at its first judgement.
+    analysis_config_check(analysis, environment=environment.name, runtime=service.runtime)
     stable = Release.objects.filter(
         service=service, environment=environment, state=ReleaseState.LIVE
     ).first()
