@@ -208,6 +208,19 @@ def target_drift(release: Release) -> ServiceEnvironment | None:
     )
 
 
+def guard_judges_as(release: Release) -> Release:
+    """The release whose kind the auto-rollback guard goes by for ``release``: a drift
+    restore re-commits the files of the release it restores, so it stands for that one
+    (followed through a restore of a restore); any other release for itself. So a drift
+    restore of a deploy stays guarded as the deploy was, and a drift restore of a
+    rollback is still never rolled back (no loop)."""
+    seen = set()
+    while release.restores_in_place and release.pk not in seen:
+        seen.add(release.pk)
+        release = release.rollback_target
+    return release
+
+
 def rollback_in_flight(release: Release) -> Release | None:
     """A rollback (or restore) of ``release``'s target still on its way, if any."""
     return (
