@@ -178,9 +178,8 @@ def breach_windows(
     row per judged metric for a breach still open where the range begins. Breaches that
     recovered before ``start`` are not read."""
     ids = {"service_id": _id(service), "environment_id": _id(environment)}
-    target = SloEvent.objects.filter(**ids).order_by()
     newest_first = list(
-        target.filter(time__gte=start, time__lte=end)
+        SloEvent.objects.filter(time__gte=start, time__lte=end, **ids)
         .order_by("-time", "-id")
         .values_list("metric", "kind", "started_at", "time")[: BREACH_EVENTS_CAP + 1]
     )
