@@ -3,8 +3,10 @@
 Both state machines (tests/releases/test_state_machine.py drives the services alone,
 tests/hardening/test_deploy_machine.py adds the GitOps repository, workers dying and
 Argo CD) check these after every step, so a promise is written once and means the same
-in both. The machine provides ``self.service``, ``self.staging``, ``self.prod``,
-``self.people`` and ``self._try``; the mixin adds the helpers both machines' rules use.
+in both. The machine provides ``self._try`` and makes ``self.service``, ``self.staging``,
+``self.prod``, ``self.people`` and ``self.versions`` with ``_cast``; the mixin adds the
+helpers the machines' rules use. The GitOps side of the machines that commit is
+tests/fixtures/git.py ``ScratchGitops``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,17 @@ SOAKED_A_DAY = 24 * 60
 
 class ReleaseInvariants:
     """Mix into a ``RuleBasedStateMachine`` (before it in the bases)."""
+
+    def _cast(self, people, versions: int) -> None:
+        """What every machine starts from: ``people`` (names from tests/factories),
+        staging and prod, the churn-model service and its model versions 1..``versions``."""
+        self.people = {name: factories.make_user(name) for name in people}
+        self.staging, self.prod = factories.make_environments()
+        self.service = factories.make_service()
+        self.versions = [
+            factories.make_model_version(self.service.registered_model, v)
+            for v in range(1, versions + 1)
+        ]
 
     def _release(self, index):
         """The ``index``-th release (modulo how many there are), or None before any."""

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from apps.accounts.roles import ALL_ROLES
+from apps.accounts.roles import ALL_ROLES, Role
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,11 @@ def parse_grant(text: str) -> RoleGrant:
     if role not in ALL_ROLES:
         raise ImproperlyConfigured(
             f"SLIPWAY_OIDC_ROLE_MAP names the role {role!r}; roles are {sorted(ALL_ROLES)}."
+        )
+    if team and role == Role.ADMIN:
+        raise ImproperlyConfigured(
+            f"SLIPWAY_OIDC_ROLE_MAP: {text!r} grants admin for one team; admin is held "
+            'for the whole organisation (write "admin").'
         )
     if team and not _TEAM_SLUG.fullmatch(team):
         raise ImproperlyConfigured(

@@ -9,16 +9,19 @@ A role is held organisation-wide or for one team:
 
 ``has_role_for(user, role, team)`` is the one question every scoped check asks ("does
 this person hold R for the team owning this service?"); ``team_roles`` is the same
-answer as a set. ``user_roles`` / ``has_role`` answer "held anywhere" and are for
-navigation and for showing a page at all, never for allowing an action on a team's
-service.
+answer as a set, and ``holders_q`` the same question asked of everyone at once ("who
+holds R for this team?": the people to tell). ``user_roles`` / ``has_role`` answer
+"held anywhere" and are for navigation and for showing a page at all, never for
+allowing an action on a team's service.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.db import models
+from django.db.models import Q
 
 
 class Role(models.TextChoices):
@@ -97,6 +100,28 @@ def has_role_for(user, role: str, team) -> bool:
     organisation")? An organisation-wide grant holds for every team; a team grant only
     for its team."""
     return role in user_grants(user).for_team(_team_id(team))
+
+
+def holders_q(roles: Iterable[str], team) -> Q:
+    """A filter on the user model for the people who hold any of ``roles`` for ``team``
+    (a Team, its id, or None: organisation-wide holders only), by the rules of
+    ``has_role_for``: active, and the role's group, an organisation-wide grant, a grant
+    for this team or, for admin, being a superuser. The joins repeat a person holding a
+    role twice: add ``.distinct()``.
+
+    ``has_role_for`` does not use it: it answers for one person from the grants read
+    once per request, where this is one query over everyone."""
+    roles = sorted(set(roles))
+    team_id = _team_id(team)
+    scope = Q(role_grants__team__isnull=True)
+    if team_id is not None:
+        scope |= Q(role_grants__team_id=team_id)
+    # One Q over role_grants: inside one filter() its conditions meet on the same grant
+    # row (a grant for another team of the right role must not count).
+    held = Q(groups__name__in=roles) | Q(scope, role_grants__role__in=roles)
+    if Role.ADMIN in roles:
+        held |= Q(is_superuser=True)
+    return Q(held, is_active=True)
 
 
 def team_roles(user, team) -> frozenset[str]:

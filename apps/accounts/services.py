@@ -129,39 +129,68 @@ def team_create(*, slug: str, name: str = "", created_by=None) -> Team:
     return team
 
 
-def role_grant_add(*, user, role: str, team: Team | None = None, granted_by=None) -> RoleGrant:
-    """Give ``user`` ``role`` for ``team`` (None: organisation-wide). Granting what the
-    person already holds changes nothing and writes no audit row."""
+# Who made a grant (RoleGrant.source): an admin's stays until an admin removes it; single
+# sign-on's follow the provider's groups at every sign-in (apps.accounts.signin).
+GRANT_SOURCES = ("admin", "sso")
+
+
+def _grant_actor(source: str) -> str:
+    """The system actor of a grant change nobody signed: the sign-in re-sync or setup."""
+    return "sso" if source == "sso" else "setup"
+
+
+def role_grant_add(
+    *, user, role: str, team: Team | None = None, granted_by=None, source: str = "admin"
+) -> RoleGrant:
+    """Give ``user`` ``role`` for ``team`` (None: organisation-wide), made by ``source``
+    ("admin": stays until removed; "sso": the sign-in re-sync may take it away again).
+    Granting what the person already holds changes nothing (an admin's grant stays an
+    admin's) and writes no audit row."""
     if role not in ALL_ROLES:
         raise ValueError(f"unknown role: {role}")
     if role == Role.ADMIN and team is not None:
         raise ValueError("admin is held for the whole organisation, not for one team")
+    if source not in GRANT_SOURCES:
+        raise ValueError(f"unknown grant source: {source}")
     with audited_atomic():
-        grant, created = RoleGrant.objects.get_or_create(user=user, role=role, team=team)
+        grant, created = RoleGrant.objects.get_or_create(
+            user=user, role=role, team=team, defaults={"source": source}
+        )
         if created:
             audit_record(
                 actor=granted_by,
-                system_actor=None if granted_by else "setup",
+                system_actor=None if granted_by else _grant_actor(source),
                 action="role_grant.add",
                 target_type="user",
                 target_id=user.pk,
-                after={"role": role, "team": team.slug if team else None},
+                after={"role": role, "team": team.slug if team else None, "source": source},
             )
     forget_grants(user)
     return grant
 
 
-def role_grant_remove(*, user, role: str, team: Team | None = None, removed_by=None) -> None:
-    """Take ``role`` for ``team`` away from ``user``; audited when something was held."""
+def role_grant_remove(
+    *, user, role: str, team: Team | None = None, removed_by=None, source: str | None = None
+) -> bool:
+    """Take ``role`` for ``team`` away from ``user``; audited when something was held.
+    With ``source``, only a grant that source made goes: the sign-in re-sync removes its
+    own grants and never an admin's. Returns whether a grant went."""
+    grants = RoleGrant.objects.filter(user=user, role=role, team=team)
+    if source is not None:
+        if source not in GRANT_SOURCES:
+            raise ValueError(f"unknown grant source: {source}")
+        grants = grants.filter(source=source)
     with audited_atomic():
-        deleted, _ = RoleGrant.objects.filter(user=user, role=role, team=team).delete()
-        if deleted:
+        grant = grants.select_for_update().first()  # at most one: unique per user/role/team
+        if grant is not None:
+            grant.delete()
             audit_record(
                 actor=removed_by,
-                system_actor=None if removed_by else "setup",
+                system_actor=None if removed_by else _grant_actor(source or "admin"),
                 action="role_grant.remove",
                 target_type="user",
                 target_id=user.pk,
-                before={"role": role, "team": team.slug if team else None},
+                before={"role": role, "team": team.slug if team else None, "source": grant.source},
             )
     forget_grants(user)
+    return grant is not None

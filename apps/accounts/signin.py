@@ -15,6 +15,7 @@ from apps.accounts.models import RoleGrant as GrantRow
 from apps.accounts.models import Team
 from apps.accounts.oidc import RoleGrant, org_roles, team_grants
 from apps.accounts.roles import ALL_ROLES, forget_grants
+from apps.accounts.services import role_grant_add, role_grant_remove
 from apps.audit.services import audit_record, audited_atomic
 
 log = logging.getLogger(__name__)
@@ -85,9 +86,11 @@ def user_sync_sso_roles(*, user, grants: set[RoleGrant], groups: list[str]) -> b
 
 def _sync_team_grants(*, user, wanted: set[tuple[str, str]]) -> bool:
     """Make the user's single-sign-on team grants exactly ``wanted`` ((role, team slug)
-    pairs), leaving grants an admin made alone. A team the provider names but Slipway
-    does not have grants nothing (admins create teams) and is logged. Runs inside the
-    caller's audited transaction; audited when something changes."""
+    pairs), through the grant services (checked and audited one by one, actor
+    ``system:sso``), leaving grants an admin made alone: an admin's grant the provider
+    also names stays the admin's, and one it stops naming stays. A team the provider
+    names but Slipway does not have grants nothing (admins create teams) and is logged.
+    Runs inside the caller's audited transaction."""
     teams = {t.slug: t for t in Team.objects.filter(slug__in={slug for _, slug in wanted})}
     unknown = sorted({slug for _, slug in wanted} - teams.keys())
     if unknown:
@@ -97,21 +100,11 @@ def _sync_team_grants(*, user, wanted: set[tuple[str, str]]) -> bool:
         (g.role, g.team.slug): g
         for g in GrantRow.objects.filter(user=user, team__isnull=False).select_related("team")
     }
-    stale = [g for key, g in held.items() if g.source == "sso" and key not in wanted]
-    missing = sorted(wanted - held.keys())
-    if not stale and not missing:
-        return False
-    GrantRow.objects.filter(pk__in=[g.pk for g in stale]).delete()
-    GrantRow.objects.bulk_create(
-        GrantRow(user=user, role=role, team=teams[slug], source="sso") for role, slug in missing
-    )
-    forget_grants(user)
-    audit_record(
-        system_actor="sso",
-        action="user.team_roles",
-        target_type="user",
-        target_id=user.pk,
-        before={"removed": sorted(f"{g.role}@{g.team.slug}" for g in stale)},
-        after={"added": [f"{role}@{slug}" for role, slug in missing]},
-    )
-    return True
+    changed = False
+    for key in sorted(key for key, g in held.items() if g.source == "sso" and key not in wanted):
+        role, _slug = key
+        changed |= role_grant_remove(user=user, role=role, team=held[key].team, source="sso")
+    for role, slug in sorted(wanted - held.keys()):
+        role_grant_add(user=user, role=role, team=teams[slug], source="sso")
+        changed = True
+    return changed

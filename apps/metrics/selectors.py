@@ -18,8 +18,12 @@ from django.db.models import (
     JSONField,
     Max,
     Min,
+    OuterRef,
     Q,
+    Subquery,
+    Value,
 )
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from apps.metrics import conf
@@ -32,6 +36,7 @@ from apps.metrics.models import (
     MetricSample,
     Resolution,
     SloEvent,
+    SloEventKind,
     SloState,
     SourceHealth,
 )
@@ -158,25 +163,70 @@ def breaches_by_target(*, targets=None) -> dict[tuple[int, int], dict[str, Breac
     return out
 
 
+# The most breach and recovery events of one target a chart reads from its range: a
+# metric flapping at every poll of a day is far fewer. Past it the newest are kept (the
+# charts end at now) and the oldest dropped, as if the range began later.
+BREACH_EVENTS_CAP = 2000
+
+
 def breach_windows(
     *, service, environment, start: datetime, end: datetime
 ) -> list[tuple[str, datetime, datetime | None]]:
     """(metric, started, ended or None while it lasts) of every breach overlapping
-    ``start``..``end``, from the breach and recovery events. One query."""
-    events = SloEvent.objects.filter(
-        service_id=_id(service), environment_id=_id(environment), time__lte=end
-    ).order_by("time", "id")
-    opened: dict[str, datetime] = {}
+    ``start``..``end``, from the breach and recovery events. Two queries, both bounded by
+    the range: the events inside it (at most ``BREACH_EVENTS_CAP``, the newest), and one
+    row per judged metric for a breach still open where the range begins. Breaches that
+    recovered before ``start`` are not read."""
+    ids = {"service_id": _id(service), "environment_id": _id(environment)}
+    newest_first = list(
+        SloEvent.objects.filter(time__gte=start, time__lte=end, **ids)
+        .order_by("-time", "-id")
+        .values_list("metric", "kind", "started_at", "time")[: BREACH_EVENTS_CAP + 1]
+    )
+    before = Q(time__lt=start)
+    if len(newest_first) > BREACH_EVENTS_CAP:
+        # Start where the kept events start: everything up to then counts as "before".
+        cut = newest_first[BREACH_EVENTS_CAP - 1][3]
+        newest_first = [row for row in newest_first if row[3] > cut]
+        before = Q(time__lte=cut)
+    opened = _breaches_open_at(ids, before)
     windows = []
-    for event in events.only("metric", "kind", "started_at", "time"):
-        if event.kind == "breach":
-            opened.setdefault(event.metric, event.started_at)
-        elif event.metric in opened:
-            began = opened.pop(event.metric)
-            if event.started_at >= start:
-                windows.append((event.metric, began, event.started_at))
+    for metric, kind, started_at, _time in reversed(newest_first):
+        if kind == SloEventKind.BREACH:
+            opened.setdefault(metric, started_at)
+        elif metric in opened:
+            began = opened.pop(metric)
+            if started_at >= start:
+                windows.append((metric, began, started_at))
     windows.extend((metric, began, None) for metric, began in opened.items())
     return sorted(windows, key=lambda w: w[1])
+
+
+def _breaches_open_at(ids: dict, before: Q) -> dict[str, datetime]:
+    """{metric: when its breach began} for the breaches of one target (``ids``: its
+    service_id and environment_id) still open at the end of ``before``: the first breach
+    since that metric's last recovery (a new release restarts judging without a recovery,
+    so breaches can follow each other). One query, one row per judged metric (SloState),
+    each answered from the index on time near the boundary rather than by reading the
+    metric's whole history."""
+    earlier = SloEvent.objects.filter(before, metric=OuterRef("metric"), **ids)
+    last_recovery = (
+        earlier.filter(kind=SloEventKind.RECOVERY).order_by("-time", "-id").values("time")[:1]
+    )
+    first_open_breach = (
+        earlier.filter(
+            kind=SloEventKind.BREACH,
+            time__gt=Coalesce(Subquery(last_recovery), Value(_EPOCH)),
+        )
+        .order_by("time", "id")
+        .values("started_at")[:1]
+    )
+    return dict(
+        SloState.objects.filter(**ids)
+        .annotate(began=Subquery(first_open_breach))
+        .filter(began__isnull=False)
+        .values_list("metric", "began")
+    )
 
 
 def live_version(*, service_id: int | None = None, environment_id: int | None = None) -> tuple:

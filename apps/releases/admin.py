@@ -11,7 +11,7 @@ from django.db import models
 from apps.accounts.models import Team
 from apps.audit.admin import AuditedAdmin as BaseAuditedAdmin
 from apps.audit.services import audit_record_standalone
-from apps.core.admin import ReadOnlyAdmin
+from apps.core.admin import ReadOnlyAdmin, kept_boolean_formfield
 from apps.core.jsoninput import SafeJSONFormField
 from apps.releases.config_check import (
     environment_config_problems,
@@ -36,6 +36,10 @@ class AuditedAdmin(BaseAuditedAdmin):
     formfield_overrides = {models.JSONField: {"form_class": SafeJSONFormField}}
 
     def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if isinstance(db_field, models.BooleanField) and not db_field.null:
+            # A setting the posted form did not carry keeps its value instead of reading
+            # as an unticked box (freeze_on_alerts was switched off that way).
+            return kept_boolean_formfield(db_field)
         if db_field.name == "name" and isinstance(db_field, models.CharField):
             # Names are used as typed: " svc" or "svc\n" is refused by the name validator
             # with a message instead of being trimmed to a different name than was typed.

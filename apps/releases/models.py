@@ -443,6 +443,18 @@ class Release(models.Model):
         return bool(self.rollout_plan) and self.rollout_plan.get("strategy") != "all-at-once"
 
     @property
+    def restores_in_place(self) -> bool:
+        """A drift restore (apps/releases/services/drift.py): the live release's own
+        approved files committed again over an unapproved change. A rollback in form
+        (kind, target) that takes nothing back: ``rolled_back_release`` stays empty,
+        where every other rollback names the release it takes back."""
+        return (
+            self.kind == ReleaseKind.ROLLBACK
+            and self.rolled_back_release_id is None
+            and self.rollback_target_id is not None
+        )
+
+    @property
     def requester_label(self) -> str:
         if self.requested_by_id is not None:
             return self.requested_by.get_username()

@@ -9,10 +9,9 @@ place, ``waiting_recipients``: only people who can fill an open approval slot no
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
-from django.db.models import Q
 from django.urls import reverse
 
-from apps.accounts.roles import Role
+from apps.accounts.roles import Role, holders_q
 from apps.notifications.events import EventKind
 from apps.notifications.services import notification_emit
 from apps.releases.models import Release, ReleaseKind, ReleaseState
@@ -29,11 +28,8 @@ def waiting_recipients(release: Release) -> list:
 def oncall_recipients(team_id: int | None) -> list:
     """Everyone on call for the team ``team_id`` (on-call organisation-wide included):
     they hear about failures, breaches and rollbacks of that team's services."""
-    oncall = Q(groups__name=Role.ONCALL) | Q(
-        Q(role_grants__team__isnull=True) | Q(role_grants__team_id=team_id),
-        role_grants__role=Role.ONCALL,
-    )
-    return list(get_user_model().objects.filter(oncall, is_active=True).distinct().order_by("pk"))
+    oncall = holders_q([Role.ONCALL], team_id)
+    return list(get_user_model().objects.filter(oncall).distinct().order_by("pk"))
 
 
 def _label(release: Release) -> str:

@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 
-from apps.accounts.roles import REVIEWER_ROLES, role_team_ids, user_roles
+from apps.accounts.roles import REVIEWER_ROLES, holders_q, role_team_ids, user_roles
 from apps.releases import permissions
 from apps.releases.models import (
     PROMOTION_STANDING_STATES,
@@ -137,15 +137,11 @@ def eligible_reviewers(release: Release) -> list:
     open_roles = [r.role for r in progress.roles if not r.met]
     if not open_roles:
         return []
-    team_id = release.service.owner_team_id
-    holders = Q(groups__name__in=open_roles) | Q(
-        Q(role_grants__team__isnull=True) | Q(role_grants__team_id=team_id),
-        role_grants__role__in=open_roles,
-    )
+    holders = holders_q(open_roles, release.service.owner_team_id)
     decided = [a.approver_id for a in release.approvals.all()]
     people = (
         get_user_model()
-        .objects.filter(holders, is_active=True)
+        .objects.filter(holders)
         .exclude(pk__in=decided)
         .distinct()
         .order_by("username")
@@ -210,6 +206,19 @@ def target_drift(release: Release) -> ServiceEnvironment | None:
         .exclude(drift_revision="")
         .first()
     )
+
+
+def guard_judges_as(release: Release) -> Release:
+    """The release whose kind the auto-rollback guard goes by for ``release``: a drift
+    restore re-commits the files of the release it restores, so it stands for that one
+    (followed through a restore of a restore); any other release for itself. So a drift
+    restore of a deploy stays guarded as the deploy was, and a drift restore of a
+    rollback is still never rolled back (no loop)."""
+    seen = set()
+    while release.restores_in_place and release.pk not in seen:
+        seen.add(release.pk)
+        release = release.rollback_target
+    return release
 
 
 def rollback_in_flight(release: Release) -> Release | None:

@@ -7,6 +7,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from apps.accounts.oidc import claim_groups, org_roles, roles_from_claims, team_grants
 from apps.accounts.roles import has_role_for, user_roles
+from apps.accounts.services import role_grant_add, role_grant_remove
 from apps.accounts.signin import user_sync_sso_roles
 from apps.audit.models import AuditEvent
 from tests import factories
@@ -51,7 +52,8 @@ def test_the_claim_name_is_a_setting(settings):
     "role_map, fragment",
     [
         ({"g": "superuser"}, "names the role 'superuser'"),
-        ({"g": "admin@Not A Slug"}, "not a team slug"),
+        ({"g": "oncall@Not A Slug"}, "not a team slug"),
+        ({"g": "admin@churn"}, "admin is held for the whole organisation"),
         (["admin"], "must be a JSON object"),
     ],
 )
@@ -94,11 +96,58 @@ def test_team_roles_follow_the_providers_groups_and_leave_admin_grants_alone():
     assert user_sync_sso_roles(user=sam, grants=set(), groups=[]) is True
     assert not has_role_for(sam, "product-reviewer", churn)
     assert has_role_for(sam, "oncall", risk)
-    events = AuditEvent.objects.filter(action="user.team_roles").order_by("id")
-    assert [(e.before["removed"], e.after["added"]) for e in events] == [
-        ([], ["product-reviewer@churn"]),
-        (["product-reviewer@churn"], []),
+    # Through the grant services: one audit row per grant, by the sign-in re-sync.
+    events = AuditEvent.objects.filter(action__startswith="role_grant.").order_by("id")
+    assert [(e.action, e.actor_label, e.after or e.before) for e in events] == [
+        (
+            "role_grant.add",
+            "system:setup",
+            {"role": "oncall", "team": "risk-ml", "source": "admin"},
+        ),
+        (
+            "role_grant.add",
+            "system:sso",
+            {"role": "product-reviewer", "team": "churn", "source": "sso"},
+        ),
+        (
+            "role_grant.remove",
+            "system:sso",
+            {"role": "product-reviewer", "team": "churn", "source": "sso"},
+        ),
     ]
+
+
+@pytest.mark.django_db
+def test_an_admin_grant_the_provider_also_names_stays_the_admins():
+    churn = factories.make_team("churn")
+    sam = factories.make_user("sam", roles=set())
+    factories.grant(sam, "product-reviewer", churn)  # an admin's, before SSO named it
+    reviewers = roles_from_claims({"groups": ["churn-reviewers"]}, role_map=ROLE_MAP)
+
+    # The provider names the same grant: nothing to add, and it stays the admin's ...
+    assert user_sync_sso_roles(user=sam, grants=reviewers, groups=["churn-reviewers"]) is True
+    grant = sam.role_grants.get(team=churn)
+    assert grant.source == "admin"
+    # ... so the provider dropping the group does not take it away.
+    assert user_sync_sso_roles(user=sam, grants=set(), groups=[]) is True  # oncall went
+    assert has_role_for(sam, "product-reviewer", churn)
+    assert not AuditEvent.objects.filter(
+        action="role_grant.remove", actor_label="system:sso"
+    ).exists()
+
+
+@pytest.mark.django_db
+def test_removing_by_source_leaves_another_sources_grant():
+    churn = factories.make_team("churn")
+    sam = factories.make_user("sam", roles=set())
+    role_grant_add(user=sam, role="oncall", team=churn)
+    assert role_grant_remove(user=sam, role="oncall", team=churn, source="sso") is False
+    assert has_role_for(sam, "oncall", churn)
+    assert role_grant_remove(user=sam, role="oncall", team=churn) is True
+    assert not has_role_for(sam, "oncall", churn)
+    with pytest.raises(ValueError, match="unknown grant source"):
+        role_grant_add(user=sam, role="oncall", team=churn, source="ldap")
+    assert not sam.role_grants.exists()
 
 
 @pytest.mark.django_db

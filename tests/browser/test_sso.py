@@ -14,6 +14,7 @@ from django.contrib.auth import get_user_model
 
 from apps.accounts.roles import user_roles
 from apps.audit.models import AuditEvent
+from tests import factories
 from tests.browser.conftest import screenshot
 from tests.browser.test_accessibility import _axe_source, _axe_violations
 from tests.fixtures.network import free_port
@@ -71,6 +72,7 @@ def _error_text(page) -> str:
 def test_sign_in_creates_the_person_with_roles_from_groups_and_resyncs(
     sso_settings, sso_page, live_server, oidc_provider
 ):
+    churn = factories.make_team("churn")  # the map grants product-reviewer@churn
     _provider_people(oidc_provider, sam=["slipway-admins", "churn-reviewers", "unmapped"])
     page = sso_page
     _sso_sign_in(page, live_server.url, oidc_provider.url, "sam")
@@ -79,6 +81,9 @@ def test_sign_in_creates_the_person_with_roles_from_groups_and_resyncs(
     assert sam.email == "sam@example.com" and sam.first_name == "Sam"
     assert not sam.has_usable_password()
     assert user_roles(sam) == {"admin", "product-reviewer"}
+    assert sam.role_grants.get(team=churn, role="product-reviewer").source == "sso"
+    # Between sign-ins an admin makes sam on call for churn: SSO must never undo that.
+    factories.grant(sam, "oncall", churn)
     shown = page.locator(".who span").inner_text()  # "sam · product-reviewer, admin"
     assert set(shown.split(" · ")[1].split(", ")) == {"admin", "product-reviewer"}
     screenshot(page, "sso-signed-in")
@@ -93,12 +98,20 @@ def test_sign_in_creates_the_person_with_roles_from_groups_and_resyncs(
     _provider_people(oidc_provider, sam=["ml"])
     _sso_sign_in(page, live_server.url, oidc_provider.url, "sam")
     sam = get_user_model().objects.get(username="sam")
-    assert user_roles(sam) == {"ml-engineer"}
+    assert user_roles(sam) == {"ml-engineer", "oncall"}
+    assert list(sam.role_grants.values_list("role", "team__slug", "source")) == [
+        ("oncall", "churn", "admin")
+    ]
     changes = AuditEvent.objects.filter(action="user.roles", target_id=str(sam.pk)).order_by("id")
     assert [(e.actor_label, e.after["roles"]) for e in changes] == [
         ("system:sso", ["admin", "product-reviewer"]),
         ("system:sso", ["ml-engineer"]),
     ]
+    # The team grant came and went through the grant services, audited one by one.
+    grants = AuditEvent.objects.filter(
+        action__startswith="role_grant.", target_id=str(sam.pk), actor_label="system:sso"
+    ).order_by("id")
+    assert [e.action for e in grants] == ["role_grant.add", "role_grant.remove"]
     assert get_user_model().objects.filter(username="sam").count() == 1
 
 

@@ -24,11 +24,8 @@ Bounded: MACHINE_EXAMPLES x MACHINE_STEPS; well under 90 s.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
-import tempfile
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.db import transaction
@@ -47,8 +44,6 @@ from apps.audit.services import audited_atomic
 from apps.core.errors import DomainError
 from apps.gitops.demo_cluster import DemoClusterReader
 from apps.gitops.errors import GitOpsError
-from apps.gitops.git_writer import GitRemote, GitWriter
-from apps.gitops.locks import repository_lock
 from apps.gitops.render import METADATA_FILE
 from apps.releases import rollout, services
 from apps.releases.deploy import (
@@ -58,8 +53,7 @@ from apps.releases.deploy import (
     release_commit_message,
 )
 from apps.releases.models import Release, ReleaseState
-from tests import factories
-from tests.fixtures.git import BareRemote
+from tests.fixtures.git import ScratchGitops
 from tests.state_invariants import ReleaseInvariants
 
 MACHINE_EXAMPLES = 25
@@ -124,30 +118,10 @@ class DeployMachine(ReleaseInvariants, RuleBasedStateMachine):
         # inside it run as savepoints of an audited transaction (the lock order holds).
         self._atomic = audited_atomic()
         self._atomic.__enter__()
-        self.tmp = Path(tempfile.mkdtemp(prefix="slipway-machine-"))
-        self.remote = BareRemote.create(self.tmp / "remote" / "gitops.git", self.tmp / "else")
-        lock_dir = self.tmp / "locks"
-        self.writer = GitWriter(
-            GitRemote(
-                url=self.remote.url,
-                branch="main",
-                workdir=self.tmp / "worker" / "clone",
-                author_name="Slipway",
-                author_email="slipway@example.com",
-                timeout=20,
-                max_attempts=2,
-                backoff_base=0.001,
-                backoff_cap=0.002,
-            ),
-            lock=lambda: repository_lock(self.remote.url, backend="file", lock_dir=lock_dir),
-        )
-        self.healthy = DemoClusterReader(repository=self.remote.path, sync_delay=0)
-        self.people = {name: factories.make_user(name) for name in PEOPLE}
-        self.staging, self.prod = factories.make_environments()
-        self.service = factories.make_service()
-        self.versions = [
-            factories.make_model_version(self.service.registered_model, v) for v in (1, 2, 3)
-        ]
+        self.gitops = ScratchGitops(prefix="slipway-machine-")
+        self.remote, self.writer = self.gitops.remote, self.gitops.writer
+        self.healthy = self.gitops.healthy
+        self._cast(PEOPLE, versions=3)
 
     def teardown(self):
         try:
@@ -161,11 +135,10 @@ class DeployMachine(ReleaseInvariants, RuleBasedStateMachine):
 
     def _close(self):
         try:
-            self.writer.close()
+            self.gitops.close()
         finally:
             transaction.set_rollback(True)
             self._atomic.__exit__(None, None, None)
-            shutil.rmtree(self.tmp, ignore_errors=True)
 
     # --- helpers ------------------------------------------------------------------------
     def _try(self, action):

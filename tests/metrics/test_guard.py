@@ -1,6 +1,7 @@
 """The auto-rollback guard, driven by the demo simulator's readings (a version tagged
 ``demo.latency_multiplier`` regresses): it rolls back a sustained breach during bake,
-never twice for one release, never a rollback, and holds when no good release is known."""
+never twice for one release, never a rollback, and holds when no good release is known.
+A drift restore is guarded as the release whose files it restores."""
 
 from __future__ import annotations
 
@@ -13,7 +14,14 @@ from apps.audit.models import AuditEvent
 from apps.metrics.models import GuardDecision, GuardOutcome
 from apps.metrics.services import metrics_poll
 from apps.releases import services
-from apps.releases.models import Environment, Release, ReleaseKind, ReleaseState
+from apps.releases.models import (
+    Environment,
+    Release,
+    ReleaseKind,
+    ReleaseState,
+    ServiceEnvironment,
+)
+from apps.releases.services.drift import folder_differences, target_record_drift
 from tests import factories
 from tests.metrics.conftest import backdate
 
@@ -159,3 +167,70 @@ def test_the_guard_stands_aside_when_a_person_already_rolls_back(guarded, make_l
     assert decision.outcome == GuardOutcome.REFUSED
     assert "already under way" in decision.reason
     assert Release.objects.filter(kind=ReleaseKind.ROLLBACK).get() == mine
+
+
+def _drift_restore(live, otto):
+    """Someone changed ``live``'s folder by hand; on-call restores the approved files and
+    the restore goes live (a drift restore: a rollback in form onto ``live`` itself)."""
+    target, _ = ServiceEnvironment.objects.get_or_create(
+        service=live.service, environment=live.environment
+    )
+    found = {**live.rendered_files}
+    name = sorted(found)[0]
+    found[name] = found[name] + "# edited by hand\n"
+    differences = folder_differences(approved=live.rendered_files, found=found)
+    target_record_drift(target=target, live=live, revision="e" * 40, differences=differences)
+    restore = services.release_restore_approved(
+        live=live, reason="someone edited the folder", actor=otto
+    )
+    assert restore.restores_in_place and restore.rollback_target_id == live.pk
+    return factories.release_to_live(restore)
+
+
+def test_a_drift_restore_stays_guarded_like_the_release_it_restores(guarded, make_live, otto):
+    good = make_live("churn-model", "staging", version=1)
+    bad = make_live("churn-model", "staging", version=2, tags=REGRESSION)
+    restore = _drift_restore(bad, otto)
+
+    _poll(3)
+
+    (decision,) = GuardDecision.objects.all()
+    assert (decision.release_id, decision.outcome) == (restore.pk, GuardOutcome.ROLLED_BACK)
+    # Back to the last good release before the one restored (not to v2's files again).
+    assert decision.rollback.rollback_target_id == good.pk
+    assert decision.rollback.rolled_back_release_id == restore.pk
+
+
+def test_the_guards_rollback_of_a_drift_restore_is_not_rolled_back_again(guarded, make_live, otto):
+    make_live("churn-model", "staging", version=1, tags=REGRESSION)  # bad too, unwatched
+    make_live("churn-model", "staging", version=2, tags=REGRESSION)
+    restore = _drift_restore(Release.objects.get(state=ReleaseState.LIVE), otto)
+    _poll(3)
+    first = GuardDecision.objects.get(release=restore)
+    assert first.outcome == GuardOutcome.ROLLED_BACK
+    rollback = factories.release_to_live(first.rollback)
+
+    _poll(3, start=timezone.now() + 3 * POLL)
+
+    second = GuardDecision.objects.get(release=rollback)
+    assert second.outcome == GuardOutcome.SKIPPED_ROLLBACK
+    assert Release.objects.filter(kind=ReleaseKind.ROLLBACK).count() == 2  # restore + guard's
+
+
+def test_a_drift_restore_of_a_rollback_is_still_never_rolled_back(guarded, make_live, otto):
+    make_live("churn-model", "staging", version=1, tags=REGRESSION)
+    make_live("churn-model", "staging", version=2)
+    service = factories.make_service("churn-model")
+    rollback = factories.release_to_live(
+        services.release_rollback(
+            actor=otto, service=service, environment=guarded, reason="v2 looked wrong"
+        )
+    )
+    restore = _drift_restore(rollback, otto)
+
+    _poll(3)
+
+    (decision,) = GuardDecision.objects.all()
+    assert (decision.release_id, decision.outcome) == (restore.pk, GuardOutcome.SKIPPED_ROLLBACK)
+    assert f"restores the files of rollback #{rollback.pk}" in decision.reason
+    assert Release.objects.filter(kind=ReleaseKind.ROLLBACK).count() == 2

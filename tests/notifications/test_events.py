@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from apps.accounts.roles import Role
+from apps.audit.models import AuditEvent
 from apps.audit.services import audited_atomic
 from apps.metrics.selectors import poll_targets
 from apps.metrics.services.slo import slo_judge
@@ -13,6 +14,7 @@ from apps.metrics.sources import Reading
 from apps.notifications.events import Channel, EventKind
 from apps.notifications.models import Delivery, Notification, TeamChannel
 from apps.releases import services
+from apps.releases.models import Release, ReleaseKind, ReleaseState
 from apps.releases.notify import release_notify_auto_abort, waiting_recipients
 from tests import factories
 
@@ -123,6 +125,59 @@ def test_deploy_failed_and_rollbacks_reach_requester_oncall_and_the_team(people,
         "otto@example.com",
         "https://chat.example.com/hook",
     }
+
+
+def test_a_failed_deploys_restore_is_a_rollback_people_are_told_of(people, service, staging):
+    """v2's files reached the repository, then it failed: the deployer commits the live
+    v1 again, and that restore is announced like any rollback, with the failure."""
+    TeamChannel.objects.create(
+        team="growth-ml", channel=Channel.SLACK, destination="https://chat.example.com/hook"
+    )
+    v1 = factories.live_release(service, staging, 1, requester=people["alice"])
+    v2 = factories.approved_release(service, staging, 2, requester=people["bob"])
+    services.release_deploy_claim(release=v2)
+    services.release_record_commit(release=v2, commit_sha="b" * 40)
+
+    services.release_mark_failed(release=v2, message="CrashLoopBackOff")
+
+    restore = Release.objects.get(kind=ReleaseKind.ROLLBACK, rolled_back_release=v2)
+    assert restore.state == ReleaseState.APPROVED and restore.rollback_target == v1
+    started = _only(EventKind.ROLLBACK_STARTED)
+    assert started.url.endswith(f"/releases/{restore.pk}/")
+    assert f"restore of live release #{v1.pk}" in started.text
+    assert _recipients(EventKind.ROLLBACK_STARTED) == {
+        "otto@example.com",  # on call for growth-ml
+        "bob@example.com",  # whose release failed and is taken back
+        "https://chat.example.com/hook",
+    }
+    assert _recipients(EventKind.DEPLOY_FAILED) >= {"bob@example.com", "otto@example.com"}
+    # Audited as its creation and the break-glass move, by the deployer.
+    moves = AuditEvent.objects.filter(target_type="release", target_id=str(restore.pk))
+    assert [(e.action, e.actor_label) for e in moves.order_by("id")] == [
+        ("release.restore", "system:deployer"),
+        ("release.break_glass", "system:deployer"),
+    ]
+
+    factories.release_to_live(restore)
+    assert _only(EventKind.ROLLBACK_LIVE).url.endswith(f"/releases/{restore.pk}/")
+
+
+def test_a_restore_is_not_announced_when_the_failure_rolls_back(people, service, staging):
+    factories.live_release(service, staging, 1, requester=people["alice"])
+    v2 = factories.approved_release(service, staging, 2, requester=people["bob"])
+    services.release_deploy_claim(release=v2)
+    services.release_record_commit(release=v2, commit_sha="b" * 40)
+
+    class Abort(Exception):
+        pass
+
+    with pytest.raises(Abort), audited_atomic():
+        services.release_mark_failed(release=v2, message="CrashLoopBackOff")
+        assert Notification.objects.filter(kind=EventKind.ROLLBACK_STARTED).exists()
+        raise Abort
+
+    assert not Notification.objects.filter(kind=EventKind.ROLLBACK_STARTED).exists()
+    assert not Release.objects.filter(kind=ReleaseKind.ROLLBACK).exists()
 
 
 def test_nothing_is_written_when_the_state_change_rolls_back(people, service, staging):

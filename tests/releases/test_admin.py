@@ -47,6 +47,74 @@ def test_changing_an_environment_in_the_admin_is_audited(admin_client_ada, envir
     assert audit_chain_verify()[1] is None
 
 
+def _environment_form(environment, **fields) -> dict:
+    """The change form's fields other than the checkboxes, as the page posts them."""
+    return {
+        "name": environment.name,
+        "order": environment.order,
+        "min_soak_minutes": environment.min_soak_minutes,
+        "bake_minutes": environment.bake_minutes,
+        "kserve_mode": environment.kserve_mode,
+        "kserve_version": environment.kserve_version,
+        "approval_rules-TOTAL_FORMS": 0,
+        "approval_rules-INITIAL_FORMS": 0,
+        "approval_rules-MIN_NUM_FORMS": 0,
+        "approval_rules-MAX_NUM_FORMS": 1000,
+        **fields,
+    }
+
+
+def test_a_checkbox_the_form_did_not_carry_keeps_its_value(admin_client_ada, environments):
+    staging, _prod = environments
+    Environment.objects.filter(pk=staging.pk).update(freeze_on_alerts=True, auto_rollback=True)
+    url = reverse("admin:releases_environment_change", args=[staging.pk])
+
+    # The page marks each checkbox it shows, so an unticked one is told from a missing one.
+    page = admin_client_ada.get(url).content.decode()
+    assert 'name="freeze_on_alerts__shown"' in page and 'name="auto_rollback__shown"' in page
+
+    # A form without the freeze and guard boxes (and their marks) changes only what it has.
+    response = admin_client_ada.post(url, _environment_form(staging, min_soak_minutes=7))
+    assert response.status_code == 302, (
+        response.context and response.context["adminform"].form.errors
+    )
+    saved = Environment.objects.get(pk=staging.pk)
+    assert saved.min_soak_minutes == 7
+    assert saved.freeze_on_alerts is True and saved.auto_rollback is True
+    event = AuditEvent.objects.filter(action="environment.change").latest("id")
+    assert event.after["changed"] == ["min_soak_minutes"]
+
+
+def test_unticking_a_shown_checkbox_still_turns_it_off(admin_client_ada, environments):
+    staging, _prod = environments
+    url = reverse("admin:releases_environment_change", args=[staging.pk])
+    shown = {
+        f"{name}__shown": "1" for name in ("is_production", "auto_rollback", "freeze_on_alerts")
+    }
+
+    response = admin_client_ada.post(url, _environment_form(staging, **shown))
+    assert response.status_code == 302
+    assert Environment.objects.get(pk=staging.pk).freeze_on_alerts is False
+    event = AuditEvent.objects.filter(action="environment.change").latest("id")
+    assert event.after["changed"] == ["freeze_on_alerts"]
+
+    ticked = _environment_form(staging, **shown, freeze_on_alerts="on", auto_rollback="on")
+    assert admin_client_ada.post(url, ticked).status_code == 302
+    saved = Environment.objects.get(pk=staging.pk)
+    assert saved.freeze_on_alerts is True and saved.auto_rollback is True
+    assert saved.is_production is False
+
+
+def test_a_new_environment_without_the_boxes_gets_the_defaults(admin_client_ada, environments):
+    url = reverse("admin:releases_environment_add")
+    response = admin_client_ada.post(url, _environment_form(Environment(name="qa", order=3)))
+    assert response.status_code == 302, (
+        response.context and response.context["adminform"].form.errors
+    )
+    qa = Environment.objects.get(name="qa")
+    assert qa.freeze_on_alerts is True and qa.auto_rollback is False
+
+
 def test_deleting_a_service_in_the_admin_is_audited(admin_client_ada):
     service = factories.make_service("to-delete")
     url = reverse("admin:releases_service_delete", args=[service.pk])

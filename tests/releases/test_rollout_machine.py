@@ -18,10 +18,6 @@ files while a rollout is under way, else the live release's files.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from pathlib import Path
-
 import pytest
 from django.db import transaction
 from hypothesis import HealthCheck, Phase, settings
@@ -36,17 +32,14 @@ from hypothesis.stateful import (
 
 from apps.audit.services import audited_atomic
 from apps.core.errors import DomainError
-from apps.gitops.demo_cluster import DemoClusterReader
 from apps.gitops.errors import GitOpsError
-from apps.gitops.git_writer import GitRemote, GitWriter
-from apps.gitops.locks import repository_lock
 from apps.gitops.render import METADATA_FILE
 from apps.releases import rollout as follow
 from apps.releases import services
 from apps.releases.deploy import deploy_pending, rollout_commit, rollout_commit_pending
 from apps.releases.models import Release, ReleaseState, Rollout, RolloutState
 from tests import factories
-from tests.fixtures.git import BareRemote
+from tests.fixtures.git import ScratchGitops
 from tests.state_invariants import ReleaseInvariants, RolloutInvariants
 
 MACHINE_EXAMPLES = 10
@@ -77,41 +70,20 @@ class RolloutMachine(ReleaseInvariants, RolloutInvariants, RuleBasedStateMachine
         super().__init__()
         self._atomic = audited_atomic()
         self._atomic.__enter__()
-        self.tmp = Path(tempfile.mkdtemp(prefix="slipway-rollouts-"))
-        self.remote = BareRemote.create(self.tmp / "remote" / "gitops.git", self.tmp / "else")
-        lock_dir = self.tmp / "locks"
-        self.writer = GitWriter(
-            GitRemote(
-                url=self.remote.url,
-                branch="main",
-                workdir=self.tmp / "worker" / "clone",
-                author_name="Slipway",
-                author_email="slipway@example.com",
-                timeout=20,
-                max_attempts=2,
-                backoff_base=0.001,
-                backoff_cap=0.002,
-            ),
-            lock=lambda: repository_lock(self.remote.url, backend="file", lock_dir=lock_dir),
-        )
-        self.healthy = DemoClusterReader(repository=self.remote.path, sync_delay=0)
-        self.people = {name: factories.make_user(name) for name in PEOPLE}
-        self.staging, self.prod = factories.make_environments()
-        self.service = factories.make_service()
-        self.versions = [
-            factories.make_model_version(self.service.registered_model, v) for v in (1, 2, 3, 4)
-        ]
+        self.gitops = ScratchGitops(prefix="slipway-rollouts-")
+        self.remote, self.writer = self.gitops.remote, self.gitops.writer
+        self.healthy = self.gitops.healthy
+        self._cast(PEOPLE, versions=4)
 
     def teardown(self):
         try:
             self._drain_and_compare()
         finally:
             try:
-                self.writer.close()
+                self.gitops.close()
             finally:
                 transaction.set_rollback(True)
                 self._atomic.__exit__(None, None, None)
-                shutil.rmtree(self.tmp, ignore_errors=True)
 
     def _try(self, action):
         try:

@@ -10,7 +10,6 @@ from hypothesis.stateful import RuleBasedStateMachine, rule, run_state_machine_a
 from apps.audit.services import audited_atomic
 from apps.core.errors import DomainError
 from apps.releases import services
-from tests import factories
 from tests.state_invariants import ReleaseInvariants
 
 PEOPLE = ["alice", "bob", "pat", "paula", "carol", "otto", "ada", "dual", "nobody"]
@@ -23,12 +22,7 @@ class ReleaseMachine(ReleaseInvariants, RuleBasedStateMachine):
         # inside it run as savepoints of an audited transaction (the lock order holds).
         self._atomic = audited_atomic()
         self._atomic.__enter__()
-        self.people = {name: factories.make_user(name) for name in PEOPLE}
-        self.staging, self.prod = factories.make_environments()
-        self.service = factories.make_service()
-        self.versions = [
-            factories.make_model_version(self.service.registered_model, v) for v in (1, 2, 3)
-        ]
+        self._cast(PEOPLE, versions=3)
         self.refused = 0
 
     def teardown(self):

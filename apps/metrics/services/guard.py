@@ -21,6 +21,7 @@ from apps.metrics.catalog import format_value
 from apps.metrics.models import GuardDecision, GuardOutcome, SloState
 from apps.metrics.selectors import LiveTarget
 from apps.releases.models import ReleaseKind
+from apps.releases.selectors import guard_judges_as
 from apps.releases.services import release_rollback, rollback_default_target
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,8 @@ def guard_consider(
     within its bake window, and SLOs are in sustained breach (``breaches``).
 
     Decides at most once per release (a ``GuardDecision`` row, unique per release): it
-    never rolls back a rollback, and holds (recording why) when no earlier good release
+    never rolls back a rollback (a drift restore counts as the release whose files it
+    restores: ``guard_judges_as``), and holds (recording why) when no earlier good release
     is known; for a given live release neither answer can change later, so one recorded
     decision is the whole story. The rollback goes to the last good release, break-glass,
     with the numbers in its reason, and deploys once this transaction commits.
@@ -62,9 +64,15 @@ def guard_consider(
     try:
         with audited_atomic():
             note = ""
-            if release.kind == ReleaseKind.ROLLBACK:
+            judged_as = guard_judges_as(release)
+            if judged_as.kind == ReleaseKind.ROLLBACK:
                 decision.outcome = GuardOutcome.SKIPPED_ROLLBACK
-                note = "The live release is itself a rollback; the guard never rolls back one."
+                note = (
+                    "The live release is itself a rollback; the guard never rolls back one."
+                    if judged_as == release
+                    else f"The live release restores the files of rollback #{judged_as.pk}; "
+                    "the guard never rolls back a rollback."
+                )
             elif rollback_default_target(release) is None:
                 decision.outcome = GuardOutcome.HELD_UNKNOWN_PREVIOUS
                 note = (

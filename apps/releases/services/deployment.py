@@ -224,7 +224,12 @@ def release_mark_failed(*, release: Release, message: str) -> Release:
 
 
 def _restore_live_after_failure(failed: Release) -> Release | None:
-    """Commit the live release's manifests again after ``failed`` replaced them."""
+    """Commit the live release's manifests again after ``failed`` replaced them.
+
+    The restore is a rollback like any other: created as a draft and moved to approved
+    through ``_move`` (break-glass, by the deployer), so it is audited as that move and
+    on-call and the failed release's requester are told a rollback started, in this
+    transaction (the outbox row commits with it)."""
     target = failed.service_id, failed.environment_id
     still_moving = Release.objects.filter(
         service_id=target[0],
@@ -239,6 +244,10 @@ def _restore_live_after_failure(failed: Release) -> Release | None:
     if still_moving or live is None:
         return None  # a newer release will overwrite the folder, or there is nothing to restore
     now = timezone.now()
+    reason = (
+        f"Automatic restore of live release #{live.pk} after release #{failed.pk} failed "
+        "to roll out."
+    )
     restore = Release.objects.create(
         service_id=target[0],
         environment_id=target[1],
@@ -248,22 +257,27 @@ def _restore_live_after_failure(failed: Release) -> Release | None:
         rendered_files=live.rendered_files,
         digest=live.digest,
         kind=ReleaseKind.ROLLBACK,
-        state=ReleaseState.APPROVED,
+        state=ReleaseState.DRAFT,
         requested_by_system="deployer",
-        reason=f"Automatic restore of live release #{live.pk} after release #{failed.pk} failed "
-        "to roll out.",
+        reason=reason,
         rollback_target=live,
         rolled_back_release=failed,
         break_glass=True,
-        submitted_at=now,
-        approved_at=now,
     )
     audit_record(
         system_actor="deployer",
         action="release.restore",
         target_type="release",
         target_id=restore.pk,
-        after={"state": "approved", "restores": live.pk, "after_failure_of": failed.pk},
+        after={"state": "draft", "restores": live.pk, "after_failure_of": failed.pk},
+    )
+    _move(
+        restore,
+        ReleaseState.APPROVED,
+        system_actor="deployer",
+        action="release.break_glass",
+        fields={"submitted_at": now, "approved_at": now},
+        note={"reason": reason},
     )
     release_queue.enqueue_deploy_on_commit()
     return restore

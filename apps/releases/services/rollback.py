@@ -11,7 +11,7 @@ from apps.core.errors import Conflict, DomainError, Forbidden
 from apps.releases import permissions
 from apps.releases import queue as release_queue
 from apps.releases.models import Environment, Release, ReleaseKind, ReleaseState, Service
-from apps.releases.selectors import release_policy_progress
+from apps.releases.selectors import guard_judges_as, release_policy_progress
 from apps.releases.services._transitions import LOCK, _committed_text, _move
 
 # A rollback in one of these states is still under way: a second one is refused.
@@ -131,7 +131,9 @@ def _rollback_locked(
     says what to do instead."""
     live = _lock_live(service=service, environment=environment, expected_live=expected_live)
     _refuse_second_rollback(service=service, environment=environment)
-    if live.kind == ReleaseKind.ROLLBACK and system_actor:
+    # A drift restore stands for the release whose files it re-commits: the guard may
+    # roll it back when that release was no rollback (guard_judges_as).
+    if system_actor and guard_judges_as(live).kind == ReleaseKind.ROLLBACK:
         raise Conflict(
             "The live release is itself a rollback; the guard never rolls back a rollback."
         )
