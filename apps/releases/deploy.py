@@ -28,8 +28,16 @@ from apps.gitops.git_writer import GitWriter
 from apps.gitops.render import release_metadata_file
 from apps.gitops.validate import secret_findings, validate_manifests
 from apps.releases import selectors, services
-from apps.releases.models import ABORT, ROLLOUT_FINAL_STATES, Release, ReleaseState, Rollout
+from apps.releases.models import (
+    ABORT,
+    ROLLOUT_FINAL_STATES,
+    Release,
+    ReleaseState,
+    Rollout,
+    ShadowEvaluation,
+)
 from apps.releases.rendering import control_plane_secrets, release_expected_digest
+from apps.releases.shadow_commits import shadow_commit_pending
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +180,16 @@ def _deploy_one(writer: GitWriter, release: Release) -> Deployed:
     if not services.release_deploy_claim(release=release):
         # Cancelled between the query and the claim, or held by a freeze.
         return Deployed(release.pk, "", False)
+    # This commit replaces the target's folder: a shadow evaluation there ends with it
+    # (no end commit: the release's files are what the folder should hold now). Under
+    # the writer lock, so no evaluation commit can land after this one.
+    services.shadow_end_for_target(
+        service_id=release.service_id,
+        environment_id=release.environment_id,
+        why=f"ended: release #{release.pk} ({release.get_kind_display().lower()}) was "
+        "committed to the folder; its files replaced the evaluation's, so no end commit "
+        "is needed",
+    )
     if release.is_progressive:
         # The first step instead of the whole release; the step controller does the rest.
         rollout = Rollout.objects.get(release=release)
@@ -227,7 +245,10 @@ def rollout_commit_pending(*, writer: GitWriter | None = None, refresher=None) -
         release__state=ReleaseState.DEPLOYING
     ):
         _end_orphan(rollout)
-    if not Rollout.objects.exclude(pending="").exists():
+    if (
+        not Rollout.objects.exclude(pending="").exists()
+        and not ShadowEvaluation.objects.exclude(pending="").exists()
+    ):
         return []
     if writer is None and not settings.GITOPS_REPO_URL:
         log.warning("rollout steps wait: GITOPS_REPO_URL is not set")
@@ -241,6 +262,21 @@ def rollout_commit_pending(*, writer: GitWriter | None = None, refresher=None) -
                 made = _commit_pending(writer, rollout)
                 if made is not None:
                     done.append(made)
+            # Shadow evaluations' start and end commits, under the same lock.
+            for evaluation_id, _name, sha in shadow_commit_pending(
+                writer, since=lambda e: e.created_at - _TRAILER_SEARCH_SLACK
+            ):
+                evaluation = ShadowEvaluation.objects.select_related("service", "environment").get(
+                    pk=evaluation_id
+                )
+                done.append(
+                    Deployed(
+                        evaluation.release_id,
+                        sha,
+                        True,
+                        f"{evaluation.service.name}-{evaluation.environment.name}",
+                    )
+                )
     finally:
         if own_writer:
             writer.close()

@@ -44,6 +44,7 @@ from apps.releases.services._transitions import (
 from apps.releases.services.artifacts import release_check_artifacts
 from apps.releases.services.freeze import refuse_if_frozen
 from apps.releases.services.progressive import held_rollout
+from apps.releases.services.shadow import shadow_autostart, shadow_submit_refusal
 
 
 def _render_or_error(*, service, environment, model_version, release_uid, config):
@@ -409,6 +410,9 @@ def submit_checked(*, actor, release: Release) -> Release:
         )
         release_queue.enqueue_deploy_on_commit()
     else:
+        refusal = shadow_submit_refusal(release)
+        if refusal:
+            raise DomainError(refusal, field_errors={"shadow_evaluation": [refusal]})
         _move(
             release,
             ReleaseState.PENDING_APPROVAL,
@@ -417,6 +421,9 @@ def submit_checked(*, actor, release: Release) -> Release:
             fields={"submitted_at": now},
             note={"policy": progress.summary},
         )
+        # Where the environment requires a shadow report, the evaluation starts now:
+        # its commit is made after this transaction commits.
+        shadow_autostart(release=release)
     return release
 
 
