@@ -15,6 +15,7 @@ from apps.audit.selectors import audit_event_list
 from apps.metrics.selectors import guard_decisions, release_evidence, release_slo_events
 from apps.releases.models import Release
 from apps.releases.selectors import release_changes
+from apps.releases.shadow_report import release_shadow_reports
 
 GAPS = [
     "approvals: each decision carries the digest the reviewer approved (which binds the "
@@ -238,6 +239,9 @@ def evidence_pack(*, release: Release) -> dict:
             "status": _status(release),
             "slo": _slo(release),
             "rollback": _rollback(release),
+            # Every shadow evaluation of the release before approval: verdict, numbers,
+            # window, request counts and the start and end commits.
+            "shadow_evaluations": release_shadow_reports(release),
             "audit_events": _audit(release),
             "gaps": GAPS,
         },
