@@ -440,7 +440,9 @@ class GitWriter:
                     raise
                 if rejection is None:
                     state.base = sha
-                    state.known.setdefault(release_id, sha)
+                    if step_key is None:
+                        # A step's commit is not the release's own (see _learn_tip).
+                        state.known.setdefault(release_id, sha)
                     state.known[key] = sha
                     if len(state.known) > _MAX_KNOWN:
                         state.forget()

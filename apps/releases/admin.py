@@ -124,6 +124,7 @@ class EnvironmentAdmin(AuditedAdmin):
         "min_soak_minutes",
         "is_production",
         "auto_rollback",
+        "shadow_evaluation",
     )
     inlines = [ApprovalRuleInline]
 

@@ -48,6 +48,7 @@ class EnvironmentSerializer(serializers.ModelSerializer):
             "bake_minutes",
             "kserve_mode",
             "kserve_version",
+            "shadow_evaluation",
             "approval_rules",
             "separates_trainer",
         ]

@@ -376,10 +376,18 @@ def release_submit(*, actor, release: Release) -> Release:
     _check_transition(release, ReleaseState.PENDING_APPROVAL, doing="submit")
     # Before the artifact check (slow I/O): a frozen environment is the first answer.
     refuse_if_frozen(release=release, doing=_asking(release))
+    _refuse_unmirrorable(release)
     release_check_artifacts(
         service=release.service, model_version=release.model_version, config=release.config
     )
     return submit_checked(actor=actor, release=release)
+
+
+def _refuse_unmirrorable(release: Release) -> None:
+    """Before review: the environment requires a shadow report this runtime cannot give."""
+    refusal = shadow_submit_refusal(release)
+    if refusal:
+        raise DomainError(refusal, field_errors={"shadow_evaluation": [refusal]})
 
 
 def _asking(release: Release) -> str:
@@ -410,9 +418,7 @@ def submit_checked(*, actor, release: Release) -> Release:
         )
         release_queue.enqueue_deploy_on_commit()
     else:
-        refusal = shadow_submit_refusal(release)
-        if refusal:
-            raise DomainError(refusal, field_errors={"shadow_evaluation": [refusal]})
+        _refuse_unmirrorable(release)
         _move(
             release,
             ReleaseState.PENDING_APPROVAL,
