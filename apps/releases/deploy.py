@@ -25,9 +25,9 @@ from apps.core.failpoints import failpoint
 from apps.gitops.argo import ArgoRefresher
 from apps.gitops.errors import GitOpsError, ManifestError
 from apps.gitops.git_writer import GitWriter
-from apps.gitops.render import release_metadata_file
 from apps.gitops.validate import secret_findings, validate_manifests
 from apps.releases import selectors, services
+from apps.releases.commit_files import release_commit_files
 from apps.releases.models import (
     ABORT,
     ROLLOUT_FINAL_STATES,
@@ -73,30 +73,6 @@ def next_release_to_commit(*, exclude: set[int] | frozenset[int] = frozenset()) 
         .order_by("approved_at", "pk")
         .first()
     )
-
-
-def release_commit_files(release: Release) -> dict[str, str]:
-    """The files committed for a release: its approved manifests plus the metadata file
-    naming who asked and who approved."""
-    approvers = sorted(
-        a.approver.get_username() for a in release.approvals.all() if a.decision == "approve"
-    )
-    if release.break_glass:
-        approvers.append(f"break-glass:{release.requester_label}")
-    name, text = release_metadata_file(
-        release_id=str(release.uid),
-        kind=release.kind,
-        model_name=release.model_version.name,
-        model_version=release.model_version.version,
-        requested_by=release.requester_label,
-        approvers=approvers,
-        reason=release.reason,
-        rollback_of=str(release.rolled_back_release.uid)
-        if release.rolled_back_release_id
-        else None,
-        team=release.service.owner_team.slug,
-    )
-    return {**release.rendered_files, name: text}
 
 
 def release_commit_message(release: Release) -> tuple[str, dict[str, str]]:

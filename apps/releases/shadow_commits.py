@@ -23,6 +23,7 @@ from apps.core.failpoints import failpoint
 from apps.gitops.errors import GitOpsError
 from apps.gitops.validate import secret_findings, validate_manifests
 from apps.releases import services
+from apps.releases.commit_files import release_commit_files
 from apps.releases.models import (
     SHADOW_END,
     SHADOW_START,
@@ -134,8 +135,6 @@ def _folder_moved(evaluation: ShadowEvaluation) -> str | None:
 
 def shadow_commit(evaluation: ShadowEvaluation, name: str):
     """The files, message and trailers of one evaluation commit."""
-    from apps.releases.deploy import release_commit_files
-
     release, live = evaluation.release, evaluation.live
     live_files = release_commit_files(live)
     label = f"{release.service.name} {release.environment.name}"
