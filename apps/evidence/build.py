@@ -25,7 +25,8 @@ GAPS = [
     "the GitOps repository under the recorded sha",
     "sync/health: Slipway keeps the latest Argo CD status per service and environment, not "
     "every observation; the audit events carry each state change",
-    "analysis verdicts: no progressive-delivery analysis is stored yet",
+    "analysis verdicts: the shadow evaluations before approval are in the pack; the "
+    "verdicts of a rollout's steps are on the release page and in the audit events only",
 ]
 
 

@@ -524,6 +524,13 @@ def test_the_report_reaches_the_reviewers_and_the_release_resource(
     assert current["start_commit"] and current["end_commit"]
     assert current["rows"][0]["label"] == "Output PSI (shadow against production)"
     assert body["approval_blocked"] is None
+    # Kept with the release: the evidence pack has it, commits included.
+    from apps.evidence.build import evidence_pack
+
+    kept = evidence_pack(release=candidate)["sections"]["shadow_evaluations"]
+    assert [(r["run"], r["verdict"]) for r in kept] == [(1, "pass")]
+    assert kept[0]["start_commit"] == current["start_commit"]
+    assert kept[0]["end_commit"] == current["end_commit"]
 
 
 def test_the_release_page_shows_it_and_its_buttons(alice, pat, candidate, writer):
