@@ -57,7 +57,7 @@ from apps.releases.models import (
     ShadowState,
 )
 from apps.releases.rendering import resolve_shadow_settings
-from apps.releases.services._transitions import _clean_text, _locked
+from apps.releases.services._transitions import _committed_text, _locked
 from apps.releases.services.freeze import frozen_refusal
 
 OFF, OPTIONAL, REQUIRED = "off", "optional", "required"
@@ -237,7 +237,8 @@ def shadow_evaluation_start(
     """
     if actor is not None:
         _check_engineer(actor, release, "start")
-    reason = _clean_text(reason, field="reason")
+    # The reason goes into the start commit's message: refuse a secret in it now.
+    reason = _committed_text(reason, field="reason")
     release = Release.objects.select_related("service", "environment", "model_version").get(
         pk=release.pk
     )
@@ -424,7 +425,7 @@ def shadow_evaluation_stop(*, release: Release, actor, reason: str = "") -> Shad
     back at the next commit pass (within seconds, or one poll). ML engineers of the
     team and admins; a second stop returns the same evaluation."""
     _check_engineer(actor, release, "stop")
-    reason = _clean_text(reason, field="reason")
+    reason = _committed_text(reason, field="reason")  # in the end commit's message
     evaluation = latest_evaluation(release)
     if evaluation is None:
         raise Conflict(f"Release #{release.pk} has no shadow evaluation to stop.")
