@@ -552,3 +552,17 @@ def test_the_release_page_shows_it_and_its_buttons(alice, pat, candidate, writer
     reviewer.force_login(pat)
     seen = reviewer.get(f"/releases/{candidate.pk}/status/").content.decode()
     assert 'data-testid="shadow-evaluation"' in seen and 'data-testid="shadow-stop"' not in seen
+
+
+def test_bad_settings_are_refused_when_the_configuration_is_saved(service, prod_direct):
+    from apps.releases.config_check import environment_config_problems
+
+    problems = environment_config_problems(
+        config_overrides={"shadow_evaluation": {"mirror_percent": 200}},
+        environment_id=prod_direct.pk,
+    )
+    assert len(problems) == 1 and "shadow_evaluation.mirror_percent" in problems[0]
+    assert not environment_config_problems(
+        config_overrides={"shadow_evaluation": {"mirror_percent": 20, "observe": {"minutes": 5}}},
+        environment_id=prod_direct.pk,
+    )

@@ -151,7 +151,7 @@ def shadow_plan(release: Release, target: ServiceEnvironment | None):
                 raise PlanError(
                     {"shadow_evaluation": "must be a mapping such as {mirror_percent: 10}."}
                 )
-            plan = parse_rollout_plan({"strategy": "shadow", **written}, prefix="shadow_evaluation")
+            plan = parse_rollout_plan({**written, "strategy": "shadow"}, prefix="shadow_evaluation")
         elif (release.rollout_plan or {}).get("strategy") == Strategy.SHADOW.value:
             plan = parse_rollout_plan(release.rollout_plan)
         else:
