@@ -117,8 +117,10 @@ def _check_one(writer, target: ServiceEnvironment, live: Release, shadow=None) -
     try:
         found = writer.folder_files(revision, **where)
         differences = services.folder_differences(approved=live.rendered_files, found=found)
-        if differences and shadow and not services.folder_differences(approved=shadow, found=found):
-            differences = None  # a running shadow evaluation's own files
+        if differences and shadow:
+            # A running shadow evaluation's own files are expected there; anything else
+            # is listed against what the evaluation put in the folder.
+            differences = services.folder_differences(approved=shadow, found=found)
         change = writer.folder_last_change(revision, **where) if differences else None
     except GitOpsError as exc:
         log.warning("cannot check the folder of %s at %s: %s", target, revision[:12], exc)

@@ -566,3 +566,38 @@ def test_bad_settings_are_refused_when_the_configuration_is_saved(service, prod_
         config_overrides={"shadow_evaluation": {"mirror_percent": 20, "observe": {"minutes": 5}}},
         environment_id=prod_direct.pk,
     )
+
+
+def test_the_status_poll_keeps_the_live_release_live_and_sees_a_real_change_as_drift(
+    alice, candidate, live, writer, gitops_remote, kube_api
+):
+    """Argo CD syncs the evaluation's commit, Healthy: the live release stays live and the
+    folder is not drift; someone editing the folder during the evaluation still is."""
+    from apps.gitops.argo import ArgoStatusReader
+    from apps.releases import rollout as follow
+    from apps.releases.models import ServiceEnvironment
+    from tests.releases.test_drift import _push_as_someone_else
+
+    reader = ArgoStatusReader(kube_api.api_client(), namespace="argocd", timeout=5)
+    app = "churn-model-prod"
+    services.shadow_evaluation_start(release=candidate, actor=alice)
+    rollout_commit_pending(writer=writer)
+    evaluation = ShadowEvaluation.objects.get(release=candidate)
+    kube_api.set_application(
+        app, sync="Synced", revision=evaluation.start_commit_sha, health="Healthy"
+    )
+    follow.follow_rollouts(reader=reader, writer=writer)
+    live.refresh_from_db()
+    target = ServiceEnvironment.objects.get(service=live.service, environment=live.environment)
+    assert live.state == ReleaseState.LIVE
+    assert target.synced_revision == evaluation.start_commit_sha and not target.drifted
+
+    sha = _push_as_someone_else(
+        gitops_remote,
+        {f"{FOLDER}/service.yaml": "kind: Service\n"},
+        "hotfix straight into prod",
+    )
+    kube_api.set_application(app, sync="Synced", revision=sha, health="Healthy")
+    follow.follow_rollouts(reader=reader, writer=writer)
+    target.refresh_from_db()
+    assert target.drifted and target.drift_files["changed"] == ["service.yaml"]
