@@ -601,3 +601,32 @@ def test_the_status_poll_keeps_the_live_release_live_and_sees_a_real_change_as_d
     follow.follow_rollouts(reader=reader, writer=writer)
     target.refresh_from_db()
     assert target.drifted and target.drift_files["changed"] == ["service.yaml"]
+
+
+def test_a_required_evaluation_that_found_the_target_busy_starts_once_it_is_free(
+    alice, service, prod_direct, live, writer
+):
+    from apps.metrics.services.shadow import shadow_evaluations_step
+
+    prod_direct.shadow_evaluation = "required"
+    prod_direct.save()
+    first = services.release_submit(
+        actor=alice, release=factories.draft_release(service, prod_direct, 4, requester=alice)
+    )
+    second = services.release_submit(
+        actor=alice, release=factories.draft_release(service, prod_direct, 5, requester=alice)
+    )
+    assert ShadowEvaluation.objects.filter(release=first).exists()
+    assert not ShadowEvaluation.objects.filter(release=second).exists()  # one per target
+    answer = _api(factories.make_user("pat")).post(
+        f"/api/v1/releases/{second.pk}/approve/", {}, format="json"
+    )
+    assert answer.status_code == 409 and "none has been judged yet" in answer.json()["detail"]
+    rollout_commit_pending(writer=writer)
+    shadow_evaluations_step()
+    assert not ShadowEvaluation.objects.filter(release=second).exists()  # still busy
+    services.shadow_evaluation_stop(release=first, actor=alice)
+    rollout_commit_pending(writer=writer)
+    shadow_evaluations_step()
+    owed = ShadowEvaluation.objects.get(release=second)
+    assert owed.started_by_system == "shadow-evaluation" and owed.state == ShadowState.STARTING
