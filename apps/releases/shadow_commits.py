@@ -66,12 +66,14 @@ def _commit_one(writer, evaluation: ShadowEvaluation, *, since) -> tuple[str, st
         services.shadow_evaluation_end_without_commit(evaluation=evaluation, why=why)
         return None
     if name == SHADOW_START and release.state != ReleaseState.PENDING_APPROVAL:
-        # Rejected or cancelled before the start was made: nothing to mirror any more.
-        services.shadow_evaluation_end_without_commit(
+        # Rejected or cancelled before the start was recorded: nothing to mirror any more.
+        # A dead worker may have pushed the start already, so the end is committed
+        # instead (the live release's own files; a no-op if the start never landed).
+        services.shadow_decide_end(
             evaluation=evaluation,
             why=f"not started: release #{release.pk} is {release.get_state_display().lower()}",
         )
-        return None
+        return _commit_one(writer, evaluation, since=since)
     try:
         files, message, trailers = shadow_commit(evaluation, name)
         _refuse_unsafe(evaluation, files, "\n".join([message, *trailers.values()]))

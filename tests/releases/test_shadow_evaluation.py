@@ -630,3 +630,25 @@ def test_a_required_evaluation_that_found_the_target_busy_starts_once_it_is_free
     shadow_evaluations_step()
     owed = ShadowEvaluation.objects.get(release=second)
     assert owed.started_by_system == "shadow-evaluation" and owed.state == ShadowState.STARTING
+
+
+def test_a_release_rejected_before_its_start_was_recorded_gets_the_live_files_back(
+    alice, carol, candidate, live, writer, gitops_remote
+):
+    """The start was pushed by a worker that died before recording it, then the release
+    was rejected: the next pass commits the end, not nothing."""
+    evaluation, _ = services.shadow_evaluation_start(release=candidate, actor=alice)
+    files, message, trailers = shadow_commit(evaluation, "start")
+    writer.commit_release(
+        environment="prod",
+        service="churn-model",
+        files=files,
+        message=message,
+        trailers=trailers,
+        step_key=f"{candidate.uid}/shadow-evaluation",
+    )
+    services.release_reject(actor=carol, release=candidate, comment="not this quarter")
+    rollout_commit_pending(writer=writer)
+    evaluation.refresh_from_db()
+    assert evaluation.state == ShadowState.DONE and evaluation.end_commit_sha
+    assert gitops_remote.files_at(FOLDER) == release_commit_files(live)

@@ -573,9 +573,11 @@ def shadow_record_report(
 @audited_atomic
 def shadow_decide_end(*, evaluation: ShadowEvaluation, why: str) -> ShadowEvaluation | None:
     """End a running evaluation without a report (its release was rejected, cancelled or
-    approved meanwhile): the end commit is decided, the message says why."""
+    approved meanwhile), or one whose start is still pending (it may be on the remote
+    already): the end commit is decided, the message says why."""
     evaluation = _locked_evaluation(evaluation)
-    if evaluation.state != ShadowState.RUNNING or evaluation.pending:
+    starting = evaluation.state == ShadowState.STARTING and evaluation.pending == SHADOW_START
+    if not starting and (evaluation.state != ShadowState.RUNNING or evaluation.pending):
         return None
     evaluation.state = ShadowState.ENDING
     evaluation.pending = SHADOW_END
