@@ -146,6 +146,20 @@ def deploy_pending(*, writer: GitWriter | None = None, refresher=None) -> list[D
     return done
 
 
+def _end_shadow_evaluations(release: Release) -> None:
+    """This commit replaces the target's folder: a shadow evaluation there ends with it
+    (no end commit: this release's files are what the folder should hold now). Called
+    under the writer lock right before the commit, once nothing can stop it any more
+    but the remote, so no evaluation commit lands after it."""
+    services.shadow_end_for_target(
+        service_id=release.service_id,
+        environment_id=release.environment_id,
+        why=f"ended: release #{release.pk} ({release.get_kind_display().lower()}) was "
+        "committed to the folder; its files replaced the evaluation's, so no end commit "
+        "is needed",
+    )
+
+
 def _refresh_applications(done: list[Deployed], refresher) -> None:
     apps = {d.application for d in done if d.commit_sha}
     for app in sorted(apps):
@@ -156,16 +170,6 @@ def _deploy_one(writer: GitWriter, release: Release) -> Deployed:
     if not services.release_deploy_claim(release=release):
         # Cancelled between the query and the claim, or held by a freeze.
         return Deployed(release.pk, "", False)
-    # This commit replaces the target's folder: a shadow evaluation there ends with it
-    # (no end commit: the release's files are what the folder should hold now). Under
-    # the writer lock, so no evaluation commit can land after this one.
-    services.shadow_end_for_target(
-        service_id=release.service_id,
-        environment_id=release.environment_id,
-        why=f"ended: release #{release.pk} ({release.get_kind_display().lower()}) was "
-        "committed to the folder; its files replaced the evaluation's, so no end commit "
-        "is needed",
-    )
     if release.is_progressive:
         # The first step instead of the whole release; the step controller does the rest.
         rollout = Rollout.objects.get(release=release)
@@ -179,6 +183,7 @@ def _deploy_one(writer: GitWriter, release: Release) -> Deployed:
         return Deployed(release.pk, "", False)
     failpoint("deploy.after_render")
     since = (release.approved_at or release.created_at) - _TRAILER_SEARCH_SLACK
+    _end_shadow_evaluations(release)
     try:
         outcome = writer.commit_release(
             environment=release.environment.name,
@@ -294,6 +299,7 @@ def _commit_pending(writer: GitWriter, rollout: Rollout) -> Deployed | None:
         services.release_mark_failed(release=release, message=f"Not committed: {exc}")
         return None
     since = (release.approved_at or release.created_at) - _TRAILER_SEARCH_SLACK
+    _end_shadow_evaluations(release)
     try:
         outcome = writer.commit_release(
             environment=release.environment.name,
