@@ -314,7 +314,7 @@ def _rollout_context(user, release: Release) -> dict:
 def _shadow_context(user, release: Release) -> dict | None:
     """The shadow evaluation section: shown where the environment's policy is not off,
     for a release waiting for approval or one that has an evaluation on record."""
-    from apps.releases.services.shadow import shadow_policy
+    from apps.releases.services.shadow_policy import shadow_policy
     from apps.releases.shadow_report import evaluation_report
 
     latest = (

@@ -309,7 +309,7 @@ class ReleaseSerializer(serializers.ModelSerializer):
     @extend_schema_field(ShadowEvaluationSerializer(allow_null=True))
     def get_shadow_evaluation(self, release) -> dict | None:
         """Null where the environment's policy is off and no evaluation ran."""
-        from apps.releases.services.shadow import (
+        from apps.releases.services.shadow_policy import (
             shadow_approval_refusal,
             shadow_policy,
             shadow_unavailable,

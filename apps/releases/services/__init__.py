@@ -45,7 +45,6 @@ from apps.releases.services.rollback import (
     rollback_default_target,
 )
 from apps.releases.services.shadow import (
-    shadow_approval_refusal,
     shadow_decide_end,
     shadow_end_for_target,
     shadow_evaluation_end_without_commit,
@@ -54,8 +53,8 @@ from apps.releases.services.shadow import (
     shadow_note,
     shadow_record_commit,
     shadow_record_report,
-    shadow_unavailable,
 )
+from apps.releases.services.shadow_policy import shadow_approval_refusal, shadow_unavailable
 
 __all__ = [
     "folder_differences",

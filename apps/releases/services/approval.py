@@ -20,7 +20,7 @@ from apps.releases.services._transitions import (
     _locked,
     _move,
 )
-from apps.releases.services.shadow import shadow_approval_refusal
+from apps.releases.services.shadow_policy import shadow_approval_refusal
 
 
 def _check_reviewer(actor, release: Release, *, doing: str) -> None:

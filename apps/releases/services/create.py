@@ -44,7 +44,8 @@ from apps.releases.services._transitions import (
 from apps.releases.services.artifacts import release_check_artifacts
 from apps.releases.services.freeze import refuse_if_frozen
 from apps.releases.services.progressive import held_rollout
-from apps.releases.services.shadow import shadow_autostart, shadow_submit_refusal
+from apps.releases.services.shadow import shadow_autostart
+from apps.releases.services.shadow_policy import shadow_submit_refusal
 
 
 def _render_or_error(*, service, environment, model_version, release_uid, config):
