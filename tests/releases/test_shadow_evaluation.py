@@ -652,3 +652,33 @@ def test_a_release_rejected_before_its_start_was_recorded_gets_the_live_files_ba
     evaluation.refresh_from_db()
     assert evaluation.state == ShadowState.DONE and evaluation.end_commit_sha
     assert gitops_remote.files_at(FOLDER) == release_commit_files(live)
+
+
+def test_a_seldon_model_is_mirrored_by_its_experiment(alice, pat, carol, prod_direct, writer):
+    """Seldon Core 2: the live Model unchanged in spec, the candidate as
+    ``<service>-candidate``, and an Experiment whose only candidate is the live Model at
+    100 with ``mirror`` to the candidate (the scheduler's rules: the default is a
+    candidate, every name once)."""
+    seldon = factories.make_service(
+        "fraud-model", runtime="seldon", default_config={"storage_uri": "gs://models/fraud/1"}
+    )
+    live = factories.approved_release(
+        seldon, prod_direct, 1, requester=alice, approvers=(pat, carol)
+    )
+    deploy_pending(writer=writer)
+    live.refresh_from_db()
+    services.release_mark_live(release=live)
+    candidate = services.release_submit(
+        actor=alice, release=factories.draft_release(seldon, prod_direct, 2, requester=alice)
+    )
+    evaluation, _ = services.shadow_evaluation_start(release=candidate, actor=alice)
+    experiment = yaml.safe_load(evaluation.files["experiment.yaml"])
+    assert experiment["kind"] == "Experiment"
+    assert experiment["spec"]["default"] == "fraud-model"
+    assert experiment["spec"]["candidates"] == [{"name": "fraud-model", "weight": 100}]
+    assert experiment["spec"]["mirror"] == {"name": "fraud-model-candidate", "percent": 10}
+    model = yaml.safe_load(evaluation.files["model.yaml"])
+    assert model["spec"] == yaml.safe_load(live.rendered_files["model.yaml"])["spec"]
+    rollout_commit_pending(writer=writer)
+    evaluation.refresh_from_db()
+    assert evaluation.state == ShadowState.RUNNING
