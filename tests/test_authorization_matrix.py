@@ -168,6 +168,27 @@ MATRIX: dict[str, tuple[str, str | None, dict | None, dict]] = {
         {"reason": "fixed"},
         expect(403, anon=401, alice=409, otto=409, ada=409),
     ),
+    # Shadow evaluation of a release waiting for approval: ML engineers of the team (and
+    # admins). The world's pending promotion has nothing live in prod to mirror: 400
+    # saying so once the role is checked; nothing to stop: 409.
+    "releases:shadow_action": (
+        "post",
+        "pending_shadow",
+        {"reason": "before review"},
+        expect(403, anon=302, alice=302, ada=302),
+    ),
+    "release-shadow-evaluation-start": (
+        "post",
+        "pending",
+        {},
+        expect(403, anon=401, alice=400, ada=400),
+    ),
+    "release-shadow-evaluation-stop": (
+        "post",
+        "pending",
+        {},
+        expect(403, anon=401, alice=409, ada=409),
+    ),
     "admin:index": ("get", None, None, expect(302, ada=200)),
 }
 # The create endpoint shares the list route name; it is checked with POST separately.
@@ -235,6 +256,7 @@ def world(people, environments, service):
         "rolling_abort": {"pk": rolling.pk, "action": "abort"},
         "draft": {"pk": draft.pk},
         "pending": {"pk": pending.pk},
+        "pending_shadow": {"pk": pending.pk, "action": "start"},
         "live": {"pk": live.pk},
         "promotable": {"pk": promotable.pk},
         "service": {"name": service.name},

@@ -15,6 +15,7 @@ from apps.audit.selectors import audit_event_list
 from apps.metrics.selectors import guard_decisions, release_evidence, release_slo_events
 from apps.releases.models import Release
 from apps.releases.selectors import release_changes
+from apps.releases.shadow_report import release_shadow_reports
 
 GAPS = [
     "approvals: each decision carries the digest the reviewer approved (which binds the "
@@ -24,7 +25,8 @@ GAPS = [
     "the GitOps repository under the recorded sha",
     "sync/health: Slipway keeps the latest Argo CD status per service and environment, not "
     "every observation; the audit events carry each state change",
-    "analysis verdicts: no progressive-delivery analysis is stored yet",
+    "analysis verdicts: the shadow evaluations before approval are in the pack; the "
+    "verdicts of a rollout's steps are on the release page and in the audit events only",
 ]
 
 
@@ -238,6 +240,9 @@ def evidence_pack(*, release: Release) -> dict:
             "status": _status(release),
             "slo": _slo(release),
             "rollback": _rollback(release),
+            # Every shadow evaluation of the release before approval: verdict, numbers,
+            # window, request counts and the start and end commits.
+            "shadow_evaluations": release_shadow_reports(release),
             "audit_events": _audit(release),
             "gaps": GAPS,
         },

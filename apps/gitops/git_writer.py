@@ -440,7 +440,9 @@ class GitWriter:
                     raise
                 if rejection is None:
                     state.base = sha
-                    state.known.setdefault(release_id, sha)
+                    if step_key is None:
+                        # A step's commit is not the release's own (see _learn_tip).
+                        state.known.setdefault(release_id, sha)
                     state.known[key] = sha
                     if len(state.known) > _MAX_KNOWN:
                         state.forget()
@@ -610,14 +612,20 @@ class GitWriter:
             "log",
             "-F",
             f"--grep={trailer}: {release_id}",
-            f"--format=%H%x00%(trailers:key={trailer},valueonly,separator=%x01)",
+            f"--format=%H%x00%(trailers:key={trailer},valueonly,separator=%x01)"
+            f"%x00%(trailers:key={STEP_KEY_TRAILER},valueonly,separator=%x01)",
         ]
         if since is not None:
             args.append(f"--since={(since - _SINCE_MARGIN).isoformat()}")
         args += [rev or f"refs/remotes/origin/{self.remote.branch}", "--"]
         found = None
         for line in self._git(*args).text.splitlines():
-            sha, _, values = line.partition("\x00")
+            sha, _, rest = line.partition("\x00")
+            values, _, step_keys = rest.partition("\x00")
+            if trailer == REQUIRED_TRAILER and step_keys.strip():
+                # A step of the release (a shadow evaluation of it before approval, a
+                # rollout step) carries its Release-Id too, but is not its own commit.
+                continue
             if release_id in (v.strip() for v in values.split("\x01")):
                 found = sha  # log is newest first: keep the oldest, the original commit
         return found
@@ -643,9 +651,14 @@ class GitWriter:
         known: dict[str, str] = {}
         for line in log.splitlines():
             sha, _, values = line.partition("\x00")
-            for value in values.split("\x01"):
-                if value.strip():
-                    known[value.strip()] = sha  # newest first: the oldest one wins
+            found = [v.strip() for v in values.split("\x01") if v.strip()]
+            if any("/" in v for v in found):
+                # A step's commit: known by its Step-Key only. Its Release-Id is not the
+                # release's own commit (a shadow evaluation of a release carries it
+                # before the release itself is ever committed).
+                found = [v for v in found if "/" in v]
+            for value in found:
+                known[value] = sha  # newest first: the oldest one wins
         state.base, state.known, state.known_since = tip, known, scanned_since
 
     def _clone_saw_newer_tip(self, base: str) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from apps.releases.models import ReleaseState
 from apps.releases.panels import Panel
+from apps.releases.shadow_report import report_rows
 
 
 def slo_panel(release) -> Panel | None:
@@ -59,13 +60,6 @@ def slo_panel(release) -> Panel | None:
 
 # --- shadow evaluation as approval evidence (progressive delivery) ----------------------
 
-_SHADOW_ROWS = (
-    ("agreement", "Agreement with production", "rate"),
-    ("output_psi", "Output PSI (shadow against production)", "psi"),
-    ("latency_p95", "Latency p95", "ms"),
-    ("error_rate", "Error rate", "rate"),
-)
-
 
 def shadow_report(release) -> dict | None:
     """The shadow evaluation reviewers weigh: this release's own shadow step once judged,
@@ -96,21 +90,7 @@ def shadow_report(release) -> dict | None:
     if own is None:
         return None
     analysis = own.analysis or {}
-    checks = {c.get("name"): c for c in analysis.get("checks", [])}
-    rows = []
-    for name, label, unit in _SHADOW_ROWS:
-        check = checks.get(name)
-        if check is not None:
-            rows.append(
-                {
-                    "label": label,
-                    "unit": unit,
-                    "shadow": _shown(check.get("candidate"), unit),
-                    "production": _shown(check.get("stable"), unit),
-                    "verdict": check.get("verdict"),
-                    "message": check.get("message"),
-                }
-            )
+    rows = report_rows(analysis)
     return {
         "release_id": own.rollout.release_id,
         "mirror_percent": own.mirror_percent,
@@ -124,17 +104,12 @@ def shadow_report(release) -> dict | None:
     }
 
 
-def _shown(value, unit: str) -> str:
-    if value is None:
-        return "-"
-    if unit == "rate":
-        return f"{100 * value:.2f}%"
-    if unit == "ms":
-        return f"{value:.0f} ms"
-    return f"{value:.3f}"
-
-
 def shadow_panel(release) -> Panel | None:
+    """A shadow run of this version found in a rollout. A release with its own shadow
+    evaluation before approval shows that one instead, live, in its status block
+    (``templates/releases/_shadow_evaluation.html``)."""
+    if release.shadow_evaluations.exists():
+        return None
     report = shadow_report(release)
     if report is None:
         return None

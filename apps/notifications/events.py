@@ -19,6 +19,7 @@ class EventKind(models.TextChoices):
     ROLLBACK_STARTED = "rollback_started", "Rollback started"
     ROLLBACK_LIVE = "rollback_live", "Rollback live"
     AUTO_ABORT = "auto_abort", "Progressive delivery aborted automatically"
+    SHADOW_REPORT = "shadow_report", "A shadow evaluation report is ready for review"
 
 
 ALL_EVENT_KINDS: tuple[str, ...] = tuple(EventKind.values)

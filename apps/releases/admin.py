@@ -27,6 +27,7 @@ from apps.releases.models import (
     Rollout,
     Service,
     ServiceEnvironment,
+    ShadowEvaluation,
 )
 
 
@@ -130,6 +131,7 @@ class EnvironmentAdmin(AuditedAdmin):
         "min_soak_minutes",
         "is_production",
         "auto_rollback",
+        "shadow_evaluation",
     )
     inlines = [ApprovalRuleInline]
 
@@ -221,4 +223,12 @@ class RolloutAdmin(ReadOnlyAdmin):
     # Read-only: every move goes through the services (and their audit rows).
     list_display = ("release", "state", "step", "pending", "updated_at")
     list_filter = ("state",)
+    list_select_related = ("release__service", "release__environment", "release__model_version")
+
+
+@admin.register(ShadowEvaluation)
+class ShadowEvaluationAdmin(ReadOnlyAdmin):
+    # Read-only: starting, stopping and judging go through the services (and the audit).
+    list_display = ("release", "run", "state", "verdict", "pending", "updated_at")
+    list_filter = ("state", "verdict")
     list_select_related = ("release__service", "release__environment", "release__model_version")

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping
 
 from apps.core.errors import DomainError
 from apps.gitops.config import ConfigError, merge_config, parse_serving_config
+from apps.gitops.traffic import PlanError, parse_rollout_plan
 from apps.releases.analysis_config import analysis_config_check
 from apps.releases.models import Environment, Service, ServiceEnvironment
 from apps.releases.rendering import serving_layer
@@ -20,6 +21,9 @@ def config_problem(
 ) -> str | None:
     """The API's sentence for a configuration that does not parse, or None."""
     layers = list(layers)
+    shadow = shadow_settings_problem(layers)
+    if shadow:
+        return shadow
     try:
         parse_serving_config(runtime, merge_config(*(serving_layer(layer) for layer in layers)))
     except ConfigError as exc:
@@ -35,6 +39,26 @@ def config_problem(
             analysis_config_check(analysis, environment=environment, runtime=runtime)
         except DomainError as exc:
             return exc.message
+    return None
+
+
+def shadow_settings_problem(layers: Iterable[Mapping | None]) -> str | None:
+    """``shadow_evaluation:`` in the most specific layer naming it must read as a shadow
+    plan's settings (mirror_percent, observe), as an evaluation would read it."""
+    written = None
+    for layer in layers:
+        if layer and "shadow_evaluation" in layer:
+            written = layer["shadow_evaluation"]
+    if written is None:
+        return None
+    if not isinstance(written, Mapping):
+        return "shadow_evaluation: must be a mapping such as {mirror_percent: 10}."
+    try:
+        parse_rollout_plan({**written, "strategy": "shadow"}, prefix="shadow_evaluation")
+    except PlanError as exc:
+        return "The shadow evaluation settings are not valid: " + "; ".join(
+            f"{path}: {message}" for path, message in exc.errors.items()
+        )
     return None
 
 

@@ -25,11 +25,19 @@ from apps.core.failpoints import failpoint
 from apps.gitops.argo import ArgoRefresher
 from apps.gitops.errors import GitOpsError, ManifestError
 from apps.gitops.git_writer import GitWriter
-from apps.gitops.render import release_metadata_file
 from apps.gitops.validate import secret_findings, validate_manifests
 from apps.releases import selectors, services
-from apps.releases.models import ABORT, ROLLOUT_FINAL_STATES, Release, ReleaseState, Rollout
+from apps.releases.commit_files import release_commit_files
+from apps.releases.models import (
+    ABORT,
+    ROLLOUT_FINAL_STATES,
+    Release,
+    ReleaseState,
+    Rollout,
+    ShadowEvaluation,
+)
 from apps.releases.rendering import control_plane_secrets, release_expected_digest
+from apps.releases.shadow_commits import shadow_commit_pending
 
 log = logging.getLogger(__name__)
 
@@ -65,30 +73,6 @@ def next_release_to_commit(*, exclude: set[int] | frozenset[int] = frozenset()) 
         .order_by("approved_at", "pk")
         .first()
     )
-
-
-def release_commit_files(release: Release) -> dict[str, str]:
-    """The files committed for a release: its approved manifests plus the metadata file
-    naming who asked and who approved."""
-    approvers = sorted(
-        a.approver.get_username() for a in release.approvals.all() if a.decision == "approve"
-    )
-    if release.break_glass:
-        approvers.append(f"break-glass:{release.requester_label}")
-    name, text = release_metadata_file(
-        release_id=str(release.uid),
-        kind=release.kind,
-        model_name=release.model_version.name,
-        model_version=release.model_version.version,
-        requested_by=release.requester_label,
-        approvers=approvers,
-        reason=release.reason,
-        rollback_of=str(release.rolled_back_release.uid)
-        if release.rolled_back_release_id
-        else None,
-        team=release.service.owner_team.slug,
-    )
-    return {**release.rendered_files, name: text}
 
 
 def release_commit_message(release: Release) -> tuple[str, dict[str, str]]:
@@ -162,6 +146,20 @@ def deploy_pending(*, writer: GitWriter | None = None, refresher=None) -> list[D
     return done
 
 
+def _end_shadow_evaluations(release: Release) -> None:
+    """This commit replaces the target's folder: a shadow evaluation there ends with it
+    (no end commit: this release's files are what the folder should hold now). Called
+    under the writer lock right before the commit, once nothing can stop it any more
+    but the remote, so no evaluation commit lands after it."""
+    services.shadow_end_for_target(
+        service_id=release.service_id,
+        environment_id=release.environment_id,
+        why=f"ended: release #{release.pk} ({release.get_kind_display().lower()}) was "
+        "committed to the folder; its files replaced the evaluation's, so no end commit "
+        "is needed",
+    )
+
+
 def _refresh_applications(done: list[Deployed], refresher) -> None:
     apps = {d.application for d in done if d.commit_sha}
     for app in sorted(apps):
@@ -185,6 +183,7 @@ def _deploy_one(writer: GitWriter, release: Release) -> Deployed:
         return Deployed(release.pk, "", False)
     failpoint("deploy.after_render")
     since = (release.approved_at or release.created_at) - _TRAILER_SEARCH_SLACK
+    _end_shadow_evaluations(release)
     try:
         outcome = writer.commit_release(
             environment=release.environment.name,
@@ -227,7 +226,10 @@ def rollout_commit_pending(*, writer: GitWriter | None = None, refresher=None) -
         release__state=ReleaseState.DEPLOYING
     ):
         _end_orphan(rollout)
-    if not Rollout.objects.exclude(pending="").exists():
+    if (
+        not Rollout.objects.exclude(pending="").exists()
+        and not ShadowEvaluation.objects.exclude(pending="").exists()
+    ):
         return []
     if writer is None and not settings.GITOPS_REPO_URL:
         log.warning("rollout steps wait: GITOPS_REPO_URL is not set")
@@ -241,6 +243,21 @@ def rollout_commit_pending(*, writer: GitWriter | None = None, refresher=None) -
                 made = _commit_pending(writer, rollout)
                 if made is not None:
                     done.append(made)
+            # Shadow evaluations' start and end commits, under the same lock.
+            for evaluation_id, _name, sha in shadow_commit_pending(
+                writer, since=lambda e: e.created_at - _TRAILER_SEARCH_SLACK
+            ):
+                evaluation = ShadowEvaluation.objects.select_related("service", "environment").get(
+                    pk=evaluation_id
+                )
+                done.append(
+                    Deployed(
+                        evaluation.release_id,
+                        sha,
+                        True,
+                        f"{evaluation.service.name}-{evaluation.environment.name}",
+                    )
+                )
     finally:
         if own_writer:
             writer.close()
@@ -282,6 +299,7 @@ def _commit_pending(writer: GitWriter, rollout: Rollout) -> Deployed | None:
         services.release_mark_failed(release=release, message=f"Not committed: {exc}")
         return None
     since = (release.approved_at or release.created_at) - _TRAILER_SEARCH_SLACK
+    _end_shadow_evaluations(release)
     try:
         outcome = writer.commit_release(
             environment=release.environment.name,

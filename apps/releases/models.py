@@ -122,6 +122,18 @@ class Environment(models.Model):
         help_text="hold promotions into this environment while an SLO breach or drift "
         "alert is active in it (rollbacks are never held)",
     )
+    shadow_evaluation = models.CharField(
+        max_length=16,
+        choices=[
+            ("off", "Off"),
+            ("optional", "Optional: ML engineers may start one before approval"),
+            ("required", "Required: approval waits for a judged shadow report"),
+        ],
+        default="off",
+        help_text="shadow evaluation of a release waiting for approval: its candidate "
+        "gets a mirrored share of this environment's live traffic (answers never "
+        "returned) and the report is approval evidence",
+    )
 
     class Meta:
         ordering = ["order", "name"]
@@ -664,3 +676,120 @@ class RolloutStep(models.Model):
 
     def __str__(self) -> str:
         return f"step {self.number} ({self.weight}%) of #{self.rollout.release_id}"
+
+
+class ShadowState(models.TextChoices):
+    STARTING = "starting", "Starting"  # the start commit is decided, not recorded yet
+    RUNNING = "running", "Running"
+    ENDING = "ending", "Ending"  # the end commit is decided, not recorded yet
+    DONE = "done", "Done"  # the live release's own files are back
+    ENDED = "ended", "Ended by another change"  # a deploy replaced the folder: no end commit
+
+
+SHADOW_ACTIVE_STATES = (ShadowState.STARTING, ShadowState.RUNNING, ShadowState.ENDING)
+SHADOW_START = "start"
+SHADOW_END = "end"
+
+
+class ShadowEvaluation(models.Model):
+    """A shadow run of a release that waits for approval, in its target environment:
+    the live release's files plus the candidate receiving a mirrored share of requests
+    (its answers are recorded, never returned), judged by the analysis after its window,
+    then the live release's own files again. The report is approval evidence.
+
+    ``pending`` ("start", "end") is the commit decided and not yet recorded: written
+    under the row lock before the commit is made, cleared with the commit's id (the
+    rollout's crash-safety pattern; the git writer finds a pushed commit again by its
+    Step-Key trailer).
+    """
+
+    uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    release = models.ForeignKey(
+        Release, on_delete=models.CASCADE, related_name="shadow_evaluations"
+    )
+    # Copied from the release, for the one-evaluation-per-target constraint.
+    service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="+")
+    environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="+")
+    live = models.ForeignKey(
+        Release,
+        on_delete=models.PROTECT,
+        related_name="shadowed_by",
+        help_text="the live release whose traffic is mirrored (and whose files come back)",
+    )
+    run = models.PositiveSmallIntegerField(default=1, help_text="1 for the release's first run")
+    state = models.CharField(
+        max_length=16, choices=ShadowState.choices, default=ShadowState.STARTING
+    )
+    pending = models.CharField(max_length=16, blank=True)
+    mirror_percent = models.PositiveSmallIntegerField()
+    observe_minutes = models.PositiveIntegerField(null=True, blank=True)
+    observe_requests = models.PositiveIntegerField(null=True, blank=True)
+    files = models.JSONField(default=dict, help_text="the evaluation's manifests (no metadata)")
+    analysis_config = models.JSONField(
+        default=dict, blank=True, help_text="the service's analysis config (thresholds, promql)"
+    )
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    started_by_system = models.CharField(max_length=64, blank=True)
+    reason = models.TextField(blank=True)
+    stopped_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    stop_reason = models.TextField(blank=True)
+    start_commit_sha = models.CharField(max_length=40, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True, help_text="start commit recorded")
+    end_commit_sha = models.CharField(max_length=40, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    verdict = models.CharField(max_length=16, blank=True)  # pass / fail / inconclusive
+    verdict_message = models.TextField(blank=True)
+    analysis = models.JSONField(default=dict, blank=True)
+    judged_at = models.DateTimeField(null=True, blank=True, help_text="the report is final")
+    requests = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="mirrored requests the shadow answered so far"
+    )
+    message = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # One evaluation per target at a time: two starts at once make one commit.
+            models.UniqueConstraint(
+                fields=["service", "environment"],
+                condition=Q(state__in=["starting", "running", "ending"]),
+                name="one_shadow_evaluation_per_target",
+            ),
+            models.UniqueConstraint(fields=["release", "run"], name="shadow_evaluation_run"),
+        ]
+
+    def __str__(self) -> str:
+        return f"shadow evaluation {self.run} of #{self.release_id}: {self.state}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in SHADOW_ACTIVE_STATES
+
+    @property
+    def step_name(self) -> str:
+        """The Step-Key suffix of its start commit (the end adds ``-end``)."""
+        return "shadow-evaluation" + (f"-{self.run}" if self.run > 1 else "")
+
+    @property
+    def end_step_name(self) -> str:
+        return "shadow-evaluation-end" + (f"-{self.run}" if self.run > 1 else "")
+
+    @property
+    def started_by_label(self) -> str:
+        if self.started_by_id is not None:
+            return self.started_by.get_username()
+        return f"system:{self.started_by_system}"

@@ -142,3 +142,19 @@ def release_notify_auto_abort(*, release: Release, reason: str) -> None:
         reason,
         [*_requester(release), *oncall_recipients(release.service.owner_team_id)],
     )
+
+
+def release_notify_shadow_report(*, release: Release, evaluation) -> None:
+    """The shadow evaluation of ``release`` is judged: tell the reviewers who can fill an
+    open slot now (and the requester), in the transaction that stores the report."""
+    verdict = {"pass": "passed", "fail": "failed", "inconclusive": "was inconclusive"}.get(
+        evaluation.verdict, evaluation.verdict
+    )
+    _emit(
+        release,
+        EventKind.SHADOW_REPORT,
+        f"Shadow evaluation of {_label(release)} {verdict}",
+        f"{evaluation.verdict_message}\nThe report is on the release page, with the "
+        "agreement rate, output PSI, latency and errors next to production.",
+        [*waiting_recipients(release), *_requester(release)],
+    )

@@ -16,7 +16,7 @@ from apps.gitops.runtimes import KServeMode, Runtime
 # served: they never reach the serving-config parser, and the most specific layer that
 # names them wins whole (a merged plan would mix one layer's steps with another's
 # strategy into something nobody wrote).
-ROLLOUT_KEYS = ("rollout", "analysis")
+ROLLOUT_KEYS = ("rollout", "analysis", "shadow_evaluation")
 
 
 def serving_layer(layer: Mapping | None) -> dict:
@@ -60,6 +60,21 @@ def resolve_rollout_settings(
         if "analysis" in layer:
             analysis = layer["analysis"] or {}
     return plan, analysis
+
+
+def resolve_shadow_settings(*, service, environment, target, release_overrides: Mapping):
+    """What was written under ``shadow_evaluation:`` (``{mirror_percent, observe}``, the
+    shape of a shadow plan without its strategy) in the most specific layer naming it,
+    or None; and the ``analysis:`` config, as for a rollout."""
+    written, analysis = None, {}
+    for layer in _layers(
+        service=service, environment=environment, target=target, overrides=release_overrides
+    ):
+        if "shadow_evaluation" in layer:
+            written = layer["shadow_evaluation"]
+        if "analysis" in layer:
+            analysis = layer["analysis"] or {}
+    return written, analysis
 
 
 def rollout_digest(

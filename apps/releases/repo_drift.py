@@ -16,6 +16,11 @@ folder then legitimately holds the incoming release's files, which are not live 
 The check runs again once that release is live or failed. Nor while Argo CD has not yet
 synced the abort commit of a progressive rollout (the synced revision is an ancestor of
 it): the folder still holds the aborted step's files, which the abort replaces.
+
+A shadow evaluation of a release waiting for approval puts its own files in the folder
+(the live release's plus the mirrored candidate): while it runs, the folder matching
+those files is no drift; after its end commit, the same rule as an abort applies until
+Argo CD has synced the end (the live release's own files again).
 """
 
 from __future__ import annotations
@@ -26,10 +31,12 @@ from apps.gitops.errors import GitOpsError
 from apps.releases import services
 from apps.releases.models import (
     RELEASE_IN_FLIGHT_STATES,
+    SHADOW_ACTIVE_STATES,
     Release,
     ReleaseState,
     Rollout,
     ServiceEnvironment,
+    ShadowEvaluation,
 )
 
 log = logging.getLogger(__name__)
@@ -53,12 +60,28 @@ def check_live_folders(*, writer) -> list[tuple[int, str]]:
             "service_id", "environment_id"
         )
     )
-    # The newest abort commit per target (later rows overwrite earlier ones).
-    aborts = {
-        (service_id, environment_id): sha
-        for service_id, environment_id, sha in Rollout.objects.exclude(abort_commit_sha="")
-        .order_by("ended_at", "pk")
-        .values_list("release__service_id", "release__environment_id", "abort_commit_sha")
+    # The newest commit per target that puts the live release's files back after a
+    # temporary state (a rollout's abort, a shadow evaluation's end): until Argo CD has
+    # synced it, the folder legitimately holds what it replaces.
+    restores: dict[tuple[int, int], tuple] = {}
+    for ended_at, service_id, environment_id, sha in [
+        *Rollout.objects.exclude(abort_commit_sha="").values_list(
+            "ended_at", "release__service_id", "release__environment_id", "abort_commit_sha"
+        ),
+        *ShadowEvaluation.objects.exclude(end_commit_sha="").values_list(
+            "ended_at", "service_id", "environment_id", "end_commit_sha"
+        ),
+    ]:
+        key = (service_id, environment_id)
+        if ended_at is not None and (key not in restores or restores[key][0] < ended_at):
+            restores[key] = (ended_at, sha)
+    aborts = {key: sha for key, (_, sha) in restores.items()}
+    # The files of a running shadow evaluation are expected in its target's folder.
+    shadowing = {
+        (e.service_id, e.environment_id): e.files
+        for e in ShadowEvaluation.objects.filter(state__in=SHADOW_ACTIVE_STATES).only(
+            "service_id", "environment_id", "files"
+        )
     }
     results = []
     for target in (
@@ -73,7 +96,7 @@ def check_live_folders(*, writer) -> list[tuple[int, str]]:
         abort = aborts.get(key)
         if abort and _abort_not_synced(writer, target.synced_revision, abort):
             continue
-        results.append((target.pk, _check_one(writer, target, release)))
+        results.append((target.pk, _check_one(writer, target, release, shadow=shadowing.get(key))))
     return results
 
 
@@ -86,7 +109,7 @@ def _abort_not_synced(writer, revision: str, abort: str) -> bool:
         return False
 
 
-def _check_one(writer, target: ServiceEnvironment, live: Release) -> str:
+def _check_one(writer, target: ServiceEnvironment, live: Release, shadow=None) -> str:
     revision = target.synced_revision
     if (target.drift_checked_revision, target.drift_checked_digest) == (revision, live.digest):
         return "cached"
@@ -94,6 +117,10 @@ def _check_one(writer, target: ServiceEnvironment, live: Release) -> str:
     try:
         found = writer.folder_files(revision, **where)
         differences = services.folder_differences(approved=live.rendered_files, found=found)
+        if differences and shadow:
+            # A running shadow evaluation's own files are expected there; anything else
+            # is listed against what the evaluation put in the folder.
+            differences = services.folder_differences(approved=shadow, found=found)
         change = writer.folder_last_change(revision, **where) if differences else None
     except GitOpsError as exc:
         log.warning("cannot check the folder of %s at %s: %s", target, revision[:12], exc)

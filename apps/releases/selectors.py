@@ -25,6 +25,7 @@ from apps.releases.models import (
     ServiceEnvironment,
 )
 from apps.releases.policy import Decision, PolicyProgress, Rule, open_slots_for, policy_progress
+from apps.releases.shadow_report import judged_report
 
 
 def release_list(
@@ -492,6 +493,9 @@ def review_snapshot(release: Release, *, panels: list) -> dict:
         if review.staging
         else None,
         # The shadow evaluation reviewers saw (contributed by the metrics panel), if any.
-        "shadow": next((p.context["report"] for p in panels if "report" in p.context), None),
+        # The shadow evaluation reviewers saw: this release's own judged run before
+        # approval, else the shadow run the metrics panel found (a rollout's shadow step).
+        "shadow": judged_report(release)
+        or next((p.context["report"] for p in panels if "report" in p.context), None),
         "taken_at": timezone.now().isoformat(timespec="seconds"),
     }

@@ -24,6 +24,11 @@ urlpatterns = [
         views.release_rollout_action,
         name="rollout_action",
     ),
+    path(
+        "releases/<int:pk>/shadow-evaluation/<slug:action>/",
+        views.release_shadow_action,
+        name="shadow_action",
+    ),
     path("inbox/", views.inbox, name="inbox"),
     path("start/", views.landing, name="landing"),
     path("services/", views.service_list, name="services"),

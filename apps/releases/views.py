@@ -35,6 +35,7 @@ from apps.releases.models import (
     ReleaseState,
     Rollout,
     Service,
+    ShadowEvaluation,
 )
 from apps.releases.policy import open_slots_for
 from apps.releases.review import approvals_text
@@ -171,7 +172,14 @@ def release_status_version(pk: int) -> tuple:
         for status in (freeze_status(env) for env in environments)
     )
     newest_audit = AuditEvent.objects.order_by("-id").values_list("id", flat=True).first()
-    return (row.state, row.status_message, newest_audit, freezes, minute_bucket())
+    # A running shadow evaluation's figures change at every poll without an audit row.
+    shadow = (
+        ShadowEvaluation.objects.filter(release_id=pk)
+        .order_by("-run")
+        .values_list("updated_at", flat=True)
+        .first()
+    )
+    return (row.state, row.status_message, newest_audit, freezes, minute_bucket(), shadow)
 
 
 @login_required
@@ -233,6 +241,7 @@ def _status_context(request, release: Release) -> dict:
         )
     moving = release.state in (ReleaseState.APPROVED, ReleaseState.DEPLOYING)
     rollout = _rollout_context(user, release)
+    shadow = _shadow_context(user, release)
     soaking = any(not gate.passed and not standing for _, gate, standing, _ in promotion_targets)
     frozen = any(f.frozen for *_, f in promotion_targets) or bool(own_freeze and own_freeze.frozen)
     return {
@@ -261,12 +270,18 @@ def _status_context(request, release: Release) -> dict:
         "soak": soak,
         "moving": moving,
         **rollout,
+        "shadow": shadow,
         # Poll while the release moves, while approvals come in, while a soak gate is
         # still closed, and while a freeze holds it or its promotion: each of those
         # changes without anyone touching this page.
         # A page offering a promotion polls too, so a freeze that starts shows at once
         # (unchanged polls are a 304: the status view is a live fragment).
-        "poll": moving or is_pending or soaking or frozen or bool(promotion_targets),
+        "poll": moving
+        or is_pending
+        or soaking
+        or frozen
+        or bool(promotion_targets)
+        or bool(shadow and shadow["active"]),
     }
 
 
@@ -295,6 +310,78 @@ def _rollout_context(user, release: Release) -> dict:
         and rollout.state == "held"
         and (engineer or on_call),
     }
+
+
+def _shadow_context(user, release: Release) -> dict | None:
+    """The shadow evaluation section: shown where the environment's policy is not off,
+    for a release waiting for approval or one that has an evaluation on record."""
+    from apps.releases.services.shadow_policy import shadow_policy
+    from apps.releases.shadow_report import evaluation_report
+
+    latest = (
+        ShadowEvaluation.objects.filter(release=release)
+        .select_related("started_by", "stopped_by")
+        .order_by("-run")
+        .first()
+    )
+    policy = shadow_policy(release)
+    waiting = release.state == ReleaseState.PENDING_APPROVAL
+    if latest is None and (policy == "off" or not waiting):
+        return None
+    # The judged run reviewers weigh stays on the page while a newer one runs.
+    shown = latest
+    if latest is not None and latest.judged_at is None and not latest.is_active:
+        shown = (
+            ShadowEvaluation.objects.filter(release=release, judged_at__isnull=False)
+            .select_related("started_by", "stopped_by")
+            .order_by("-run")
+            .first()
+        ) or latest
+    active = latest is not None and latest.is_active
+    engineer = permissions.can_promote(user, release.service)
+    unavailable = services.shadow_unavailable(release) if waiting else None
+    return {
+        "policy": policy,
+        "report": evaluation_report(shown) if shown is not None else None,
+        "active": active,
+        "unavailable": unavailable,
+        "gate": services.shadow_approval_refusal(release) if waiting else None,
+        "can_start": waiting and engineer and not active and not unavailable,
+        "can_stop": engineer and active and latest.state != "ending",
+    }
+
+
+_SHADOW_ACTIONS = {
+    "start": (
+        "Shadow evaluation started: the mirror is committed within seconds.",
+        lambda r, u, why: services.shadow_evaluation_start(release=r, actor=u, reason=why),
+    ),
+    "stop": (
+        "Shadow evaluation stopping: the live release's own files go back within seconds.",
+        lambda r, u, why: services.shadow_evaluation_stop(release=r, actor=u, reason=why),
+    ),
+}
+
+
+@login_required
+@require_POST
+def release_shadow_action(request, pk: int, action: str):
+    """The shadow evaluation's buttons; the services check who may do what."""
+    release = _get_release(pk)
+    if action not in _SHADOW_ACTIONS:
+        raise Http404("No such shadow evaluation action.")
+    if not permissions.can_promote(request.user):
+        raise PermissionDenied("Only ML engineers and admins start or stop a shadow evaluation.")
+    form = ReasonForm(request.POST)
+    reason = form.cleaned_data["reason"] if form.is_valid() else ""
+    done, act = _SHADOW_ACTIONS[action]
+    try:
+        act(release, request.user, reason)
+    except DomainError as exc:
+        _domain_error_to_message(request, exc)
+        return redirect("releases:detail", pk=pk)
+    messages.success(request, done)
+    return redirect("releases:detail", pk=pk)
 
 
 _ROLLOUT_ACTIONS = {

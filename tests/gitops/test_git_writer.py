@@ -760,6 +760,25 @@ def test_each_step_of_one_release_is_its_own_commit_found_again_by_its_step_key(
     assert len(gitops_remote.commits_with_trailer("Release-Id", release_id)) == 2
 
 
+@pytest.mark.parametrize("who", ["same", "fresh", "fresh-scan-only"])
+def test_a_step_of_a_release_is_not_taken_for_its_own_commit(gitops_remote, make_git_writer, who):
+    """A shadow evaluation commits a step of a release before the release is approved;
+    its Release-Id trailer must not make the release's own commit look done, whether
+    the writer pushed the step itself, learned it from the tip, or searched history."""
+    writer = make_git_writer(gitops_remote.url)
+    release_id = new_id()
+    step = commit(writer, release_id, step_key=f"{release_id}/shadow-evaluation")
+    if who != "same":
+        writer = make_git_writer(gitops_remote.url, name=who)
+    if who == "fresh-scan-only":
+        # Older than the tip scan: only the history search (--grep) can find it.
+        own = commit(writer, release_id, since=datetime.now(UTC) - timedelta(days=30))
+    else:
+        own = commit(writer, release_id)
+    assert own.created and own.sha != step.sha
+    assert commit(writer, release_id).sha == own.sha  # and found again as itself
+
+
 @pytest.mark.parametrize("key", ["step-1", "not a key/step-1", "{other}/step-1", "{id}/Step 1"])
 def test_a_step_key_must_be_this_releases_and_plain(gitops_remote, make_git_writer, key):
     writer = make_git_writer(gitops_remote.url)

@@ -33,6 +33,7 @@ def test_changing_an_environment_in_the_admin_is_audited(admin_client_ada, envir
             "bake_minutes": staging.bake_minutes,
             "kserve_mode": staging.kserve_mode,
             "kserve_version": staging.kserve_version,
+            "shadow_evaluation": staging.shadow_evaluation,
             "approval_rules-TOTAL_FORMS": 0,
             "approval_rules-INITIAL_FORMS": 0,
             "approval_rules-MIN_NUM_FORMS": 0,

@@ -4,6 +4,7 @@
 - ``slo``: breach and recovery judging, SLO state and events;
 - ``guard``: the guarded automatic rollback;
 - ``rollout``: the step controller of progressive delivery;
+- ``shadow``: judging shadow evaluations of releases waiting for approval;
 - ``rollups``: roll-ups and retention.
 
 Every public name is re-exported here, so ``from apps.metrics.services import ...`` keeps
@@ -15,6 +16,7 @@ from apps.metrics.services.guard import GUARD_ACTOR, guard_consider
 from apps.metrics.services.poll import PollResult, SourceRun, derived_readings, metrics_poll
 from apps.metrics.services.rollout import StepDecision, rollout_judge, rollouts_step
 from apps.metrics.services.rollups import metrics_retention, metrics_rollup
+from apps.metrics.services.shadow import ShadowDecision, shadow_evaluations_step, shadow_judge
 from apps.metrics.services.slo import METRICS_ACTOR, slo_judge
 
 __all__ = [
@@ -22,6 +24,7 @@ __all__ = [
     "METRICS_ACTOR",
     "WRITE_BATCH",
     "PollResult",
+    "ShadowDecision",
     "SourceRun",
     "StepDecision",
     "derived_readings",
@@ -31,5 +34,7 @@ __all__ = [
     "metrics_rollup",
     "rollout_judge",
     "rollouts_step",
+    "shadow_evaluations_step",
+    "shadow_judge",
     "slo_judge",
 ]

@@ -98,6 +98,14 @@ def rollouts_step(
     finally:
         if reader is not None:
             reader.close()
+    # Shadow evaluations of releases waiting for approval, on the same beat: a final
+    # report's end commit is made below, in this pass.
+    from apps.metrics.services.shadow import shadow_evaluations_step
+
+    try:
+        shadow_evaluations_step(now=now, client=client)
+    except Exception:  # must not keep the rollouts' commits from being made
+        log.exception("the shadow evaluations could not be judged this pass")
     rollout_commit_pending(writer=writer, refresher=refresher)
     return decisions
 

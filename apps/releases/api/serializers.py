@@ -48,6 +48,7 @@ class EnvironmentSerializer(serializers.ModelSerializer):
             "bake_minutes",
             "kserve_mode",
             "kserve_version",
+            "shadow_evaluation",
             "approval_rules",
             "separates_trainer",
         ]
@@ -160,6 +161,57 @@ class RolloutSerializer(serializers.Serializer):
     steps = RolloutStepSerializer(many=True, source="steps.all")
 
 
+class ShadowRowSerializer(serializers.Serializer):
+    label = serializers.CharField()
+    unit = serializers.CharField()
+    shadow = serializers.CharField()
+    production = serializers.CharField()
+    verdict = serializers.CharField(allow_null=True)
+    message = serializers.CharField(allow_null=True)
+
+
+class ShadowReportSerializer(serializers.Serializer):
+    run = serializers.IntegerField()
+    state = serializers.CharField(help_text="starting, running, ending, done, ended")
+    judged = serializers.BooleanField()
+    verdict = serializers.CharField(help_text="pass, fail, inconclusive; '' until judged")
+    interim_verdict = serializers.CharField(help_text="while running: the verdict so far")
+    message = serializers.CharField()
+    status = serializers.CharField()
+    mirror_percent = serializers.IntegerField()
+    observe = serializers.DictField()
+    minutes_left = serializers.IntegerField(allow_null=True)
+    live_release_id = serializers.IntegerField()
+    requests = serializers.DictField(help_text="candidate (the shadow) and stable (production)")
+    compared = serializers.FloatField(allow_null=True)
+    rows = ShadowRowSerializer(many=True)
+    start = serializers.CharField(allow_null=True)
+    end = serializers.CharField(allow_null=True)
+    started_by = serializers.CharField()
+    reason = serializers.CharField()
+    stopped_by = serializers.CharField(allow_null=True)
+    stop_reason = serializers.CharField()
+    started_at = serializers.CharField(allow_null=True)
+    judged_at = serializers.CharField(allow_null=True)
+    ended_at = serializers.CharField(allow_null=True)
+    start_commit = serializers.CharField(allow_null=True)
+    end_commit = serializers.CharField(allow_null=True)
+
+
+class ShadowEvaluationSerializer(serializers.Serializer):
+    policy = serializers.CharField(help_text="the environment's: off, optional, required")
+    unavailable = serializers.CharField(
+        allow_null=True, help_text="why no evaluation can run for this release, if so"
+    )
+    approval_blocked = serializers.CharField(
+        allow_null=True, help_text="why an approval is refused now (409), if it is"
+    )
+    current = ShadowReportSerializer(
+        allow_null=True, help_text="the latest judged run: the report reviewers weigh"
+    )
+    runs = ShadowReportSerializer(many=True, help_text="every run, newest first")
+
+
 class ReleaseSerializer(serializers.ModelSerializer):
     service = serializers.CharField(source="service.name")
     environment = serializers.CharField(source="environment.name")
@@ -182,6 +234,7 @@ class ReleaseSerializer(serializers.ModelSerializer):
     )
     rollout_plan = serializers.SerializerMethodField()
     rollout = serializers.SerializerMethodField()
+    shadow_evaluation = serializers.SerializerMethodField()
 
     class Meta:
         model = Release
@@ -217,6 +270,7 @@ class ReleaseSerializer(serializers.ModelSerializer):
             "freeze_override",
             "rollout_plan",
             "rollout",
+            "shadow_evaluation",
         ]
 
     @extend_schema_field(FreezeSerializer(allow_null=True))
@@ -251,6 +305,29 @@ class ReleaseSerializer(serializers.ModelSerializer):
     def get_rollout(self, release) -> RolloutSerializer(allow_null=True):
         rollout = getattr(release, "rollout", None) if release.is_progressive else None
         return RolloutSerializer(rollout).data if rollout is not None else None
+
+    @extend_schema_field(ShadowEvaluationSerializer(allow_null=True))
+    def get_shadow_evaluation(self, release) -> dict | None:
+        """Null where the environment's policy is off and no evaluation ran."""
+        from apps.releases.services.shadow_policy import (
+            shadow_approval_refusal,
+            shadow_policy,
+            shadow_unavailable,
+        )
+        from apps.releases.shadow_report import release_shadow_reports
+
+        runs = release_shadow_reports(release)
+        policy = shadow_policy(release)
+        if not runs and policy == "off":
+            return None
+        waiting = release.state == ReleaseState.PENDING_APPROVAL
+        return {
+            "policy": policy,
+            "unavailable": shadow_unavailable(release) if waiting else None,
+            "approval_blocked": shadow_approval_refusal(release) if waiting else None,
+            "current": next((r for r in runs if r["judged"]), None),
+            "runs": runs,
+        }
 
     def get_policy(self, release) -> PolicyProgressSerializer:
         progress: PolicyProgress = release_policy_progress(release)

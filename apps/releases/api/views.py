@@ -401,6 +401,53 @@ class ReleaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     def rollout_lift_hold(self, request, pk=None):
         return self._rollout_action(request, pk, services.rollout_lift_hold, "lift-hold")
 
+    # --- shadow evaluation of a release waiting for approval ----------------------------
+    # Idempotent like the rollout actions: a second start while this release's evaluation
+    # runs answers 200 with it (one commit), a second stop answers 200 too.
+
+    @extend_schema(
+        summary="Start a shadow evaluation of this release waiting for approval (ML "
+        "engineers of the service's team)",
+        description="The candidate receives a mirrored share of the environment's live "
+        "requests (answers recorded, never returned); after the observe window the report "
+        "is stored with the release. 201 when started, 200 when this release's evaluation "
+        "already runs; 409 during a freeze, while a deploy or rollout of the target is under "
+        "way, or while another release's evaluation runs there (naming it).",
+        parameters=[
+            _ID_PARAMETER,
+            OpenApiParameter("Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER),
+        ],
+        request=s.RolloutActionSerializer,
+        responses={201: s.ReleaseSerializer, 200: s.ReleaseSerializer, **_ERRORS},
+    )
+    @action(detail=True, methods=["post"], url_path="shadow-evaluation")
+    def shadow_evaluation_start(self, request, pk=None):
+        release = self._release(pk)
+        _idempotency_key(request)  # checked like every endpoint that takes one
+        data = _valid(s.RolloutActionSerializer, request)
+        _, created = services.shadow_evaluation_start(
+            release=release, actor=request.user, reason=data["reason"]
+        )
+        return self._answer(release, status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+    @extend_schema(
+        summary="Stop the running shadow evaluation: the live release's own files go back "
+        "(ML engineers of the service's team)",
+        parameters=[
+            _ID_PARAMETER,
+            OpenApiParameter("Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER),
+        ],
+        request=s.RolloutActionSerializer,
+        responses={200: s.ReleaseSerializer, **_ERRORS},
+    )
+    @action(detail=True, methods=["post"], url_path="shadow-evaluation/stop")
+    def shadow_evaluation_stop(self, request, pk=None):
+        release = self._release(pk)
+        _idempotency_key(request)
+        data = _valid(s.RolloutActionSerializer, request)
+        services.shadow_evaluation_stop(release=release, actor=request.user, reason=data["reason"])
+        return self._answer(release)
+
 
 _KEY_MAX = Release._meta.get_field("idempotency_key").max_length
 

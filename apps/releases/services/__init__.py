@@ -44,6 +44,17 @@ from apps.releases.services.rollback import (
     rollback_candidates,
     rollback_default_target,
 )
+from apps.releases.services.shadow import (
+    shadow_decide_end,
+    shadow_end_for_target,
+    shadow_evaluation_end_without_commit,
+    shadow_evaluation_start,
+    shadow_evaluation_stop,
+    shadow_note,
+    shadow_record_commit,
+    shadow_record_report,
+)
+from apps.releases.services.shadow_policy import shadow_approval_refusal, shadow_unavailable
 
 __all__ = [
     "folder_differences",
@@ -76,6 +87,16 @@ __all__ = [
     "rollout_record_verdict",
     "rollout_resume",
     "rollout_steps_of",
+    "shadow_approval_refusal",
+    "shadow_decide_end",
+    "shadow_end_for_target",
+    "shadow_evaluation_end_without_commit",
+    "shadow_evaluation_start",
+    "shadow_evaluation_stop",
+    "shadow_note",
+    "shadow_record_commit",
+    "shadow_record_report",
+    "shadow_unavailable",
     "target_record_drift",
     "target_record_status",
 ]

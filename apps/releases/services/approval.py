@@ -20,6 +20,7 @@ from apps.releases.services._transitions import (
     _locked,
     _move,
 )
+from apps.releases.services.shadow_policy import shadow_approval_refusal
 
 
 def _check_reviewer(actor, release: Release, *, doing: str) -> None:
@@ -96,6 +97,11 @@ def release_approve(
     if digest and digest != release.digest:
         raise Conflict("This release is not the one you reviewed (its digest differs); reload it.")
     role = _reviewer_role(actor, release, role)
+    # The shadow report is evidence reviewers weigh: a failing one blocks approval, and
+    # where the environment requires one, approval waits for it (rejecting never does).
+    waiting = shadow_approval_refusal(release)
+    if waiting:
+        raise Conflict(waiting)
     progress = release_policy_progress(release)
     slot = next(r for r in progress.roles if r.role == role)
     if Approval.objects.filter(release=release, approver=actor).exists():

@@ -45,6 +45,8 @@ from apps.releases.services._transitions import (
 from apps.releases.services.artifacts import release_check_artifacts
 from apps.releases.services.freeze import refuse_if_frozen
 from apps.releases.services.progressive import held_rollout
+from apps.releases.services.shadow import shadow_autostart
+from apps.releases.services.shadow_policy import shadow_submit_refusal
 
 
 def _render_or_error(*, service, environment, model_version, release_uid, config):
@@ -379,10 +381,18 @@ def release_submit(*, actor, release: Release) -> Release:
     _check_transition(release, ReleaseState.PENDING_APPROVAL, doing="submit")
     # Before the artifact check (slow I/O): a frozen environment is the first answer.
     refuse_if_frozen(release=release, doing=_asking(release))
+    _refuse_unmirrorable(release)
     release_check_artifacts(
         service=release.service, model_version=release.model_version, config=release.config
     )
     return submit_checked(actor=actor, release=release)
+
+
+def _refuse_unmirrorable(release: Release) -> None:
+    """Before review: the environment requires a shadow report this runtime cannot give."""
+    refusal = shadow_submit_refusal(release)
+    if refusal:
+        raise DomainError(refusal, field_errors={"shadow_evaluation": [refusal]})
 
 
 def _asking(release: Release) -> str:
@@ -413,6 +423,7 @@ def submit_checked(*, actor, release: Release) -> Release:
         )
         release_queue.enqueue_deploy_on_commit()
     else:
+        _refuse_unmirrorable(release)
         _move(
             release,
             ReleaseState.PENDING_APPROVAL,
@@ -421,6 +432,9 @@ def submit_checked(*, actor, release: Release) -> Release:
             fields={"submitted_at": now},
             note={"policy": progress.summary},
         )
+        # Where the environment requires a shadow report, the evaluation starts now:
+        # its commit is made after this transaction commits.
+        shadow_autostart(release=release)
     return release
 
 

@@ -98,6 +98,7 @@ class Command(BaseCommand):
             self._backfill_metrics()
         self._freeze_window(people["ada"], prod)
         self._canary_in_prod(people, prod)
+        self._shadow_in_prod(people, prod)
         self.stdout.write(self.style.SUCCESS("demo data ready"))
 
     def _teams(self):
@@ -273,6 +274,29 @@ class Command(BaseCommand):
                 target_type="service_environment",
                 target_id=target.pk,
                 after={"rollout": plan},
+            )
+
+    def _shadow_in_prod(self, people, prod):
+        """Shadow evaluation before approval is optional in prod, with a one-minute window
+        at 20% mirrored, so the story can show a report before pat and carol approve.
+        Optional, not required: under required, churn-model v4's failing report would
+        block its approval, and the story could no longer show the canary abort at 10%."""
+        if prod.shadow_evaluation != "off":
+            return
+        settings_ = {"mirror_percent": 20, "observe": {"minutes": 1}}
+        with audited_atomic():
+            prod.shadow_evaluation = "optional"
+            prod.config_overrides = {
+                **(prod.config_overrides or {}),
+                "shadow_evaluation": settings_,
+            }
+            prod.save(update_fields=["shadow_evaluation", "config_overrides"])
+            audit_record(
+                actor=people["ada"],
+                action="environment.change",
+                target_type="environment",
+                target_id=prod.pk,
+                after={"shadow_evaluation": "optional", "config": settings_},
             )
 
     def _backfill_metrics(self, hours: int = 2, step_seconds: int = 60):
