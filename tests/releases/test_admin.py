@@ -57,6 +57,7 @@ def _environment_form(environment, **fields) -> dict:
         "bake_minutes": environment.bake_minutes,
         "kserve_mode": environment.kserve_mode,
         "kserve_version": environment.kserve_version,
+        "shadow_evaluation": environment.shadow_evaluation,
         "approval_rules-TOTAL_FORMS": 0,
         "approval_rules-INITIAL_FORMS": 0,
         "approval_rules-MIN_NUM_FORMS": 0,
