@@ -5,7 +5,7 @@ snapshot and in the evidence pack."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.utils import timezone
 
@@ -31,6 +31,18 @@ def shown(value, unit: str) -> str:
     return f"{value:.3f}"
 
 
+def window_text(start: str | None, end: str | None) -> str:
+    """The report's window as people read it: "2026-12-02 13:37 to 13:38 UTC (1 min)"."""
+    try:
+        first = datetime.fromisoformat(start).astimezone(UTC)
+        last = datetime.fromisoformat(end).astimezone(UTC)
+    except (TypeError, ValueError):
+        return ""
+    minutes = max(1, round((last - first).total_seconds() / 60))
+    until = f"{last:%H:%M}" if first.date() == last.date() else f"{last:%Y-%m-%d %H:%M}"
+    return f"{first:%Y-%m-%d %H:%M} to {until} UTC ({minutes} min)"
+
+
 def report_rows(analysis: dict) -> list[dict]:
     checks = {c.get("name"): c for c in (analysis or {}).get("checks", [])}
     rows = []
@@ -42,7 +54,11 @@ def report_rows(analysis: dict) -> list[dict]:
                     "label": label,
                     "unit": unit,
                     "shadow": shown(check.get("candidate"), unit),
-                    "production": shown(check.get("stable"), unit),
+                    # PSI compares the shadow's scores with production's: production is
+                    # the reference, not a figure of its own.
+                    "production": "reference"
+                    if unit == "psi"
+                    else shown(check.get("stable"), unit),
                     "verdict": check.get("verdict"),
                     "message": check.get("message"),
                 }
@@ -88,6 +104,7 @@ def evaluation_report(evaluation: ShadowEvaluation, *, now=None) -> dict:
         "rows": report_rows(analysis),
         "start": analysis.get("start"),
         "end": analysis.get("end"),
+        "window": window_text(analysis.get("start"), analysis.get("end")),
         "started_by": evaluation.started_by_label,
         "reason": evaluation.reason,
         "stopped_by": evaluation.stopped_by.get_username() if evaluation.stopped_by_id else None,

@@ -10,6 +10,7 @@ agree) and v7 (not enough traffic).
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -182,3 +183,32 @@ def test_the_demo_simulator_judges_it_too(alice, service, prod_shadowed, live, w
     page = browser.get(f"/releases/{evaluation.release_id}/").content.decode()
     assert 'data-testid="shadow-report"' in page and "judged: pass" in page
     assert "Output PSI (shadow against production)" in page
+    # Mirrored requests are answered by both models: the simulator compares their classes
+    # (99% for a retrained model without drift), and the report says when, in words.
+    checks = {c["name"]: c for c in evaluation.analysis["checks"]}
+    assert checks["agreement"]["verdict"] == "pass", checks["agreement"]
+    assert "Agreement with production" in page and "99.00%" in page
+    assert re.search(r"Report: \d{4}-\d\d-\d\d \d\d:\d\d to [\d:]+ UTC \(\d+ min\)", page)
+
+
+def test_the_demo_simulator_agrees_less_with_a_drifted_candidate():
+    from apps.metrics.sources.demo import demo_analysis_inputs
+
+    def agreement(tags):
+        inputs = demo_analysis_inputs(
+            candidate="v4", stable="v3", candidate_tags=tags, stable_tags={},
+            slo_p95_ms=250, slo_error_rate=0.02, share_percent=20, mirrored=True,
+            start=START, end=START + timedelta(minutes=10),
+        )  # fmt: skip
+        return inputs.agreed / inputs.compared
+
+    assert agreement({}) == pytest.approx(0.99)
+    # The README's drifted v4 (PSI 0.49) changes the class of about one answer in six:
+    # under the default agreement floor of 95%.
+    assert 0.75 < agreement({"demo.drift_psi": "0.49"}) < 0.95
+    canary = demo_analysis_inputs(
+        candidate="v4", stable="v3", candidate_tags={}, stable_tags={}, slo_p95_ms=250,
+        slo_error_rate=0.02, share_percent=10, mirrored=False, start=START,
+        end=START + timedelta(minutes=10),
+    )  # fmt: skip
+    assert canary.compared is None  # a canary's requests are answered by one model only

@@ -18,7 +18,8 @@ roll back story can be played:
   x its SLO); the error rate grows with it too (x (1 + 4 (m - 1)): 2.5 gives 7x, 1.4-2.8
   x its SLO), so both SLOs breach;
 - ``demo.error_rate`` (e.g. "0.05"): this error rate instead;
-- ``demo.drift_psi`` (e.g. "0.3"): this PSI instead.
+- ``demo.drift_psi`` (e.g. "0.3"): this PSI instead; in a shadow run (mirrored requests)
+  the candidate also agrees less often with the stable model (99% without the tag).
 """
 
 from __future__ import annotations
@@ -237,9 +238,26 @@ def demo_analysis_inputs(
             scores=_score_histogram(tags, requests),
         )
 
+    compared = agreed = None
+    if mirrored:
+        # Both models answered every mirrored request, so their answers can be compared.
+        compared = candidate_requests
+        agreed = compared * _demo_agreement(candidate_tags)
     return AnalysisInputs(
         candidate=revision(candidate, candidate_tags, candidate_requests),
         stable=revision(stable, stable_tags, stable_requests),
         start=start,
         end=end,
+        agreed=agreed,
+        compared=compared,
     )
+
+
+def _demo_agreement(tags) -> float:
+    """How often a candidate's class matches the stable's on the same request: a retrained
+    model of the same data agrees on 99%; a shifted output distribution moves a share
+    ``a`` of the scores into the top bucket, and about half of those cross the 0.5
+    decision threshold and change class."""
+    drift = _tag_value(tags, TAG_DRIFT)
+    moved = (_shifted_shares(drift)[9] - 0.1) / 0.9 if drift else 0.0
+    return max(0.0, 0.99 - 0.5 * moved)
