@@ -17,7 +17,7 @@ from django.db.models import Count, Max, Q
 from apps.audit.models import AuditEvent
 from apps.core.live import minute_bucket
 from apps.metrics.selectors import live_version, stale_sources
-from apps.releases.models import ServiceEnvironment
+from apps.releases.models import Environment, Service, ServiceEnvironment
 
 
 def _newest_audit_id() -> int | None:
@@ -29,18 +29,27 @@ def _stale_names() -> tuple:
 
 
 def fleet_version() -> tuple:
+    """The fleet page's key. Besides its fragment's 304s, the page's ranking of the whole
+    fleet is kept per process under it (apps/dashboards/fleet.py): whatever may move a
+    row must move the key (tests/dashboards/test_fleet_version.py)."""
     targets = ServiceEnvironment.objects.aggregate(
         health=Max("health_since"),
         drift=Max("drift_detected_at"),
         synced=Count("id", filter=Q(sync_status="Synced")),
         healthy=Count("id", filter=Q(health_status="Healthy")),
         drifted=Count("id", filter=~Q(drift_revision="")),
+        measured=Count("id", filter=Q(has_metrics=True)),
         targets=Count("id"),
     )
+    # Services and environments made without an audited action (a seed script, the ORM)
+    # still add rows; renames and team changes go through the audited admin.
+    services = Service.objects.aggregate(count=Count("id"), newest=Max("id"))
+    environments = Environment.objects.aggregate(count=Count("id"), newest=Max("id"))
     return (
         _newest_audit_id(),
         live_version(),
         tuple(sorted(targets.items())),
+        (services["count"], services["newest"], environments["count"], environments["newest"]),
         _stale_names(),
         minute_bucket(),
     )

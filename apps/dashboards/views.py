@@ -102,7 +102,7 @@ def _fleet_url(params: dict, **changes) -> str:
     return f"?{query.urlencode()}" if query else "?"
 
 
-def _fleet_context(request) -> dict:
+def _fleet_context(request, *, version: tuple) -> dict:
     params = _fleet_params(request)
     can_rollback = permissions.can_rollback(request.user)
     page = fleet_page(
@@ -110,6 +110,7 @@ def _fleet_context(request) -> dict:
         page=_page_number(request.GET.get("page", "")),
         with_rollback=can_rollback,
         rollback_team_ids=permissions.rollback_team_ids(request.user),
+        version=version,
     )
     # Filters and sort keep each other; changing either goes back to page 1.
     columns = [
@@ -148,16 +149,25 @@ def _fleet_context(request) -> dict:
 def fleet(request):
     """The landing page: every service in every environment, worst first, a page of
     rows at a time. The table below the filters is the live fragment (``fleet_live``,
-    the same query string, so each page polls its own rows)."""
-    return render(request, "dashboards/fleet.html", _fleet_context(request))
+    the same query string, so each page polls its own rows). The version key is read
+    fresh here (the page follows an action at once); the ranking behind it is shared."""
+    return render(
+        request, "dashboards/fleet.html", _fleet_context(request, version=fleet_version())
+    )
 
 
 @login_required
 @require_GET
 @live_fragment(fleet_version)
 def fleet_live(request):
-    """The fleet table alone, for the page's poll; 304 when nothing it shows changed."""
-    return render(request, "dashboards/_fleet_table.html", _fleet_context(request))
+    """The fleet table alone, for the page's poll; 304 when nothing it shows changed.
+    A 200 ranks under the key its ETag names (at most ``shared_seconds()`` old, like the
+    304s)."""
+    return render(
+        request,
+        "dashboards/_fleet_table.html",
+        _fleet_context(request, version=request.live_version),
+    )
 
 
 def _target(service_name: str, environment_name: str):

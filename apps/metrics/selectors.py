@@ -53,6 +53,9 @@ from apps.releases.models import (
 class LiveTarget:
     target: Target  # plain values for the sources
     release: Release  # the live release, with service, environment and model version
+    # The ServiceEnvironment row whose has_metrics the poll sets once it stores a fleet
+    # metric for it; None when the flag is already set (or there is no row).
+    unmeasured_target_id: int | None = None
 
 
 def _slo_of(service, target: ServiceEnvironment | None) -> dict[str, float | None]:
@@ -97,11 +100,14 @@ def poll_targets() -> list[LiveTarget]:
     )
     overrides = {
         (t.service_id, t.environment_id): t
-        for t in ServiceEnvironment.objects.only("service_id", "environment_id", *slo_fields)
+        for t in ServiceEnvironment.objects.only(
+            "service_id", "environment_id", "has_metrics", *slo_fields
+        )
     }
     out = []
     for release in releases:
         version = release.model_version
+        row = overrides.get((release.service_id, release.environment_id))
         out.append(
             LiveTarget(
                 target=Target(
@@ -116,12 +122,10 @@ def poll_targets() -> list[LiveTarget]:
                     live_at=release.live_at,
                     # Effective thresholds (ServiceEnvironment.slo()), for the sources
                     # and the SLO judge.
-                    slo=_slo_of(
-                        release.service,
-                        overrides.get((release.service_id, release.environment_id)),
-                    ),
+                    slo=_slo_of(release.service, row),
                 ),
                 release=release,
+                unmeasured_target_id=row.pk if row is not None and not row.has_metrics else None,
             )
         )
     return out
@@ -393,14 +397,19 @@ class FleetState:
     breaches: dict = field(default_factory=dict)  # breaches_by_target()
 
 
-def fleet_state(*, now: datetime | None = None, targets=None) -> FleetState:
+def fleet_state(
+    *, now: datetime | None = None, targets=None, environments: list | None = None
+) -> FleetState:
     """Everything the fleet overview shows for every service in every environment (or for
     ``targets``, (service_id, environment_id) pairs: one page of it), in a fixed number
-    of queries (nine)
+    of queries (nine, eight when the caller has the ``environments`` at hand)
     whatever the size of the fleet. Each read fetches only the columns the page shows:
     with 5,000 targets, whole release rows (rendered manifests, configuration) and whole
     target rows cost more than the page's own work."""
-    environments = list(Environment.objects.only("id", "name", "order").order_by("order", "name"))
+    if environments is None:
+        environments = list(
+            Environment.objects.only("id", "name", "order").order_by("order", "name")
+        )
     slo_fields = [f"slo_{key}" for key in SLO_METRICS]
     service_rows = Service.objects.select_related("owner_team").only(
         "id", "name", "owner_team__slug", "owner_team__name", "runbook_url", *slo_fields
@@ -506,17 +515,16 @@ class FleetIndex:
     health: dict[tuple[int, int], str]  # Argo CD health status
     drifted: set[tuple[int, int]]  # the repository holds files nobody approved
     breaching: set[tuple[int, int]]  # an SLO in breach
-    measured: set[tuple[int, int]]  # some shown metric has a latest value
+    measured: set[tuple[int, int]]  # some FLEET_METRICS metric has a latest value
     values: dict[tuple[int, int], float]  # the sort metric's latest value, when sorting by one
 
 
-def fleet_index(
-    *, shown_metrics, sort_metric: str | None = None, with_waiting: bool = False
-) -> FleetIndex:
-    """What ranking and filtering the whole fleet needs, and no more: six narrow queries
+def fleet_index(*, sort_metric: str | None = None, with_waiting: bool = False) -> FleetIndex:
+    """What ranking and filtering the whole fleet needs, and no more: five narrow queries
     of plain tuples whatever the fleet's size, one more when sorting by a metric
-    (``sort_metric``) or by approvals waiting (``with_waiting``). ``shown_metrics``: the
-    metrics whose absence makes a target's status "unknown"."""
+    (``sort_metric``) or by approvals waiting (``with_waiting``). A target without a
+    latest value of any of ``FLEET_METRICS`` is not ``measured`` (its status "unknown"):
+    the poll keeps that on the target (``has_metrics``)."""
     environments = list(Environment.objects.only("id", "name", "order").order_by("order", "name"))
     services = list(
         Service.objects.order_by("name").values_list(
@@ -556,25 +564,30 @@ def fleet_index(
         )
     health: dict[tuple[int, int], str] = {}
     drifted: set[tuple[int, int]] = set()
+    measured: set[tuple[int, int]] = set()
     for (
         service_id,
         environment_id,
         health_status,
         revision,
         commit,
+        has_metrics,
     ) in ServiceEnvironment.objects.values_list(
-        "service_id", "environment_id", "health_status", "drift_revision", "drift_commit"
+        "service_id",
+        "environment_id",
+        "health_status",
+        "drift_revision",
+        "drift_commit",
+        "has_metrics",
     ):
-        health[(service_id, environment_id)] = health_status
+        key = (service_id, environment_id)
+        health[key] = health_status
         if revision and commit:
-            drifted.add((service_id, environment_id))
+            drifted.add(key)
+        if has_metrics:  # kept by the poll, for FLEET_METRICS
+            measured.add(key)
     breaching = set(
         SloState.objects.filter(in_breach=True)
-        .values_list("service_id", "environment_id")
-        .distinct()
-    )
-    measured = set(
-        MetricLatest.objects.filter(metric__in=list(shown_metrics))
         .values_list("service_id", "environment_id")
         .distinct()
     )
