@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime
 
 from apps.dashboards.per_version import PerVersion
@@ -140,8 +141,10 @@ class FleetRow:
             and latest.state in ROLLBACK_UNDER_WAY
         )
 
-    @property
+    @cached_property
     def status(self) -> str:
+        """Read a dozen times a row by the template; what it derives from is set when the
+        row is built."""
         return target_status(
             drifted=bool(self.drift_commit),
             live=self.live is not None,
