@@ -13,8 +13,8 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from functools import cached_property
 from datetime import datetime
+from functools import cached_property
 
 from apps.dashboards.per_version import PerVersion
 from apps.dashboards.slo_text import (
@@ -217,9 +217,8 @@ class _Ranking:
     environments: list
 
 
-# Per process, while the fleet's version key holds: the index (a few per key: sorts by
-# a metric or by approvals read one column more) and the rankings of the filters people
-# use (page 1 of the whole fleet above all). Sized for a few keys' worth.
+# Per process, while the fleet's version key holds: the index and the rankings of the
+# filters people use (page 1 of the whole fleet above all). Sized for a few keys' worth.
 _INDEXES = PerVersion(size=8)
 _RANKINGS = PerVersion(size=64)
 
@@ -259,7 +258,13 @@ def fleet_page(
     else:
         ranking = _RANKINGS.get(
             (version, *filters),
-            lambda: _rank(*filters, index=_INDEXES.get((version, sort), lambda: _index(sort))),
+            lambda: _rank(
+                *filters,
+                # Sorts by a metric or by approvals read one column more; the others share.
+                index=_INDEXES.get(
+                    (version, SORT_METRICS.get(sort), sort == "waiting"), lambda: _index(sort)
+                ),
+            ),
         )
     per_page = max(1, per_page or PAGE_SIZE)
     pages = max(1, math.ceil(len(ranking.keys) / per_page))
