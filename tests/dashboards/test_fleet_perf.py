@@ -300,3 +300,20 @@ def test_fleet_state_of_many_targets_narrows_by_service_and_environment(
     assert {key for key in state.slo} == set(real)
     exact = selectors.fleet_state(targets=real[:1])
     assert set(exact.live) == {real[0]}
+
+
+def test_a_page_reads_its_own_targets_not_their_services_in_every_environment(
+    environments, staging, prod
+):
+    # Two services measured in both environments; a page showing one of each's targets
+    # reads those two, not the four (a page of the 50 worst is often 50 services' one
+    # environment each: 250 targets read for 50 rows).
+    now = timezone.now()
+    first, second = factories.make_service("first"), factories.make_service("second")
+    for service in (first, second):
+        for environment in (staging, prod):
+            MetricLatest.objects.create(
+                service=service, environment=environment, metric="error_rate", time=now, value=0
+            )
+    asked = [(first.pk, staging.pk), (second.pk, prod.pk)]
+    assert set(selectors.latest_by_target(targets=asked)) == set(asked)
