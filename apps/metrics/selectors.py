@@ -245,12 +245,12 @@ def _of_targets(rows, targets):
     An OR of exact pairs cost more than it saved (Django compiled each pair, ~0.1 s for a
     page of 50 over six queries; PostgreSQL tests every row against every branch, minutes
     with a fleet's 5,000)."""
-    targets = list(targets)
+    targets = set(targets)
     services = sorted({service_id for service_id, _ in targets})
     environments = sorted({environment_id for _, environment_id in targets})
     rows = rows.filter(service_id__in=services, environment_id__in=environments)
-    if len(services) < 2 or len(environments) < 2:
-        return rows  # one service or one environment: that narrowing is exact
+    if len(targets) == len(services) * len(environments):
+        return rows  # every pair of them (one service, one environment, the whole fleet)
     return rows.alias(
         target_pair=ExpressionWrapper(
             F("service_id") * _PAIR + F("environment_id"), output_field=BigIntegerField()
