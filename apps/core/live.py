@@ -87,8 +87,9 @@ def live_fragment(version: Callable[..., Iterable]):
     """Decorate a GET view whose response is a polled fragment. ``version(*args,
     **kwargs)`` (the view's URL arguments) returns the key parts, the same for every
     user: what a user may see is added by ``etag_for``. It is reused for
-    ``shared_seconds()`` in the process (0 turns that off). A matching ``If-None-Match`` gets 304
-    without calling the view. Responses say ``Cache-Control: no-cache`` so browsers and
+    ``shared_seconds()`` in the process (0 turns that off) and left on the request as
+    ``request.live_version``. A matching ``If-None-Match`` gets 304 without calling the
+    view. Responses say ``Cache-Control: no-cache`` so browsers and
     proxies always revalidate (a poll must never be answered from a stale cache)."""
     recent = _Recent()
 
@@ -104,6 +105,8 @@ def live_fragment(version: Callable[..., Iterable]):
                     parts = version(*args, **kwargs)
                 cached = etag_for(request, parts)
                 request._live_etag = cached
+                # The view may key its own per-process caches on it (the fleet's ranking).
+                request.live_version = parts
             return cached
 
         conditional = condition(etag_func=etag_func)(view)

@@ -54,7 +54,17 @@ CHARTS = (
 _COLOURS = ("#1f5fbf", "#cf222e", "#9a6700")
 
 
-def release_markers(*, service, environment, start: datetime, end: datetime) -> list[Release]:
+def release_markers(
+    *, service, environment, start: datetime, end: datetime, releases: list | None = None
+) -> list[Release]:
+    """Releases that went live between ``start`` and ``end``, oldest first. ``releases``:
+    every release of the target when the caller has read them all already (a short
+    history), so no query."""
+    if releases is not None:
+        return sorted(
+            (r for r in releases if r.live_at is not None and start <= r.live_at <= end),
+            key=lambda r: r.live_at,
+        )
     return list(
         Release.objects.select_related("model_version", "requested_by")
         # A marker needs the version, kind, requester and time, not the manifests.
@@ -266,13 +276,17 @@ def dashboard_figures(
     range_key: str,
     now: datetime,
     breach_started: datetime | None = None,
+    releases: list | None = None,
 ) -> tuple[list[dict], list[Release]]:
     """Every chart of the dashboard (spec, Plotly figure, its JSON) and the release
-    markers in view. ``range_key`` "breach" starts 15 minutes before the breach."""
+    markers in view. ``range_key`` "breach" starts 15 minutes before the breach.
+    ``releases``: every release of the target, when the caller has them all."""
     start = default_start(now=now, breach_started=breach_started) if range_key == "breach" else None
     if start is None:
         start = now - RANGES.get(range_key, RANGES[DEFAULT_RANGE])
-    markers = release_markers(service=service, environment=environment, start=start, end=now)
+    markers = release_markers(
+        service=service, environment=environment, start=start, end=now, releases=releases
+    )
     windows = breach_windows(service=service, environment=environment, start=start, end=now)
     slo = target.slo() if target is not None else {}
     # Every series of every chart in one query, as numeric arrays.

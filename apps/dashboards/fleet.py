@@ -14,7 +14,9 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 
+from apps.dashboards.per_version import PerVersion
 from apps.dashboards.slo_text import (
     SLO_KEY_OF,
     breach_summary,
@@ -23,8 +25,9 @@ from apps.dashboards.slo_text import (
     since_text,
 )
 from apps.metrics import selectors as metric_selectors
+from apps.metrics.catalog import FLEET_METRICS
 from apps.releases.models import Release, ReleaseKind, ReleaseState
-from apps.releases.services import rollback_candidates
+from apps.releases.services import rollback_default_targets
 from apps.releases.services.rollback import ROLLBACK_UNDER_WAY
 
 # Breaching rows that get a "Roll back to vN" button on the fleet page (worst first).
@@ -138,8 +141,10 @@ class FleetRow:
             and latest.state in ROLLBACK_UNDER_WAY
         )
 
-    @property
+    @cached_property
     def status(self) -> str:
+        """Read a dozen times a row by the template; what it derives from is set when the
+        row is built."""
         return target_status(
             drifted=bool(self.drift_commit),
             live=self.live is not None,
@@ -150,7 +155,9 @@ class FleetRow:
         )
 
 
-SHOWN_METRICS = ("latency_p95_ms", "error_rate", "cost_per_day", "drift_psi")
+# The numbers in a row; a row with none of them is "unknown" (the index ranks on the
+# target's has_metrics flag, kept by the poll for these same metrics).
+SHOWN_METRICS = FLEET_METRICS
 
 
 def _with_every_metric(values: dict) -> dict:
@@ -198,6 +205,31 @@ def _matches(needle: str, *texts: str) -> bool:
     return any(needle in text.lower() for text in texts)
 
 
+@dataclass(frozen=True)
+class _Ranking:
+    """The fleet ranked for one set of filters and a sort: every matching target's key,
+    in page order. Depends only on the data behind the fleet's version key."""
+
+    keys: list[tuple[int, int]]
+    counts: dict[str, int]
+    rolling_back: int
+    teams: list[tuple[str, str]]
+    environments: list
+
+
+# Per process, while the fleet's version key holds: the index and the rankings of the
+# filters people use (page 1 of the whole fleet above all). Sized for a few keys' worth.
+_INDEXES = PerVersion(size=8)
+_RANKINGS = PerVersion(size=64)
+
+
+def forget_rankings() -> None:
+    """Drop the rankings kept in this process: the next page ranks from the database
+    (tests and benchmarks that measure that path)."""
+    _INDEXES.clear()
+    _RANKINGS.clear()
+
+
 def fleet_page(
     *,
     query: str = "",
@@ -209,21 +241,76 @@ def fleet_page(
     per_page: int | None = None,
     with_rollback: bool = False,
     rollback_team_ids: frozenset[int] | None = None,
+    version: tuple | None = None,
 ) -> FleetPage:
     """Page ``page`` of the fleet's rows matching the filters (``query``: in the service
     name or team; ``team``: in the team; ``environment``: its name; ``status``), sorted
     by ``sort``, worst first by default, ``per_page`` rows a page (``PAGE_SIZE``). A page
-    past the end shows the last one."""
+    past the end shows the last one.
+
+    ``version``: the fleet's version key (``versions.fleet_version``) the caller read
+    before; the ranking is then reused by every request with the same key in this
+    process, and only the page's own rows are read."""
     sort = sort if sort in SORT_KEYS else "status"
-    index = metric_selectors.fleet_index(
-        shown_metrics=SHOWN_METRICS,
+    filters = (query.lower(), team, environment, status, sort)
+    if version is None:
+        ranking = _rank(*filters, index=_index(sort))
+    else:
+        ranking = _RANKINGS.get(
+            (version, *filters),
+            lambda: _rank(
+                *filters,
+                # Sorts by a metric or by approvals read one column more; the others share.
+                index=_INDEXES.get(
+                    (version, SORT_METRICS.get(sort), sort == "waiting"), lambda: _index(sort)
+                ),
+            ),
+        )
+    per_page = max(1, per_page or PAGE_SIZE)
+    pages = max(1, math.ceil(len(ranking.keys) / per_page))
+    number = min(max(1, page), pages)
+    rows = _rows(ranking.keys[(number - 1) * per_page : number * per_page], ranking.environments)
+    if with_rollback:
+        # Breaching rows of the teams the viewer is on call for (None: every team) carry
+        # their one-click rollback; other teams' rows offer nothing.
+        for row in rows:
+            row.can_rollback = (
+                rollback_team_ids is None or row.service.owner_team_id in rollback_team_ids
+            )
+        _offer_rollbacks(rows)
+    return FleetPage(
+        rows=rows,
+        number=number,
+        pages=pages,
+        per_page=per_page,
+        total=len(ranking.keys),
+        counts=ranking.counts,
+        rolling_back=ranking.rolling_back,
+        teams=ranking.teams,
+        environments=ranking.environments,
+    )
+
+
+def _index(sort: str) -> metric_selectors.FleetIndex:
+    return metric_selectors.fleet_index(
         sort_metric=SORT_METRICS.get(sort),
         with_waiting=sort == "waiting",
     )
+
+
+def _rank(
+    needle: str,
+    team: str,
+    environment: str,
+    status: str,
+    sort: str,
+    *,
+    index: metric_selectors.FleetIndex,
+) -> _Ranking:
+    """Every target matching the filters, ranked, from the index's plain tuples."""
     environments = index.environments
     if environment:
         environments = [env for env in environments if env.name == environment]
-    needle = query.lower()
     ranked = []
     counts: Counter = Counter()
     rolling_back = 0
@@ -260,25 +347,8 @@ def fleet_page(
                 value = -(index.values.get(key) or 0)
             ranked.append((value, name, env.order, key))
     ranked.sort()
-    per_page = max(1, per_page or PAGE_SIZE)
-    pages = max(1, math.ceil(len(ranked) / per_page))
-    number = min(max(1, page), pages)
-    shown = [entry[3] for entry in ranked[(number - 1) * per_page : number * per_page]]
-    rows = _rows(shown, environments)
-    if with_rollback:
-        # Breaching rows of the teams the viewer is on call for (None: every team) carry
-        # their one-click rollback; other teams' rows offer nothing.
-        for row in rows:
-            row.can_rollback = (
-                rollback_team_ids is None or row.service.owner_team_id in rollback_team_ids
-            )
-        _offer_rollbacks(rows)
-    return FleetPage(
-        rows=rows,
-        number=number,
-        pages=pages,
-        per_page=per_page,
-        total=len(ranked),
+    return _Ranking(
+        keys=[entry[3] for entry in ranked],
         counts=dict(counts),
         rolling_back=rolling_back,
         teams=sorted({(slug, tname or slug) for _, _, _, slug, tname in index.services}),
@@ -292,7 +362,7 @@ def _rows(keys: list[tuple[int, int]], environments) -> list[FleetRow]:
     one environment each of 50 services)."""
     if not keys:
         return []
-    state = metric_selectors.fleet_state(targets=keys)
+    state = metric_selectors.fleet_state(targets=keys, environments=environments)
     services = {service.pk: service for service in state.services}
     envs = {env.pk: env for env in environments}
     rows = []
@@ -323,34 +393,32 @@ def _rows(keys: list[tuple[int, int]], environments) -> list[FleetRow]:
 
 
 def _offer_rollbacks(rows: list[FleetRow]) -> None:
-    """A query per breaching row (each needs its own history; two when the live release
-    is itself a rollback), so only the first ROLLBACK_OFFERS of the page, worst first: a
-    fleet-wide breach is no time for a thousand one-click rollbacks, and the page stays a
-    bounded number of queries."""
-    offered = 0
-    for row in rows:
-        if offered >= ROLLBACK_OFFERS:
-            break
-        if (
-            row.can_rollback
-            and row.status == "breach"
-            and row.live is not None
-            and not row.rollback_under_way
-        ):
-            # rollback_default_target's choice in one query: the version the button
-            # names comes with it, the rendered manifests stay in the database.
-            row.rollback_target = (
-                rollback_candidates(row.live)
-                .select_related("model_version")
-                .only(
-                    "id",
-                    "service_id",
-                    "environment_id",
-                    "live_at",
-                    "ended_at",
-                    "model_version__id",
-                    "model_version__version",
-                )
-                .first()
-            )
-            offered += 1
+    """The one-click rollback of the first ROLLBACK_OFFERS breaching rows of the page,
+    worst first (a fleet-wide breach is no time for a thousand one-click rollbacks), each
+    naming the version it goes back to: ``rollback_default_target``'s choice for all of
+    them in one query (two when a live release is itself a rollback), the rendered
+    manifests left in the database."""
+    offered = [
+        row
+        for row in rows
+        if row.can_rollback
+        and row.status == "breach"
+        and row.live is not None
+        and not row.rollback_under_way
+    ][:ROLLBACK_OFFERS]
+    if not offered:
+        return
+    targets = rollback_default_targets(
+        [row.live for row in offered],
+        fields=(
+            "id",
+            "service_id",
+            "environment_id",
+            "live_at",
+            "ended_at",
+            "model_version__id",
+            "model_version__version",
+        ),
+    )
+    for row in offered:
+        row.rollback_target = targets.get(row.live.pk)

@@ -54,6 +54,8 @@ ROLLBACK_SUCCESS_SHOWN_FOR = timedelta(minutes=2)
 # Release columns no on-call page shows: the rendered manifests and configuration (a few
 # KiB of JSON a row, decoded for nothing).
 UNSHOWN_RELEASE_FIELDS = ("rendered_files", "config", "config_overrides")
+# Releases in a dashboard's history table, newest first.
+HISTORY_ROWS = 25
 FLEET_COLUMNS = [
     ("status", "Status"),
     ("service", "Service"),
@@ -102,7 +104,7 @@ def _fleet_url(params: dict, **changes) -> str:
     return f"?{query.urlencode()}" if query else "?"
 
 
-def _fleet_context(request) -> dict:
+def _fleet_context(request, *, version: tuple) -> dict:
     params = _fleet_params(request)
     can_rollback = permissions.can_rollback(request.user)
     page = fleet_page(
@@ -110,6 +112,7 @@ def _fleet_context(request) -> dict:
         page=_page_number(request.GET.get("page", "")),
         with_rollback=can_rollback,
         rollback_team_ids=permissions.rollback_team_ids(request.user),
+        version=version,
     )
     # Filters and sort keep each other; changing either goes back to page 1.
     columns = [
@@ -148,25 +151,40 @@ def _fleet_context(request) -> dict:
 def fleet(request):
     """The landing page: every service in every environment, worst first, a page of
     rows at a time. The table below the filters is the live fragment (``fleet_live``,
-    the same query string, so each page polls its own rows)."""
-    return render(request, "dashboards/fleet.html", _fleet_context(request))
+    the same query string, so each page polls its own rows). The version key is read
+    fresh here (the page follows an action at once); the ranking behind it is shared."""
+    return render(
+        request, "dashboards/fleet.html", _fleet_context(request, version=fleet_version())
+    )
 
 
 @login_required
 @require_GET
 @live_fragment(fleet_version)
 def fleet_live(request):
-    """The fleet table alone, for the page's poll; 304 when nothing it shows changed."""
-    return render(request, "dashboards/_fleet_table.html", _fleet_context(request))
+    """The fleet table alone, for the page's poll; 304 when nothing it shows changed.
+    A 200 ranks under the key its ETag names (at most ``shared_seconds()`` old, like the
+    304s)."""
+    return render(
+        request,
+        "dashboards/_fleet_table.html",
+        _fleet_context(request, version=request.live_version),
+    )
 
 
 def _target(service_name: str, environment_name: str):
+    """The service, the environment and their target row in one query; two more (and a
+    target of None) where nothing was ever released, or a 404 naming neither."""
+    target = (
+        ServiceEnvironment.objects.select_related("service__owner_team", "environment")
+        .filter(service__name=service_name, environment__name=environment_name)
+        .first()
+    )
+    if target is not None:
+        return target.service, target.environment, target
     service = get_object_or_404(Service.objects.select_related("owner_team"), name=service_name)
     environment = get_object_or_404(Environment, name=environment_name)
-    target = ServiceEnvironment.objects.filter(service=service, environment=environment).first()
-    if target is not None:
-        target.service, target.environment = service, environment  # no second read of each
-    return service, environment, target
+    return service, environment, None
 
 
 def _rollback_context(user, service, environment, *, history, now) -> dict:
@@ -239,22 +257,25 @@ def _dashboard_context(request, service_name: str, environment_name: str) -> dic
     service, environment, target = _target(service_name, environment_name)
     now = timezone.now()
     # This target's rows only: the fleet-wide reads grow with the fleet.
-    key = (service.pk, environment.pk)
-    breaches = metric_selectors.breaches_by_target(targets=[key]).get(key, {})
-    statuses = metric_selectors.slo_status_by_target(now=now, targets=[key]).get(key, {})
-    latest = metric_selectors.latest_by_target(service=service, environment=environment).get(
-        (service.pk, environment.pk), {}
-    )
     slo = (
         target.slo()
         if target is not None
         else {key: getattr(service, f"slo_{key}", None) for key in SLO_METRICS}
     )
+    breaches, statuses = metric_selectors.target_slo(
+        service=service,
+        environment=environment,
+        thresholds=slo if target is not None else {},
+        now=now,
+    )
+    latest = metric_selectors.latest_by_target(service=service, environment=environment).get(
+        (service.pk, environment.pk), {}
+    )
     history = list(
         Release.objects.select_related("model_version", "requested_by")
         .defer(*UNSHOWN_RELEASE_FIELDS)
         .filter(service=service, environment=environment)
-        .order_by("-created_at", "-pk")[:25]
+        .order_by("-created_at", "-pk")[:HISTORY_ROWS]
     )
     return {
         "nav": "fleet",
@@ -264,6 +285,9 @@ def _dashboard_context(request, service_name: str, environment_name: str) -> dic
         "range_key": _range_key(request, breaching=bool(breaches)),
         "ranges": (["breach"] if breaches else []) + list(RANGES),
         "history": history,
+        # Every release of the target, when the history shows them all: the charts'
+        # markers are found among them instead of read again.
+        "all_releases": history if len(history) < HISTORY_ROWS else None,
         "stale": metric_selectors.stale_sources(),
         "latest": _kpis(latest),
         "kpi_cells": [
@@ -300,6 +324,7 @@ def service_dashboard(request, service: str, environment: str):
         range_key=context["range_key"],
         now=context["now"],
         breach_started=first_breach_start(context["breaches"]),
+        releases=context["all_releases"],
     )
     context["figures"] = figures
     context["markers"] = [(marker_label(r), marker_hover(r)) for r in markers]
@@ -329,6 +354,7 @@ def service_dashboard_charts(request, service: str, environment: str):
         range_key=context["range_key"],
         now=context["now"],
         breach_started=first_breach_start(context["breaches"]),
+        releases=context["all_releases"],
     )
     return JsonResponse(
         {

@@ -27,6 +27,15 @@ SLO_METRICS: dict[str, str] = {
     "drift_psi": Metric.DRIFT_PSI,
 }
 
+# The numbers the fleet overview shows; a target with a latest value of none of them is
+# "unknown" there (ServiceEnvironment.has_metrics, kept by the poll).
+FLEET_METRICS: tuple[str, ...] = (
+    Metric.LATENCY_P95_MS,
+    Metric.ERROR_RATE,
+    Metric.COST_PER_DAY,
+    Metric.DRIFT_PSI,
+)
+
 # Latency quantiles and the metric each one feeds.
 LATENCY_QUANTILES: dict[str, str] = {
     "0.5": Metric.LATENCY_P50_MS,

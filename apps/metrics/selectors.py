@@ -13,6 +13,7 @@ from django.db.models import (
     Avg,
     BigIntegerField,
     Count,
+    ExpressionWrapper,
     F,
     Func,
     JSONField,
@@ -58,6 +59,9 @@ from apps.releases.models import (
 class LiveTarget:
     target: Target  # plain values for the sources
     release: Release  # the live release, with service, environment and model version
+    # The ServiceEnvironment row whose has_metrics the poll sets once it stores a fleet
+    # metric for it; None when the flag is already set (or there is no row).
+    unmeasured_target_id: int | None = None
 
 
 def _slo_of(service, target: ServiceEnvironment | None) -> dict[str, float | None]:
@@ -102,11 +106,14 @@ def poll_targets() -> list[LiveTarget]:
     )
     overrides = {
         (t.service_id, t.environment_id): t
-        for t in ServiceEnvironment.objects.only("service_id", "environment_id", *slo_fields)
+        for t in ServiceEnvironment.objects.only(
+            "service_id", "environment_id", "has_metrics", *slo_fields
+        )
     }
     out = []
     for release in releases:
         version = release.model_version
+        row = overrides.get((release.service_id, release.environment_id))
         out.append(
             LiveTarget(
                 target=Target(
@@ -121,12 +128,10 @@ def poll_targets() -> list[LiveTarget]:
                     live_at=release.live_at,
                     # Effective thresholds (ServiceEnvironment.slo()), for the sources
                     # and the SLO judge.
-                    slo=_slo_of(
-                        release.service,
-                        overrides.get((release.service_id, release.environment_id)),
-                    ),
+                    slo=_slo_of(release.service, row),
                 ),
                 release=release,
+                unmeasured_target_id=row.pk if row is not None and not row.has_metrics else None,
             )
         )
     return out
@@ -152,7 +157,7 @@ def breaches_by_target(*, targets=None) -> dict[tuple[int, int], dict[str, Breac
     out: dict[tuple[int, int], dict[str, Breach]] = {}
     states = SloState.objects.filter(in_breach=True)
     if targets is not None:
-        states = states.filter(_of_targets(targets))
+        states = _of_targets(states, targets)
     for state in states:
         out.setdefault((state.service_id, state.environment_id), {})[state.metric] = Breach(
             metric=state.metric,
@@ -281,17 +286,31 @@ def _time_column(field: str) -> tuple:
     return (EpochMicroseconds(field),) if connection.vendor == "postgresql" else (field,)
 
 
-def _of_targets(targets) -> Q:
-    """Rows of these (service_id, environment_id) pairs, or of a few more: a page of the
-    fleet, or one dashboard. Their services x their environments, which callers look up
-    by key: an OR of exact pairs cost more than the rows it saved (Django compiled each
-    pair, ~0.1 s for a page of 50 over six queries; PostgreSQL tests every row against
-    every branch, minutes with a fleet's 5,000)."""
-    targets = list(targets)
-    return Q(
-        service_id__in=sorted({service_id for service_id, _ in targets}),
-        environment_id__in=sorted({environment_id for _, environment_id in targets}),
-    )
+def _of_targets(rows, targets):
+    """``rows`` of these (service_id, environment_id) pairs: a page of the fleet, or one
+    dashboard. Narrowed to the pairs' services and environments (the indexes start with
+    them), then to the exact pairs, each as one number: a page of the 50 worst targets is
+    often one environment each of 50 services, whose services x environments were 250
+    targets read in full (releases with their versions, metrics, SLO states) for 50 rows.
+    An OR of exact pairs cost more than it saved (Django compiled each pair, ~0.1 s for a
+    page of 50 over six queries; PostgreSQL tests every row against every branch, minutes
+    with a fleet's 5,000)."""
+    targets = set(targets)
+    services = sorted({service_id for service_id, _ in targets})
+    environments = sorted({environment_id for _, environment_id in targets})
+    rows = rows.filter(service_id__in=services, environment_id__in=environments)
+    if len(targets) == len(services) * len(environments):
+        return rows  # every pair of them (one service, one environment, the whole fleet)
+    return rows.alias(
+        target_pair=ExpressionWrapper(
+            F("service_id") * _PAIR + F("environment_id"), output_field=BigIntegerField()
+        )
+    ).filter(target_pair__in=sorted({s * _PAIR + e for s, e in targets}))
+
+
+# (service_id, environment_id) as service_id * _PAIR + environment_id: one comparable
+# number per target for an IN list (ids stay far below 2^31).
+_PAIR = 1 << 32
 
 
 # --- fleet overview ---------------------------------------------------------------------
@@ -316,7 +335,7 @@ def latest_by_target(
     """
     rows = MetricLatest.objects.all()
     if targets is not None:
-        rows = rows.filter(_of_targets(targets))
+        rows = _of_targets(rows, targets)
     if service is not None:
         rows = rows.filter(service_id=_id(service))
     if environment is not None:
@@ -381,8 +400,8 @@ def slo_status_by_target(
     state_rows = SloState.objects.all()
     target_rows = ServiceEnvironment.objects.all()
     if targets is not None:
-        state_rows = state_rows.filter(_of_targets(targets))
-        target_rows = target_rows.filter(_of_targets(targets))
+        state_rows = _of_targets(state_rows, targets)
+        target_rows = _of_targets(target_rows, targets)
     stale_after = timedelta(seconds=conf.get("METRICS_STALE_AFTER_SECONDS"))
     fresh_since = _micros(now - stale_after)
     # Plain tuples, times as integer microseconds: one SloState per target and metric
@@ -428,6 +447,55 @@ def slo_status_by_target(
     return out
 
 
+def target_slo(
+    *, service, environment, thresholds: dict[str, float | None], now: datetime | None = None
+) -> tuple[dict[str, Breach], dict[str, str]]:
+    """One target's ``breaches_by_target`` and ``slo_status_by_target`` entries from one
+    query (a dashboard made three for them). ``thresholds``: its effective SLOs by
+    ``ServiceEnvironment.slo()`` key; empty when it has no target row (no statuses then,
+    as ``slo_status_by_target`` reads them from that row)."""
+    now = now or timezone.now()
+    fresh_since = now - timedelta(seconds=conf.get("METRICS_STALE_AFTER_SECONDS"))
+    states = {
+        state.metric: state
+        for state in SloState.objects.filter(
+            service_id=_id(service), environment_id=_id(environment)
+        ).only(
+            "metric",
+            "in_breach",
+            "last_evaluated_at",
+            "breach_started_at",
+            "streak_since",
+            "last_value",
+            "threshold",
+        )
+    }
+    breaches = {
+        metric: Breach(
+            metric=metric,
+            since=state.breach_started_at or state.streak_since,
+            value=state.last_value,
+            threshold=state.threshold,
+        )
+        for metric, state in states.items()
+        if state.in_breach
+    }
+    statuses = {}
+    for key, metric in SLO_METRICS.items():
+        if thresholds.get(key) is None:
+            continue
+        state = states.get(metric)
+        if state is None or state.last_evaluated_at is None:
+            statuses[metric] = "unknown"
+        elif state.in_breach:
+            statuses[metric] = "breach"
+        elif state.last_evaluated_at < fresh_since:
+            statuses[metric] = "unknown"
+        else:
+            statuses[metric] = "ok"
+    return breaches, statuses
+
+
 @dataclass(frozen=True)
 class FleetState:
     """What the fleet overview shows, read once for every target."""
@@ -443,14 +511,19 @@ class FleetState:
     breaches: dict = field(default_factory=dict)  # breaches_by_target()
 
 
-def fleet_state(*, now: datetime | None = None, targets=None) -> FleetState:
+def fleet_state(
+    *, now: datetime | None = None, targets=None, environments: list | None = None
+) -> FleetState:
     """Everything the fleet overview shows for every service in every environment (or for
     ``targets``, (service_id, environment_id) pairs: one page of it), in a fixed number
-    of queries (nine)
+    of queries (nine, eight when the caller has the ``environments`` at hand)
     whatever the size of the fleet. Each read fetches only the columns the page shows:
     with 5,000 targets, whole release rows (rendered manifests, configuration) and whole
     target rows cost more than the page's own work."""
-    environments = list(Environment.objects.only("id", "name", "order").order_by("order", "name"))
+    if environments is None:
+        environments = list(
+            Environment.objects.only("id", "name", "order").order_by("order", "name")
+        )
     slo_fields = [f"slo_{key}" for key in SLO_METRICS]
     service_rows = Service.objects.select_related("owner_team").only(
         "id", "name", "owner_team__slug", "owner_team__name", "runbook_url", *slo_fields
@@ -460,8 +533,8 @@ def fleet_state(*, now: datetime | None = None, targets=None) -> FleetState:
     if targets is not None:
         targets = list(targets)
         service_rows = service_rows.filter(pk__in={service_id for service_id, _ in targets})
-        release_rows = release_rows.filter(_of_targets(targets))
-        target_rows = target_rows.filter(_of_targets(targets))
+        release_rows = _of_targets(release_rows, targets)
+        target_rows = _of_targets(target_rows, targets)
     services = list(service_rows.order_by("name"))
     live: dict[tuple[int, int], Release] = {}
     latest: dict[tuple[int, int], Release] = {}
@@ -556,17 +629,16 @@ class FleetIndex:
     health: dict[tuple[int, int], str]  # Argo CD health status
     drifted: set[tuple[int, int]]  # the repository holds files nobody approved
     breaching: set[tuple[int, int]]  # an SLO in breach
-    measured: set[tuple[int, int]]  # some shown metric has a latest value
+    measured: set[tuple[int, int]]  # some FLEET_METRICS metric has a latest value
     values: dict[tuple[int, int], float]  # the sort metric's latest value, when sorting by one
 
 
-def fleet_index(
-    *, shown_metrics, sort_metric: str | None = None, with_waiting: bool = False
-) -> FleetIndex:
-    """What ranking and filtering the whole fleet needs, and no more: six narrow queries
+def fleet_index(*, sort_metric: str | None = None, with_waiting: bool = False) -> FleetIndex:
+    """What ranking and filtering the whole fleet needs, and no more: five narrow queries
     of plain tuples whatever the fleet's size, one more when sorting by a metric
-    (``sort_metric``) or by approvals waiting (``with_waiting``). ``shown_metrics``: the
-    metrics whose absence makes a target's status "unknown"."""
+    (``sort_metric``) or by approvals waiting (``with_waiting``). A target without a
+    latest value of any of ``FLEET_METRICS`` is not ``measured`` (its status "unknown"):
+    the poll keeps that on the target (``has_metrics``)."""
     environments = list(Environment.objects.only("id", "name", "order").order_by("order", "name"))
     services = list(
         Service.objects.order_by("name").values_list(
@@ -606,25 +678,30 @@ def fleet_index(
         )
     health: dict[tuple[int, int], str] = {}
     drifted: set[tuple[int, int]] = set()
+    measured: set[tuple[int, int]] = set()
     for (
         service_id,
         environment_id,
         health_status,
         revision,
         commit,
+        has_metrics,
     ) in ServiceEnvironment.objects.values_list(
-        "service_id", "environment_id", "health_status", "drift_revision", "drift_commit"
+        "service_id",
+        "environment_id",
+        "health_status",
+        "drift_revision",
+        "drift_commit",
+        "has_metrics",
     ):
-        health[(service_id, environment_id)] = health_status
+        key = (service_id, environment_id)
+        health[key] = health_status
         if revision and commit:
-            drifted.add((service_id, environment_id))
+            drifted.add(key)
+        if has_metrics:  # kept by the poll, for FLEET_METRICS
+            measured.add(key)
     breaching = set(
         SloState.objects.filter(in_breach=True)
-        .values_list("service_id", "environment_id")
-        .distinct()
-    )
-    measured = set(
-        MetricLatest.objects.filter(metric__in=list(shown_metrics))
         .values_list("service_id", "environment_id")
         .distinct()
     )
@@ -727,7 +804,7 @@ def chart_page_series(
             .values_list("metric", *_time_column("bucket_start"), F("sum") / F("count"))
         )
     out = {metric: Series([], []) for metric in metrics}
-    for metric, time, value in rows:
+    for metric, time, value in _plain_rows(rows):
         series = out[metric]
         series.times.append(time)
         series.values.append(value)
@@ -759,6 +836,19 @@ def chart_series(
         end=end,
         max_points=max_points,
     )[metric].points()
+
+
+def _plain_rows(rows):
+    """A values_list queryset's rows as the driver returns them. On PostgreSQL its types
+    are already the ones wanted (text, bigint microseconds, float8), and skipping
+    Django's per-row converters took a few milliseconds off a dashboard's 2,000 chart
+    rows; other databases send times as text, which the converters parse."""
+    if connection.vendor != "postgresql":
+        return rows
+    sql, params = rows.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
 
 
 # --- source health ----------------------------------------------------------------------

@@ -209,6 +209,12 @@ class ServiceEnvironment(models.Model):
         default=dict, blank=True, help_text="file names changed, added and removed"
     )
     drift_detected_at = models.DateTimeField(null=True, blank=True)
+    # Kept by the metrics poll: some metric the fleet shows (metrics.catalog.FLEET_METRICS)
+    # has a latest value here. The fleet ranks 5,000 targets on it; finding them in the
+    # latest values took a DISTINCT over every row of them on each render.
+    has_metrics = models.BooleanField(
+        default=False, help_text="a latest value of a metric the fleet shows exists"
+    )
 
     class Meta:
         ordering = ["service__name", "environment__order"]

@@ -24,7 +24,7 @@ from django.utils import timezone
 from apps.audit.services import audited_atomic
 from apps.core.backoff import backoff_delay
 from apps.metrics import conf
-from apps.metrics.catalog import METRIC_NAMES, Metric
+from apps.metrics.catalog import FLEET_METRICS, METRIC_NAMES, Metric
 from apps.metrics.models import GuardDecision, MetricLatest, MetricSample, SloEvent, SourceHealth
 from apps.metrics.selectors import LiveTarget, poll_targets
 from apps.metrics.services._rows import copy_rows, upsert_rows
@@ -38,6 +38,7 @@ from apps.metrics.sources import (
     build_source,
     configured_source_names,
 )
+from apps.releases.models import ServiceEnvironment
 
 log = logging.getLogger(__name__)
 
@@ -256,10 +257,13 @@ def derived_readings(readings: Iterable[Reading]) -> list[Reading]:
 
 def _store(readings: Iterable[Reading], by_key: dict[tuple[str, str], LiveTarget]) -> int:
     """Samples appended (COPY), latest values upserted: two statements whatever the
-    fleet, and no model instance per row."""
+    fleet, and no model instance per row; a third on the polls that measure a target for
+    the first time (``has_metrics``)."""
     rows = []
+    first_measured = set()
     for r in readings:
-        release = by_key[(r.service, r.environment)].release
+        live = by_key[(r.service, r.environment)]
+        release = live.release
         rows.append(
             (
                 release.service_id,
@@ -270,6 +274,8 @@ def _store(readings: Iterable[Reading], by_key: dict[tuple[str, str], LiveTarget
                 float(r.value),
             )
         )
+        if live.unmeasured_target_id is not None and r.metric in FLEET_METRICS:
+            first_measured.add(live.unmeasured_target_id)
     copy_rows(MetricSample, _SAMPLE_FIELDS, rows)
     upsert_rows(
         MetricLatest,
@@ -278,6 +284,13 @@ def _store(readings: Iterable[Reading], by_key: dict[tuple[str, str], LiveTarget
         unique=["service_id", "environment_id", "metric"],
         update=["release_id", "time", "value"],
     )
+    if first_measured:
+        # In the transaction that stored the values: the fleet ranks on the flag instead
+        # of a DISTINCT over every latest value. Latest values go only with their
+        # target, so the flag never has to go back to false.
+        ServiceEnvironment.objects.filter(pk__in=sorted(first_measured), has_metrics=False).update(
+            has_metrics=True
+        )
     return len(rows)
 
 

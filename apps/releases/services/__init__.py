@@ -43,6 +43,7 @@ from apps.releases.services.rollback import (
     release_rollback,
     rollback_candidates,
     rollback_default_target,
+    rollback_default_targets,
 )
 from apps.releases.services.shadow import (
     shadow_decide_end,
@@ -76,6 +77,7 @@ __all__ = [
     "release_submit",
     "rollback_candidates",
     "rollback_default_target",
+    "rollback_default_targets",
     "rollout_abort",
     "rollout_advance",
     "rollout_end",

@@ -4,6 +4,8 @@ earlier good release's manifests again, as a new release of kind ``rollback``.""
 from __future__ import annotations
 
 from django.db import IntegrityError
+from django.db.models import F, Q, Window
+from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from apps.audit.services import audit_record, audited_atomic
@@ -61,6 +63,82 @@ def rollback_candidates(live: Release):
 def rollback_default_target(live: Release) -> Release | None:
     """The last release that was live and healthy before ``live``."""
     return rollback_candidates(live).first()
+
+
+def rollback_default_targets(lives, *, fields=None) -> dict[int, Release]:
+    """``rollback_default_target`` of many live releases (one per target) at once, by the
+    live release's id; those with nothing to go back to are left out. One query, plus one
+    per hop of history when some live release is itself a rollback (usually one): a page
+    offering ten rollbacks made ten or twenty. ``fields``: the only columns to load (the
+    ``model_version__`` ones join it)."""
+    lives = list(lives)
+    points = _history_points(lives)
+    wanted = Q()
+    for live in lives:
+        if points.get(live.pk) is not None:
+            wanted |= Q(
+                service_id=live.service_id,
+                environment_id=live.environment_id,
+                live_at__lt=points[live.pk],
+            ) & ~Q(digest=live.digest)
+    if not wanted:
+        return {}
+    rows = (
+        Release.objects.filter(wanted, state=ReleaseState.SUPERSEDED, live_at__isnull=False)
+        .exclude(kind=ReleaseKind.ROLLBACK)
+        # The newest candidate of each target (rollback_candidates' order), in SQL.
+        .annotate(
+            newest=Window(
+                RowNumber(),
+                partition_by=[F("service_id"), F("environment_id")],
+                order_by=[F("live_at").desc(), F("pk").desc()],
+            )
+        )
+        .filter(newest=1)
+    )
+    if fields is not None:
+        if any(name.startswith("model_version__") for name in fields):
+            rows = rows.select_related("model_version")
+        rows = rows.only(*fields)
+    by_target = {(row.service_id, row.environment_id): row for row in rows}
+    return {
+        live.pk: by_target[(live.service_id, live.environment_id)]
+        for live in lives
+        if (live.service_id, live.environment_id) in by_target
+    }
+
+
+def _history_points(lives) -> dict[int, object]:
+    """``history_point`` of each live release, following the rollbacks' targets a hop at
+    a time for all of them together."""
+    points: dict[int, object] = {}
+    pending: dict[int, list[tuple[int, set]]] = {}  # rollback target -> [(live id, seen)]
+    for live in lives:
+        if live.kind == ReleaseKind.ROLLBACK and live.rollback_target_id is not None:
+            pending.setdefault(live.rollback_target_id, []).append((live.pk, {live.pk}))
+        else:
+            points[live.pk] = live.live_at
+    while pending:
+        step: dict[int, list] = {}
+        for release in Release.objects.filter(pk__in=list(pending)).only(
+            "id", "kind", "rollback_target_id", "live_at"
+        ):
+            for live_id, seen in pending.pop(release.pk):
+                if (
+                    release.kind == ReleaseKind.ROLLBACK
+                    and release.rollback_target_id is not None
+                    and release.pk not in seen
+                ):
+                    step.setdefault(release.rollback_target_id, []).append(
+                        (live_id, seen | {release.pk})
+                    )
+                else:
+                    points[live_id] = release.live_at
+        for live_ids in pending.values():  # a target that no longer exists
+            for live_id, _ in live_ids:
+                points[live_id] = None
+        pending = step
+    return points
 
 
 def release_rollback(
