@@ -25,7 +25,7 @@ def backfill(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("metrics", "0001_initial"),
-        ("releases", "0013_target_has_metrics"),
+        ("releases", "0012_target_has_metrics"),
     ]
 
     operations = [

@@ -3,7 +3,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("releases", "0010_release_rollout"),
+        ("releases", "0011_shadow_evaluation"),
     ]
 
     operations = [
