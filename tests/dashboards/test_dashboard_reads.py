@@ -22,9 +22,10 @@ pytestmark = pytest.mark.django_db
 
 # session, user; target (with service and environment); SLO states; latest values;
 # history; source health; who may roll back (2); rollback candidates; markers (only
-# for a history longer than the table); breach windows; chart series; the navigation's
-# audit permission (2).
-DASHBOARD_QUERIES = 14
+# for a history longer than the table); breach windows (2: the events in the range, and
+# the breaches already open at its start); chart series; the navigation's audit
+# permission (2).
+DASHBOARD_QUERIES = 15
 
 
 def _queries(client, url) -> int:
