@@ -34,12 +34,12 @@ from django.utils import timezone
 
 from apps.gitops.errors import GitOpsError
 from apps.gitops.workloads import canary_revisions
-from apps.metrics.analysis import Analysis, Thresholds, analyse, analysis_run
+from apps.metrics.analysis import Analysis, analysis_run
 from apps.metrics.analysis.checks import FAIL, PASS
 from apps.metrics.analysis.thresholds import ThresholdError
+from apps.metrics.services.demo_analysis import demo_analysis
 from apps.metrics.sources import configured_source_names
 from apps.metrics.sources.base import MetricsConfigError, SourceUnavailable
-from apps.metrics.sources.demo import demo_analysis_inputs
 from apps.releases import services
 from apps.releases.cluster import cluster_reader
 from apps.releases.deploy import rollout_commit_pending
@@ -160,24 +160,18 @@ def _kserve_revisions(release: Release, workloads) -> tuple[str, str] | str:
 
 
 def _demo_analysis(release, step, candidate, stable, rollout, now) -> Analysis:
-    """``METRICS_BACKEND=demo``: the simulated cluster's per-revision figures, judged by
-    the same checks as Prometheus's (``make demo`` has no Prometheus)."""
-    target = release.service.targets.filter(environment=release.environment).first()
-    slo = target.slo() if target is not None else {}
-    thresholds = Thresholds.from_dict((release.rollout_analysis or {}).get("thresholds"))
-    inputs = demo_analysis_inputs(
+    """``METRICS_BACKEND=demo``: the step judged on the simulated cluster's figures."""
+    return demo_analysis(
+        release=release,
+        stable_release=release.rollout_stable,
         candidate=candidate,
         stable=stable,
-        candidate_tags=release.model_version.tags,
-        stable_tags=release.rollout_stable.model_version.tags,
-        slo_p95_ms=slo.get("p95_latency_ms") or release.service.slo_p95_latency_ms,
-        slo_error_rate=slo.get("error_rate") or release.service.slo_error_rate,
+        analysis_config=release.rollout_analysis,
         share_percent=step.mirror_percent or step.weight,
         mirrored=bool(step.mirror_percent),
         start=rollout.step_started_at,
         end=now,
     )
-    return Analysis(analyse(inputs, thresholds=thresholds), inputs, thresholds)
 
 
 def rollout_judge(*, rollout: Rollout, now: datetime, client=None, workloads=None) -> StepDecision:

@@ -30,12 +30,12 @@ from datetime import datetime
 from django.utils import timezone
 
 from apps.gitops.traffic.capabilities import DEPLOYMENT_RUNTIMES
-from apps.metrics.analysis import Analysis, Thresholds, analyse, analysis_run
+from apps.metrics.analysis import analysis_run
 from apps.metrics.analysis.checks import FAIL, PASS
 from apps.metrics.analysis.thresholds import ThresholdError
+from apps.metrics.services.demo_analysis import demo_analysis
 from apps.metrics.sources import configured_source_names
 from apps.metrics.sources.base import MetricsConfigError, SourceUnavailable
-from apps.metrics.sources.demo import demo_analysis_inputs
 from apps.releases import services
 from apps.releases.models import ReleaseState, ShadowEvaluation, ShadowState
 from apps.releases.services.shadow import shadow_autostart
@@ -119,22 +119,17 @@ def _revisions(evaluation: ShadowEvaluation) -> tuple[str, str] | str:
 def _analysis(evaluation: ShadowEvaluation, candidate: str, stable: str, now, client):
     release = evaluation.release
     if configured_source_names() == ["demo"]:
-        target = release.service.targets.filter(environment=release.environment).first()
-        slo = target.slo() if target is not None else {}
-        thresholds = Thresholds.from_dict((evaluation.analysis_config or {}).get("thresholds"))
-        inputs = demo_analysis_inputs(
+        return demo_analysis(
+            release=release,
+            stable_release=evaluation.live,
             candidate=candidate,
             stable=stable,
-            candidate_tags=release.model_version.tags,
-            stable_tags=evaluation.live.model_version.tags,
-            slo_p95_ms=slo.get("p95_latency_ms") or release.service.slo_p95_latency_ms,
-            slo_error_rate=slo.get("error_rate") or release.service.slo_error_rate,
+            analysis_config=evaluation.analysis_config,
             share_percent=evaluation.mirror_percent,
             mirrored=True,
             start=evaluation.started_at,
             end=now,
         )
-        return Analysis(analyse(inputs, thresholds=thresholds), inputs, thresholds)
     return analysis_run(
         environment=release.environment.name,
         service=release.service.name,
