@@ -372,16 +372,8 @@ def release_shadow_action(request, pk: int, action: str):
         raise Http404("No such shadow evaluation action.")
     if not permissions.can_promote(request.user):
         raise PermissionDenied("Only ML engineers and admins start or stop a shadow evaluation.")
-    form = ReasonForm(request.POST)
-    reason = form.cleaned_data["reason"] if form.is_valid() else ""
     done, act = _SHADOW_ACTIONS[action]
-    try:
-        act(release, request.user, reason)
-    except DomainError as exc:
-        _domain_error_to_message(request, exc)
-        return redirect("releases:detail", pk=pk)
-    messages.success(request, done)
-    return redirect("releases:detail", pk=pk)
+    return _act_with_reason(request, pk, lambda why: act(release, request.user, why), done)
 
 
 _ROLLOUT_ACTIONS = {
@@ -415,15 +407,23 @@ def release_rollout_action(request, pk: int, action: str):
     if rollout is None:
         messages.error(request, f"Release #{pk} has no rollout under way.")
         return redirect("releases:detail", pk=pk)
+    done, act = _ROLLOUT_ACTIONS[action]
+    return _act_with_reason(
+        request, pk, lambda why: act(rollout, request.user, why), f"Rollout {done}."
+    )
+
+
+def _act_with_reason(request, pk: int, act, done: str):
+    """A release page button that takes an optional reason: run ``act(reason)``, then
+    back to the release page with what happened (or why it did not)."""
     form = ReasonForm(request.POST)
     reason = form.cleaned_data["reason"] if form.is_valid() else ""
-    done, act = _ROLLOUT_ACTIONS[action]
     try:
-        act(rollout, request.user, reason)
+        act(reason)
     except DomainError as exc:
         _domain_error_to_message(request, exc)
         return redirect("releases:detail", pk=pk)
-    messages.success(request, f"Rollout {done}.")
+    messages.success(request, done)
     return redirect("releases:detail", pk=pk)
 
 
