@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 
 from django.db import connection
 from django.db.models import (
@@ -57,11 +58,27 @@ from apps.releases.models import (
 
 @dataclass(frozen=True)
 class LiveTarget:
+    """A live release as the poll sees it: plain values, no model instances (a
+    10,000-service fleet would build 50,000 of them every cycle). ``release`` loads the
+    model, with its service, environment and model version, for the rare path that acts
+    on one (the guard, a notification)."""
+
     target: Target  # plain values for the sources
-    release: Release  # the live release, with service, environment and model version
+    release_id: int
+    service_id: int
+    environment_id: int
+    live_at: datetime | None
+    auto_rollback: bool  # the environment's
+    bake_minutes: int  # the environment's
     # The ServiceEnvironment row whose has_metrics the poll sets once it stores a fleet
     # metric for it; None when the flag is already set (or there is no row).
     unmeasured_target_id: int | None = None
+
+    @cached_property
+    def release(self) -> Release:
+        return Release.objects.select_related(
+            "service__owner_team", "environment", "model_version"
+        ).get(pk=self.release_id)
 
 
 def _slo_of(service, target: ServiceEnvironment | None) -> dict[str, float | None]:
@@ -71,67 +88,93 @@ def _slo_of(service, target: ServiceEnvironment | None) -> dict[str, float | Non
     return {name: getattr(service, f"slo_{name}") for name in SLO_METRICS}
 
 
+_TARGET_COLUMNS = (
+    "id",
+    "service_id",
+    "environment_id",
+    "config",
+    "live_at",
+    "service__name",
+    "service__runtime",
+    *(f"service__slo_{name}" for name in SLO_METRICS),
+    "environment__name",
+    "environment__auto_rollback",
+    "environment__bake_minutes",
+    "model_version__name",
+    "model_version__version",
+    "model_version__tags",
+    "model_version__score_baseline",
+)
+
+
 def poll_targets() -> list[LiveTarget]:
-    """Every live release with what the sources and the SLO judge need (two queries)."""
-    slo_fields = [f"slo_{name}" for name in SLO_METRICS]
-    releases = (
-        Release.objects.filter(state=ReleaseState.LIVE)
-        .select_related("service__owner_team", "environment", "model_version")
-        # Only what the sources, the SLO judge and the guard read: a fleet's worth of
-        # unread columns (rendered manifests, run metrics) cost more than the poll's
-        # own work. Anything else a rare path needs loads on access.
-        .only(
-            "id",
+    """Every live release with what the sources and the SLO judge need (two queries,
+    rows as tuples)."""
+    slo_names = list(SLO_METRICS)
+    overrides = {
+        (row[0], row[1]): row[2:]
+        for row in ServiceEnvironment.objects.values_list(
             "service_id",
             "environment_id",
-            "model_version_id",
-            "config",
-            "live_at",
-            "state",
-            "kind",
-            "service__name",
-            "service__runtime",
-            "service__owner_team__slug",
-            *(f"service__{name}" for name in slo_fields),
-            "environment__name",
-            "environment__order",
-            "environment__auto_rollback",
-            "environment__bake_minutes",
-            "model_version__name",
-            "model_version__version",
-            "model_version__tags",
-            "model_version__score_baseline",
-        )
-        .order_by("environment__order", "service__name")
-    )
-    overrides = {
-        (t.service_id, t.environment_id): t
-        for t in ServiceEnvironment.objects.only(
-            "service_id", "environment_id", "has_metrics", *slo_fields
+            "id",
+            "has_metrics",
+            *(f"slo_{name}" for name in slo_names),
         )
     }
+    rows = (
+        Release.objects.filter(state=ReleaseState.LIVE)
+        .order_by("environment__order", "service__name")
+        .values_list(*_TARGET_COLUMNS)
+    )
     out = []
-    for release in releases:
-        version = release.model_version
-        row = overrides.get((release.service_id, release.environment_id))
+    for (
+        release_id,
+        service_id,
+        environment_id,
+        config,
+        live_at,
+        service,
+        runtime,
+        *row,
+    ) in rows:
+        service_slo = row[: len(slo_names)]
+        environment, auto_rollback, bake_minutes, model, version, tags, baseline = row[
+            len(slo_names) :
+        ]
+        override = overrides.get((service_id, environment_id))
+        if override is None:
+            slo = dict(zip(slo_names, service_slo, strict=True))
+            unmeasured = None
+        else:
+            # Effective thresholds, as ServiceEnvironment.slo(): the environment's
+            # override, else the service's.
+            target_id, has_metrics, *target_slo = override
+            slo = {
+                name: mine if mine is not None else theirs
+                for name, mine, theirs in zip(slo_names, target_slo, service_slo, strict=True)
+            }
+            unmeasured = None if has_metrics else target_id
         out.append(
             LiveTarget(
                 target=Target(
-                    service=release.service.name,
-                    environment=release.environment.name,
-                    runtime=release.service.runtime,
-                    release_id=release.pk,
-                    model_version=str(version),
-                    model_tags={str(k): str(v) for k, v in (version.tags or {}).items()},
-                    score_baseline=version.score_baseline,
-                    config=release.config or {},
-                    live_at=release.live_at,
-                    # Effective thresholds (ServiceEnvironment.slo()), for the sources
-                    # and the SLO judge.
-                    slo=_slo_of(release.service, row),
+                    service=service,
+                    environment=environment,
+                    runtime=runtime,
+                    release_id=release_id,
+                    model_version=f"{model} v{version}",
+                    model_tags={str(k): str(v) for k, v in (tags or {}).items()},
+                    score_baseline=baseline,
+                    config=config or {},
+                    live_at=live_at,
+                    slo=slo,
                 ),
-                release=release,
-                unmeasured_target_id=row.pk if row is not None and not row.has_metrics else None,
+                release_id=release_id,
+                service_id=service_id,
+                environment_id=environment_id,
+                live_at=live_at,
+                auto_rollback=auto_rollback,
+                bake_minutes=bake_minutes,
+                unmeasured_target_id=unmeasured,
             )
         )
     return out

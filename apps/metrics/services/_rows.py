@@ -1,25 +1,28 @@
-"""Writing many plain rows in one statement, without building a model instance per row.
+"""Writing many plain rows in a few statements, without building a model instance per row.
 
-A poll writes thousands of rows (samples, latest values, SLO states). Django's
+A poll writes tens of thousands of rows (samples, latest values, SLO states). Django's
 ``bulk_create`` makes a model instance per row and compiles an INSERT with one
-placeholder per value, which cost more than the database's own work. On PostgreSQL
-samples go through ``COPY`` and upserts through one ``INSERT ... SELECT ... ON CONFLICT``
-reading the rows from one JSON parameter; elsewhere (SQLite, the embedded demo) through
-``bulk_create``.
+placeholder per value, which cost more than the database's own work. On PostgreSQL rows
+are staged: sent once with ``COPY`` into a temporary table, from which one statement
+appends them to a table and another upserts them into a second (``INSERT ... SELECT ...
+ON CONFLICT``); the rows cross the wire once however many tables they land in. Elsewhere
+(SQLite, the embedded demo) the same calls go through ``bulk_create``.
 
 Rows are tuples in the order of ``fields`` (attribute names such as ``service_id``).
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
-from datetime import datetime
+import contextlib
+import itertools
+from collections.abc import Iterator, Sequence
 
 from django.db import connection
 from django.db.models import Model
 
 from apps.metrics.services._batch import WRITE_BATCH
+
+_stage_numbers = itertools.count()
 
 
 def _columns(model: type[Model], fields: Sequence[str]):
@@ -32,29 +35,99 @@ def _logged(cursor, sql: str):
     driver cursor, so the figures stay honest."""
     debug = getattr(cursor, "debug_sql", None)
     if debug is None:
-        import contextlib
-
         return contextlib.nullcontext()
     return debug(sql)
 
 
-def copy_rows(model: type[Model], fields: Sequence[str], rows: Sequence[tuple]) -> int:
-    """Append ``rows`` to ``model``'s table: one ``COPY`` on PostgreSQL."""
-    if not rows:
-        return 0
-    if connection.vendor != "postgresql":
-        model.objects.bulk_create(
-            [model(**dict(zip(fields, row, strict=True))) for row in rows],
-            batch_size=WRITE_BATCH,
+class StagedRows:
+    """Rows of ``fields`` (shaped like ``model``'s columns) ready to be written to one or
+    more tables. Made by ``staged_rows``; valid inside its ``with`` block."""
+
+    def __init__(self, model: type[Model], fields: Sequence[str], rows: Sequence[tuple]):
+        self.model = model
+        self.fields = tuple(fields)
+        self.rows = rows
+        self.table = ""  # the temporary table, on PostgreSQL
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def append_to(self, model: type[Model]) -> int:
+        """Insert every row into ``model``'s table."""
+        if not self.rows:
+            return 0
+        if not self.table:
+            model.objects.bulk_create(self._instances(model), batch_size=WRITE_BATCH)
+            return len(self.rows)
+        qn = connection.ops.quote_name
+        names = ", ".join(qn(f.column) for f in _columns(model, self.fields))
+        with connection.cursor() as cursor:
+            # Identifiers come from the models' _meta and are quoted; no value is in the SQL.
+            cursor.execute(
+                f"INSERT INTO {qn(model._meta.db_table)} ({names}) "  # noqa: S608 # nosec B608
+                f"SELECT {names} FROM {qn(self.table)}"
+            )
+        return len(self.rows)
+
+    def upsert_to(self, model: type[Model], *, unique: Sequence[str], update: Sequence[str]) -> int:
+        """Insert every row into ``model``'s table, or update ``update`` where a row with
+        the same ``unique`` fields exists. The rows must be unique on ``unique``."""
+        if not self.rows:
+            return 0
+        if not self.table:
+            model.objects.bulk_create(
+                self._instances(model),
+                batch_size=WRITE_BATCH,
+                update_conflicts=True,
+                unique_fields=[f.removesuffix("_id") for f in unique],
+                update_fields=[f.removesuffix("_id") for f in update],
+            )
+            return len(self.rows)
+        qn = connection.ops.quote_name
+        names = ", ".join(qn(f.column) for f in _columns(model, self.fields))
+        conflict = ", ".join(qn(f.column) for f in _columns(model, unique))
+        updates = ", ".join(
+            f"{qn(f.column)} = EXCLUDED.{qn(f.column)}" for f in _columns(model, update)
         )
-        return len(rows)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {qn(model._meta.db_table)} ({names}) "  # noqa: S608 # nosec B608
+                f"SELECT {names} FROM {qn(self.table)} "
+                f"ON CONFLICT ({conflict}) DO UPDATE SET {updates}"
+            )
+        return len(self.rows)
+
+    def _instances(self, model: type[Model]) -> list[Model]:
+        return [model(**dict(zip(self.fields, row, strict=True))) for row in self.rows]
+
+
+@contextlib.contextmanager
+def staged_rows(
+    model: type[Model], fields: Sequence[str], rows: Sequence[tuple]
+) -> Iterator[StagedRows]:
+    """``rows`` staged for ``append_to`` and ``upsert_to``. On PostgreSQL: a temporary
+    table with ``model``'s column types for ``fields``, filled with one ``COPY``; the
+    transaction's commit drops it (it lives only in this session, and never in the WAL).
+    Must run inside a transaction (the poll's); each call stages into a table of its own."""
+    if not connection.in_atomic_block:
+        raise RuntimeError(
+            "staged_rows must run inside a transaction (its table is dropped at commit)"
+        )
+    stage = StagedRows(model, fields, rows)
+    if connection.vendor != "postgresql" or not rows:
+        yield stage
+        return
     qn = connection.ops.quote_name
-    columns = ", ".join(qn(f.column) for f in _columns(model, fields))
-    sql = f"COPY {qn(model._meta.db_table)} ({columns}) FROM STDIN"
-    with connection.cursor() as cursor, _logged(cursor, sql), cursor.cursor.copy(sql) as copy:
-        for row in rows:
-            copy.write_row(row)
-    return len(rows)
+    columns = _columns(model, fields)
+    stage.table = f"slipway_stage_{next(_stage_numbers)}"
+    definition = ", ".join(f"{qn(f.column)} {f.db_type(connection)}" for f in columns)
+    copy_sql = f"COPY {qn(stage.table)} ({', '.join(qn(f.column) for f in columns)}) FROM STDIN"
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE TEMPORARY TABLE {qn(stage.table)} ({definition}) ON COMMIT DROP")
+        with _logged(cursor, copy_sql), cursor.cursor.copy(copy_sql) as copy:
+            for row in rows:
+                copy.write_row(row)
+    yield stage
 
 
 def upsert_rows(
@@ -66,40 +139,6 @@ def upsert_rows(
     update: Sequence[str],
 ) -> int:
     """Insert ``rows``, or update ``update`` where a row with the same ``unique`` fields
-    exists: one statement on PostgreSQL whatever the number of rows."""
-    if not rows:
-        return 0
-    if connection.vendor != "postgresql":
-        model.objects.bulk_create(
-            [model(**dict(zip(fields, row, strict=True))) for row in rows],
-            batch_size=WRITE_BATCH,
-            update_conflicts=True,
-            unique_fields=[f.removesuffix("_id") for f in unique],
-            update_fields=[f.removesuffix("_id") for f in update],
-        )
-        return len(rows)
-    qn = connection.ops.quote_name
-    columns = _columns(model, fields)
-    names = ", ".join(qn(f.column) for f in columns)
-    # The rows travel as one JSON array of arrays: the json module dumps it in C, where
-    # the driver's array adaptation walks every value in Python.
-    values = ", ".join(f"(row->>{i})::{f.cast_db_type(connection)}" for i, f in enumerate(columns))
-    conflict = ", ".join(qn(f.column) for f in _columns(model, unique))
-    updates = ", ".join(
-        f"{qn(f.column)} = EXCLUDED.{qn(f.column)}" for f in _columns(model, update)
-    )
-    # Identifiers come from the model's _meta and are quoted; every value is bound.
-    sql = (
-        f"INSERT INTO {qn(model._meta.db_table)} ({names}) "  # noqa: S608 # nosec B608
-        f"SELECT {values} FROM json_array_elements(%s::json) AS row "
-        f"ON CONFLICT ({conflict}) DO UPDATE SET {updates}"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [json.dumps(rows, default=_json_value)])
-    return len(rows)
-
-
-def _json_value(value):
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not a column value the upsert knows")
+    exists: on PostgreSQL a COPY and one statement whatever the number of rows."""
+    with staged_rows(model, fields, rows) as stage:
+        return stage.upsert_to(model, unique=unique, update=update)

@@ -18,8 +18,9 @@ from django.utils import timezone
 from apps.audit.services import audit_record, audited_atomic
 from apps.core.errors import Conflict
 from apps.metrics.catalog import format_value
-from apps.metrics.models import GuardDecision, GuardOutcome, SloState
+from apps.metrics.models import GuardDecision, GuardOutcome
 from apps.metrics.selectors import LiveTarget
+from apps.metrics.services.slo import JudgedState
 from apps.releases.models import ReleaseKind
 from apps.releases.selectors import guard_judges_as
 from apps.releases.services import release_rollback, rollback_default_target
@@ -30,7 +31,7 @@ GUARD_ACTOR = "auto-rollback-guard"
 
 
 def guard_consider(
-    *, live: LiveTarget, breaches: Sequence[SloState], now: datetime | None = None
+    *, live: LiveTarget, breaches: Sequence[JudgedState], now: datetime | None = None
 ) -> GuardDecision | None:
     """Roll back ``live.release`` if its environment asks for it (auto_rollback), it is
     within its bake window, and SLOs are in sustained breach (``breaches``).
@@ -43,12 +44,14 @@ def guard_consider(
     with the numbers in its reason, and deploys once this transaction commits.
     """
     now = now or timezone.now()
+    # Decided on the poll's plain values first: a poll in which the whole fleet breaches
+    # outside its bake windows loads no release.
+    if not live.auto_rollback or not breaches or live.live_at is None:
+        return None
+    if not live.live_at <= now <= live.live_at + timedelta(minutes=live.bake_minutes):
+        return None
     release = live.release
     environment = release.environment
-    if not environment.auto_rollback or not breaches or release.live_at is None:
-        return None
-    if not release.live_at <= now <= release.live_at + timedelta(minutes=environment.bake_minutes):
-        return None
     if GuardDecision.objects.filter(release=release).exists():
         return None
     first = breaches[0]
@@ -111,7 +114,7 @@ def guard_consider(
     return decision
 
 
-def _guard_reason(release, breaches: Sequence[SloState], now: datetime) -> str:
+def _guard_reason(release, breaches: Sequence[JudgedState], now: datetime) -> str:
     parts = []
     for state in breaches:
         since = state.breach_started_at or state.streak_since or now

@@ -20,6 +20,7 @@ from apps.metrics.selectors import LiveTarget
 from apps.metrics.services._batch import WRITE_BATCH
 from apps.metrics.services._rows import upsert_rows
 from apps.metrics.sources import Reading
+from apps.releases.models import Release
 
 METRICS_ACTOR = "metrics"
 
@@ -29,7 +30,7 @@ def slo_judge(
     live: Sequence[LiveTarget],
     readings: dict[tuple[str, str, str], Reading],
     now: datetime,
-) -> tuple[list[SloEvent], dict[int, list[SloState]]]:
+) -> tuple[list[SloEvent], dict[int, list[JudgedState]]]:
     """Advance every target's SLO streaks with this cycle's readings; breach after K bad
     polls in a row, recover after R good ones. Returns the events and, per release, the
     SLOs currently in breach (what the guard looks at).
@@ -42,48 +43,48 @@ def slo_judge(
     """
     breach_after = int(conf.get("METRICS_SLO_BREACH_POLLS"))
     recover_after = int(conf.get("METRICS_SLO_RECOVERY_POLLS"))
-    known = {(s.service_id, s.environment_id, s.metric): s for s in SloState.objects.all()}
+    known = {
+        (row[0], row[1], row[2]): JudgedState(*row)
+        for row in SloState.objects.values_list(*_STATE_FIELDS)
+    }
     states, events, breached = [], [], {}
     for item in live:
-        release = item.release
+        release_id = item.release_id
         for slo_key, metric in SLO_METRICS.items():
             threshold = item.target.slo.get(slo_key)
-            key = (release.service_id, release.environment_id, metric)
+            key = (item.service_id, item.environment_id, metric)
             state = known.get(key)
             if state is None:
                 if threshold is None:
                     continue
-                state = SloState(
-                    service_id=key[0], environment_id=key[1], metric=metric, release_id=release.pk
-                )
-            if state.release_id != release.pk or threshold is None:
-                _restart(state, release.pk)
+                state = JudgedState(key[0], key[1], metric, release_id)
+            if state.release_id != release_id or threshold is None:
+                _restart(state, release_id)
             state.threshold = threshold
             reading = readings.get((item.target.service, item.target.environment, metric))
-            if threshold is not None and reading is not None and _judgeable(reading, release):
+            if threshold is not None and reading is not None and _judgeable(reading, item.live_at):
                 event = _advance(state, reading.value, now, breach_after, recover_after)
                 if event is not None:
-                    event.release = release
+                    event.release_id = release_id
                     events.append(event)
             if state.in_breach:
-                breached.setdefault(release.pk, []).append(state)
-            state.pk = None  # written with an upsert below
+                breached.setdefault(release_id, []).append(state)
             states.append(state)
             known.pop(key, None)
     # Targets with nothing live any more: their judgements no longer describe anything.
     for state in known.values():
         if state.in_breach or state.last_evaluated_at is not None:
             _restart(state, None)
-            state.pk = None
             states.append(state)
     upsert_rows(
         SloState,
         _STATE_FIELDS,
-        [tuple(getattr(state, name) for name in _STATE_FIELDS) for state in states],
+        [state.row() for state in states],
         unique=["service_id", "environment_id", "metric"],
         update=_STATE_FIELDS[3:],
     )
     if events:
+        _with_releases(events)
         # One INSERT for the events and one append of all their audit rows to the chain:
         # a poll in which every service breaches costs what a poll with one breach does.
         SloEvent.objects.bulk_create(events, batch_size=WRITE_BATCH)
@@ -109,7 +110,47 @@ _STATE_FIELDS = (
 )
 
 
-def _restart(state: SloState, release_id: int) -> None:
+class JudgedState:
+    """One ``SloState`` row as the judge works on it: its columns as plain attributes
+    (the fields' names), without a model instance each (a 10,000-service fleet has
+    40,000 of them, loaded and written back every poll). The guard reads the same
+    attributes."""
+
+    __slots__ = _STATE_FIELDS
+
+    def __init__(
+        self,
+        service_id,
+        environment_id,
+        metric,
+        release_id,
+        threshold=None,
+        last_value=None,
+        last_evaluated_at=None,
+        consecutive_bad=0,
+        consecutive_good=0,
+        streak_since=None,
+        in_breach=False,
+        breach_started_at=None,
+    ):
+        self.service_id = service_id
+        self.environment_id = environment_id
+        self.metric = metric
+        self.release_id = release_id
+        self.threshold = threshold
+        self.last_value = last_value
+        self.last_evaluated_at = last_evaluated_at
+        self.consecutive_bad = consecutive_bad
+        self.consecutive_good = consecutive_good
+        self.streak_since = streak_since
+        self.in_breach = in_breach
+        self.breach_started_at = breach_started_at
+
+    def row(self) -> tuple:
+        return tuple(getattr(self, name) for name in _STATE_FIELDS)
+
+
+def _restart(state: JudgedState, release_id: int | None) -> None:
     state.release_id = release_id
     state.consecutive_bad = state.consecutive_good = 0
     state.streak_since = None
@@ -119,14 +160,24 @@ def _restart(state: SloState, release_id: int) -> None:
     state.last_evaluated_at = None
 
 
-def _judgeable(reading: Reading, release) -> bool:
-    if release.live_at is None:
+def _judgeable(reading: Reading, live_at: datetime | None) -> bool:
+    if live_at is None:
         return True
-    return reading.time - timedelta(seconds=reading.window_seconds) >= release.live_at
+    return reading.time - timedelta(seconds=reading.window_seconds) >= live_at
+
+
+def _with_releases(events: Sequence[SloEvent]) -> None:
+    """Each event's release, with what the notification names (service, team,
+    environment, model version): one query for all of them."""
+    releases = Release.objects.select_related(
+        "service__owner_team", "environment", "model_version"
+    ).in_bulk({event.release_id for event in events})
+    for event in events:
+        event.release = releases[event.release_id]
 
 
 def _advance(
-    state: SloState, value: float, now: datetime, breach_after: int, recover_after: int
+    state: JudgedState, value: float, now: datetime, breach_after: int, recover_after: int
 ) -> SloEvent | None:
     bad = value > state.threshold
     was_bad = state.consecutive_bad > 0
@@ -152,7 +203,7 @@ def _advance(
     return None
 
 
-def _event(state: SloState, kind: str, polls: int, now: datetime) -> SloEvent:
+def _event(state: JudgedState, kind: str, polls: int, now: datetime) -> SloEvent:
     return SloEvent(
         service_id=state.service_id,
         environment_id=state.environment_id,

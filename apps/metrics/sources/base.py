@@ -73,6 +73,10 @@ class MetricsConfigError(SourceError, ImproperlyConfigured):
 
 
 class Source(Protocol):
+    """A source of readings. The poll reads its sources at the same time, one thread
+    each, so ``poll`` must not touch the database (it gets all it needs in ``targets``)
+    and keeps its own HTTP session."""
+
     #: The key of the source's ``SourceHealth`` row ("prometheus", "drift", "cost", "demo").
     name: str
     #: HTTP requests sent by the last ``poll`` (the benchmark shows it stays flat).
