@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.metrics_poll [--services 1000,10000] [--database-url URL]
                                            [--sqlite] [--no-cost] [--polls 3]
+                                           [--recording-rules]
 
 For each fleet size it prints the HTTP requests each source sent (Prometheus queries,
 Kubernetes pod lists), the database queries per poll, the wall time of a poll, and next
@@ -10,6 +11,12 @@ to them two baselines measured in the same run: the same HTTP reads with nothing
 model instance per row through ``bulk_create``). Then a poll in which every service
 breaches, next to its audit rows appended one by one. Goals (issue 18): 1,000 services
 <= 1 s, 10,000 <= 5 s, queries per poll constant in fleet size, breaches included.
+
+``--recording-rules`` polls what a large fleet should run: the series
+deploy/prometheus/slipway-recording-rules.yml records (METRICS_RECORDING_RULES), after
+``promtool tsdb create-blocks-from rules`` has evaluated the rules over the data, as
+Prometheus does between polls. Without it Prometheus evaluates the default templates
+over every raw series inside the poll, on the same two cores as Slipway and PostgreSQL.
 
 Everything is throwaway: Prometheus (the Debian package) gets backfilled data for every
 service (``promtool tsdb create-blocks-from openmetrics``, 10 minutes at 30 s steps:
@@ -306,6 +313,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-breach", action="store_true", help="skip the poll where every service breaches"
     )
+    parser.add_argument(
+        "--recording-rules",
+        action="store_true",
+        help="poll the series deploy/prometheus/slipway-recording-rules.yml records "
+        "(METRICS_RECORDING_RULES), after promtool has evaluated the rules over the data",
+    )
     args = parser.parse_args(argv)
     sizes = sorted(int(s) for s in args.services.split(","))
 
@@ -324,7 +337,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from tests.fixtures.prometheus import PrometheusProcess
 
-    print(f"database: {connection.vendor}; building Prometheus data for {sizes[-1]} services")
+    print(
+        f"database: {connection.vendor}; PromQL: "
+        f"{'recorded series (--recording-rules)' if args.recording_rules else 'default templates'}"
+        f"; building Prometheus data for {sizes[-1]} services"
+    )
     started = time.perf_counter()
     text = build_openmetrics(sizes[-1])
     prometheus = PrometheusProcess(workdir / "prometheus", openmetrics=text)
@@ -332,6 +349,13 @@ def main(argv: list[str] | None = None) -> int:
         f"backfilled {len(text.splitlines()):,} OpenMetrics lines and started Prometheus in "
         f"{time.perf_counter() - started:.1f} s"
     )
+    if args.recording_rules:
+        started = time.perf_counter()
+        rules = (
+            Path(__file__).resolve().parents[1] / "deploy/prometheus/slipway-recording-rules.yml"
+        )
+        prometheus.backfill_rules(rules, start=TIMES[0], end=T_END + 60)
+        print(f"recorded the rules over the data in {time.perf_counter() - started:.1f} s")
     kube = None
     if not args.no_cost:
         from tests.fixtures.kube import KubeApiDouble
@@ -344,6 +368,9 @@ def main(argv: list[str] | None = None) -> int:
     settings.PROMETHEUS_TIMEOUT_SECONDS = 60
     settings.METRICS_REQUEST_WINDOW = "5m"
     settings.METRICS_DRIFT_WINDOW = "10m"
+    if args.recording_rules:
+        settings.METRICS_RECORDING_RULES = True
+        settings.METRICS_DRIFT_WINDOW = "30m"  # the window the rules file records
     settings.METRICS_COST_BACKEND = "kubernetes" if kube else ""
     if kube:
         settings.KUBE_API_URL = kube.url

@@ -418,6 +418,8 @@ PROMETHEUS_TOKEN = env_str("PROMETHEUS_TOKEN", "")  # for a Prometheus behind an
 PROMETHEUS_VERIFY_TLS = env_bool("PROMETHEUS_VERIFY_TLS", True)
 # PromQL: replace default templates ({"latency": "..."}), or per "<env>/<runtime>" key
 # ("prod/*", "*/kserve-sklearn"); defaults and placeholders are in docs/metrics.md.
+# Read the series deploy/prometheus/slipway-recording-rules.yml records (large fleets).
+METRICS_RECORDING_RULES = env_bool("METRICS_RECORDING_RULES", False)
 METRICS_PROMQL = env_json("METRICS_PROMQL", {})
 METRICS_PROMQL_OVERRIDES = env_json("METRICS_PROMQL_OVERRIDES", {})
 METRICS_REQUEST_WINDOW = env_str("METRICS_REQUEST_WINDOW", "5m")

@@ -47,6 +47,27 @@ DEFAULT_PROMQL: dict[str, str] = {
     ),
 }
 
+# What METRICS_RECORDING_RULES=1 reads instead of DEFAULT_PROMQL: the series that
+# deploy/prometheus/slipway-recording-rules.yml records, each the default template of its
+# family evaluated by Prometheus between polls. A 10,000-service poll then asks for a few
+# stored series instead of computing rates and quantiles over every raw series.
+RECORDED_PROMQL: dict[str, str] = {
+    "latency": (
+        "service_environment:slipway_request_latency_milliseconds:quantile_rate5m"
+        '{environment="$environment", quantile="$quantile"}'
+    ),
+    "error_rate": (
+        'service_environment:slipway_requests_errors:ratio_rate5m{environment="$environment"}'
+    ),
+    "request_rate": 'service_environment:slipway_requests:rate5m{environment="$environment"}',
+    "prediction_scores": (
+        "service_environment_le:slipway_prediction_score_bucket:increase30m"
+        '{environment="$environment"}'
+    ),
+}
+# The windows the rules file bakes in, by the setting that must agree with them.
+RECORDED_WINDOWS = {"METRICS_REQUEST_WINDOW": "5m", "METRICS_DRIFT_WINDOW": "30m"}
+
 DEFAULTS: dict[str, Any] = {
     # --- which sources run --------------------------------------------------------------
     # "prometheus": Prometheus + drift (from Prometheus) + cost; "demo": the simulator.
@@ -58,6 +79,9 @@ DEFAULTS: dict[str, Any] = {
     "PROMETHEUS_VERIFY_TLS": True,
     "METRICS_POLL_SECONDS": 30,
     # --- PromQL -------------------------------------------------------------------------
+    # Read the series deploy/prometheus/slipway-recording-rules.yml records
+    # (RECORDED_PROMQL) instead of DEFAULT_PROMQL: for large fleets.
+    "METRICS_RECORDING_RULES": False,
     # Replaces some of DEFAULT_PROMQL for everything: {"latency": "..."}.
     "METRICS_PROMQL": {},
     # Per environment and runtime: {"prod/*": {...}, "*/kserve-sklearn": {...},

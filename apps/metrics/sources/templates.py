@@ -122,8 +122,8 @@ class TemplateResolver:
             self.overrides, setting="METRICS_PROMQL_OVERRIDES", check_layer=_check_families
         )
         self.base = {
-            family: PromqlTemplate(family, text, f"(default {family!r})")
-            for family, text in conf.DEFAULT_PROMQL.items()
+            family: PromqlTemplate(family, text, origin)
+            for family, text, origin in _default_templates()
         }
         for family, text in base.items():
             self.base[family] = PromqlTemplate(family, text, f"METRICS_PROMQL[{family!r}]")
@@ -140,3 +140,23 @@ class TemplateResolver:
                     )
             self._cache[key] = resolved
         return self._cache[key]
+
+
+def _default_templates() -> list[tuple[str, str, str]]:
+    """(family, text, origin) of the templates METRICS_PROMQL starts from: the defaults,
+    or with METRICS_RECORDING_RULES the recorded series, whose windows are fixed in the
+    rules file and so must be the configured ones."""
+    if not conf.get("METRICS_RECORDING_RULES"):
+        return [(f, text, f"(default {f!r})") for f, text in conf.DEFAULT_PROMQL.items()]
+    for setting, window in conf.RECORDED_WINDOWS.items():
+        if conf.get(setting) != window:
+            raise MetricsConfigError(
+                f"METRICS_RECORDING_RULES reads series recorded over {window}, but "
+                f"{setting}={conf.get(setting)!r}. Set {setting}={window}, or change the "
+                "windows in deploy/prometheus/slipway-recording-rules.yml and "
+                "apps/metrics/conf.py RECORDED_WINDOWS together."
+            )
+    return [
+        (f, text, f"(recorded {f!r}, METRICS_RECORDING_RULES)")
+        for f, text in conf.RECORDED_PROMQL.items()
+    ]
