@@ -68,6 +68,9 @@ def live_counts_on_baseline(
         return None
 
     def at(bound: float) -> float | None:
+        exact = cumulative.get(bound)  # the usual case: both bounds parsed from "0.1"
+        if exact is not None:
+            return exact
         for candidate in live_bounds:
             if abs(candidate - bound) <= _BOUND_TOLERANCE * max(1.0, abs(bound)):
                 return cumulative[candidate]
