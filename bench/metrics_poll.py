@@ -188,22 +188,35 @@ def _poll(at: datetime):
 
 
 def _count_queries(function) -> int:
-    """Statements sent while ``function`` runs. Django's query log keeps only the last
-    9,000, so statements are counted as they go out; the COPY, sent on the driver's own
-    cursor, is logged by the poll's writer and counted from the log."""
+    """Statements sent while ``function`` runs, on every connection: the poll's, and the
+    one its observations are written on (opened in a thread while it runs). Django's
+    query log keeps only the last 9,000, so statements are counted as they go out; a
+    COPY, sent on the driver's own cursor, is logged by the poll's writer and counted
+    from the logs."""
     from django.db import connection
+    from django.db.backends.signals import connection_created
     from django.test.utils import CaptureQueriesContext
 
-    count = 0
+    count, opened = 0, []
 
     def counting(execute, sql, params, many, context):
         nonlocal count
         count += 1
         return execute(sql, params, many, context)
 
-    with CaptureQueriesContext(connection) as log, connection.execute_wrapper(counting):
-        function()
-    return count + sum(1 for q in log.captured_queries if q["sql"].startswith("COPY"))
+    def watch(sender, connection, **kwargs):
+        connection.execute_wrappers.append(counting)
+        connection.force_debug_cursor = True  # so its COPY is logged too
+        opened.append(connection)
+
+    connection_created.connect(watch)
+    try:
+        with CaptureQueriesContext(connection) as log, connection.execute_wrapper(counting):
+            function()
+    finally:
+        connection_created.disconnect(watch)
+    logs = [log.captured_queries, *(other.queries_log for other in opened)]
+    return count + sum(1 for entries in logs for q in entries if q["sql"].startswith("COPY"))
 
 
 class _Recorder:
@@ -432,7 +445,8 @@ def main(argv: list[str] | None = None) -> int:
 
     print(
         f"{'services':>8} {'poll':>4} {'prom q':>6} {'drift q':>7} {'k8s q':>5} "
-        f"{'db q':>5} {'samples':>7} {'poll s':>7} {'reads s':>9} {'write+judge s':>13} {'CPU s':>6}"
+        f"{'db q':>5} {'samples':>7} {'poll s':>7} {'reads s':>9} {'write+judge s':>13} "
+        f"{'CPU s':>6}"
     )
     for r in rows:
         print(

@@ -29,6 +29,10 @@ CASES = {
     ),
     "registry_sync": (["--models", "2", "--versions", "2", "--sqlite"], "first sync of 4 versions"),
     "metrics_poll": (["--services", "10", "--polls", "1"], "all-breach poll, 10 services"),
+    "metrics_poll:recording-rules": (
+        ["--services", "10", "--polls", "1", "--no-breach", "--recording-rules"],
+        "recorded the rules over the data",
+    ),
     "audit_throughput": (["--threads", "1,2", "--seconds", "0.3"], "chain of"),
     "rollout_steps": (["--rollouts", "2"], "window closed -> next commit on the remote"),
     "live_pages": (
