@@ -264,6 +264,30 @@ def test_prometheus_config_is_valid_and_scrapes_slipway():
     assert "web" in allowed.split(","), "Prometheus sends Host: web:8000"
 
 
+def test_prometheus_loads_slipways_recording_rules_from_the_repository(services):
+    # The config names the rules by their path in the container; docker-compose.yml must
+    # mount a file of this repository there, one promtool accepts.
+    config = yaml.safe_load((ROOT / "deploy" / "compose" / "prometheus.yml").read_text())
+    mounts = {}
+    for volume in services["prometheus"]["volumes"]:
+        source, _, rest = volume.partition(":")
+        mounts[rest.split(":")[0]] = source
+    assert config["rule_files"], "the compose Prometheus loads no rules"
+    for path in config["rule_files"]:
+        assert path in mounts, f"{path} is not mounted into the prometheus container"
+        source = ROOT / mounts[path]
+        assert source.is_file(), mounts[path]
+        promtool = need_executable("promtool", "prometheus")
+        done = subprocess.run(
+            [promtool, "check", "rules", str(source)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+
+
 def test_prometheus_scrapes_slipway_with_the_metrics_token(compose, services):
     # /metrics is closed without a token: the compose Prometheus must present the one the
     # Slipway containers read (METRICS_TOKEN in .env), as a file mounted from a secret.
