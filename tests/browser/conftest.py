@@ -15,6 +15,7 @@ import pytest
 from django.db import connection
 
 from tests.services import need_executable
+from tests.waiting import wait_until
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM_ARGS = [
@@ -62,7 +63,29 @@ def browser_page(chromium, live_server):
     page.outside_requests = outside
     yield page
     context.close()
+    _wait_for_requests_in_flight()
     assert not outside, f"pages tried to load from outside: {outside}"
+
+
+def _wait_for_requests_in_flight() -> None:
+    """Closing the page stops its live polls, but a poll the server has already taken
+    still runs on a server thread's connection. The test database is then emptied with
+    one TRUNCATE of every table, which takes their locks one by one: a request holding
+    one table while wanting another that TRUNCATE already holds is a deadlock, and the
+    teardown fails (seen once in a full run). So wait, on PostgreSQL, until no other
+    connection to the test database is inside a statement or a transaction."""
+    if connection.vendor != "postgresql":
+        return
+
+    def quiet() -> bool:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND state IN ('active', 'idle in transaction')"
+            )
+            return cursor.fetchone()[0] == 0
+
+    wait_until(quiet, timeout=15, message="the live server's requests to finish")
 
 
 def sign_in(page, base_url: str, username: str, password: str) -> None:
