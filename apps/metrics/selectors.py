@@ -51,6 +51,7 @@ from apps.releases.models import (
     ReleaseState,
     Service,
     ServiceEnvironment,
+    effective_thresholds,
 )
 
 # --- what the poll polls ----------------------------------------------------------------
@@ -141,19 +142,14 @@ def poll_targets() -> list[LiveTarget]:
         environment, auto_rollback, bake_minutes, model, version, tags, baseline = row[
             len(slo_names) :
         ]
-        override = overrides.get((service_id, environment_id))
-        if override is None:
-            slo = dict(zip(slo_names, service_slo, strict=True))
-            unmeasured = None
-        else:
-            # Effective thresholds, as ServiceEnvironment.slo(): the environment's
-            # override, else the service's.
-            target_id, has_metrics, *target_slo = override
-            slo = {
-                name: mine if mine is not None else theirs
-                for name, mine, theirs in zip(slo_names, target_slo, service_slo, strict=True)
-            }
-            unmeasured = None if has_metrics else target_id
+        target_id, has_metrics, *target_slo = overrides.get(
+            (service_id, environment_id), (None, True, *[None] * len(slo_names))
+        )
+        slo = effective_thresholds(
+            dict(zip(slo_names, target_slo, strict=True)),
+            dict(zip(slo_names, service_slo, strict=True)),
+        )
+        unmeasured = None if has_metrics else target_id
         out.append(
             LiveTarget(
                 target=Target(

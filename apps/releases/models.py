@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -239,15 +240,24 @@ class ServiceEnvironment(models.Model):
 
     def slo(self) -> dict[str, float | None]:
         """Effective SLO thresholds: this environment's override, else the service's."""
-        names = ("p95_latency_ms", "error_rate", "cost_per_day", "drift_psi")
-        return {
-            name: (
-                getattr(self, f"slo_{name}")
-                if getattr(self, f"slo_{name}") is not None
-                else getattr(self.service, f"slo_{name}")
-            )
-            for name in names
-        }
+        return effective_thresholds(
+            {name: getattr(self, f"slo_{name}") for name in SLO_NAMES},
+            {name: getattr(self.service, f"slo_{name}") for name in SLO_NAMES},
+        )
+
+
+SLO_NAMES = ("p95_latency_ms", "error_rate", "cost_per_day", "drift_psi")
+
+
+def effective_thresholds(
+    own: Mapping[str, float | None], inherited: Mapping[str, float | None]
+) -> dict[str, float | None]:
+    """Per SLO name: the environment's threshold (``own``) where it sets one, else the
+    service's (``inherited``). For rows read as values, too (the metrics poll)."""
+    return {
+        name: own.get(name) if own.get(name) is not None else inherited.get(name)
+        for name in SLO_NAMES
+    }
 
 
 class ReleaseState(models.TextChoices):

@@ -44,13 +44,22 @@ class StagedRows:
     more tables. Made by ``staged_rows``; valid inside its ``with`` block."""
 
     def __init__(self, model: type[Model], fields: Sequence[str], rows: Sequence[tuple]):
-        self.model = model
         self.fields = tuple(fields)
         self.rows = rows
+        self.columns = _columns(model, fields)  # the staged table's, from ``model``
         self.table = ""  # the temporary table, on PostgreSQL
 
-    def __len__(self) -> int:
-        return len(self.rows)
+    def _insert(self, model: type[Model]) -> str:
+        """``INSERT INTO <model's table> (<its columns for fields>) SELECT <the staged
+        columns> FROM <the staged table>``; the two column lists may be named apart."""
+        qn = connection.ops.quote_name
+        into = ", ".join(qn(f.column) for f in _columns(model, self.fields))
+        staged = ", ".join(qn(f.column) for f in self.columns)
+        # Identifiers come from the models' _meta and are quoted; no value is in the SQL.
+        return (
+            f"INSERT INTO {qn(model._meta.db_table)} ({into}) "  # noqa: S608 # nosec B608
+            f"SELECT {staged} FROM {qn(self.table)}"
+        )
 
     def append_to(self, model: type[Model]) -> int:
         """Insert every row into ``model``'s table."""
@@ -59,14 +68,8 @@ class StagedRows:
         if not self.table:
             model.objects.bulk_create(self._instances(model), batch_size=WRITE_BATCH)
             return len(self.rows)
-        qn = connection.ops.quote_name
-        names = ", ".join(qn(f.column) for f in _columns(model, self.fields))
         with connection.cursor() as cursor:
-            # Identifiers come from the models' _meta and are quoted; no value is in the SQL.
-            cursor.execute(
-                f"INSERT INTO {qn(model._meta.db_table)} ({names}) "  # noqa: S608 # nosec B608
-                f"SELECT {names} FROM {qn(self.table)}"
-            )
+            cursor.execute(self._insert(model))
         return len(self.rows)
 
     def upsert_to(self, model: type[Model], *, unique: Sequence[str], update: Sequence[str]) -> int:
@@ -84,16 +87,13 @@ class StagedRows:
             )
             return len(self.rows)
         qn = connection.ops.quote_name
-        names = ", ".join(qn(f.column) for f in _columns(model, self.fields))
         conflict = ", ".join(qn(f.column) for f in _columns(model, unique))
         updates = ", ".join(
             f"{qn(f.column)} = EXCLUDED.{qn(f.column)}" for f in _columns(model, update)
         )
         with connection.cursor() as cursor:
             cursor.execute(
-                f"INSERT INTO {qn(model._meta.db_table)} ({names}) "  # noqa: S608 # nosec B608
-                f"SELECT {names} FROM {qn(self.table)} "
-                f"ON CONFLICT ({conflict}) DO UPDATE SET {updates}"
+                f"{self._insert(model)} ON CONFLICT ({conflict}) DO UPDATE SET {updates}"
             )
         return len(self.rows)
 
@@ -118,10 +118,10 @@ def staged_rows(
         yield stage
         return
     qn = connection.ops.quote_name
-    columns = _columns(model, fields)
     stage.table = f"slipway_stage_{next(_stage_numbers)}"
-    definition = ", ".join(f"{qn(f.column)} {f.db_type(connection)}" for f in columns)
-    copy_sql = f"COPY {qn(stage.table)} ({', '.join(qn(f.column) for f in columns)}) FROM STDIN"
+    definition = ", ".join(f"{qn(f.column)} {f.db_type(connection)}" for f in stage.columns)
+    names = ", ".join(qn(f.column) for f in stage.columns)
+    copy_sql = f"COPY {qn(stage.table)} ({names}) FROM STDIN"
     with connection.cursor() as cursor:
         cursor.execute(f"CREATE TEMPORARY TABLE {qn(stage.table)} ({definition}) ON COMMIT DROP")
         with _logged(cursor, copy_sql), cursor.cursor.copy(copy_sql) as copy:

@@ -236,10 +236,8 @@ def _read_sources(due, provided, targets, now) -> dict[str, list[Reading]]:
     latency and drift queries take a second or two each, and it evaluates them on
     several cores). Sources do no database work (``Source``), and ``_read_source``
     turns any failure into the run's error, so a thread never raises."""
-    if len(due) <= 1:
-        return {
-            name: _read_source(name, provided.get(name), targets, now, run) for name, run in due
-        }
+    if not due:
+        return {}
     with ThreadPoolExecutor(max_workers=len(due), thread_name_prefix="metrics-source") as pool:
         futures = {
             name: pool.submit(_read_source, name, provided.get(name), targets, now, run)
