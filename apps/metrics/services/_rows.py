@@ -92,8 +92,9 @@ class StagedRows:
             f"{qn(f.column)} = EXCLUDED.{qn(f.column)}" for f in _columns(model, update)
         )
         with connection.cursor() as cursor:
+            # Identifiers from the models' _meta, quoted; no value is in the SQL.
             cursor.execute(
-                f"{self._insert(model)} ON CONFLICT ({conflict}) DO UPDATE SET {updates}"
+                f"{self._insert(model)} ON CONFLICT ({conflict}) DO UPDATE SET {updates}"  # nosec B608
             )
         return len(self.rows)
 
